@@ -1,0 +1,29 @@
+"""Defaults of the stock Qwen2-VL image and video processors: the one place each constant lives."""
+
+from __future__ import annotations
+
+#: Spatial patch side of the vision tower.
+PATCH_SIZE = 14
+#: Side of the square of patches merged into one LLM token.
+MERGE_SIZE = 2
+#: Frames per temporal patch; still images are repeated this many times.
+TEMPORAL_PATCH_SIZE = 2
+
+#: ``Qwen2VLImageProcessor.size`` defaults (``shortest_edge`` / ``longest_edge`` are pixel counts).
+IMAGE_MIN_PIXELS = 56 * 56
+IMAGE_MAX_PIXELS = 28 * 28 * 1280
+#: ``Qwen2VLVideoProcessor.size`` defaults.
+VIDEO_MIN_PIXELS = 128 * 28 * 28
+VIDEO_MAX_PIXELS = 28 * 28 * 768
+
+#: Largest ``max(h, w) / min(h, w)`` the processors accept.
+MAX_ASPECT_RATIO = 200
+
+#: CLIP normalisation used by every Qwen2-VL / Qwen2.5-VL checkpoint.
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+RESCALE_FACTOR = 1 / 255
+
+#: qwen-vl-utils' own limits (in tokens of ``factor**2`` pixels), used by its ``smart_resize``.
+QWEN_VL_UTILS_MIN_TOKENS = 4
+QWEN_VL_UTILS_MAX_TOKENS = 16384

@@ -1,0 +1,55 @@
+"""Typed errors. Every error vlfast raises on bad input derives from :class:`VlfastError`.
+
+Each also derives from the builtin a caller would expect (``ValueError``, ``TypeError``...),
+so code written against the stock processor's exceptions keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VlfastError",
+    "InvalidImageError",
+    "UnsupportedModeError",
+    "AspectRatioError",
+    "ImageTooLargeError",
+    "DecodeError",
+    "UnsupportedOptionError",
+    "DeviceError",
+    "ImageSourceError",
+]
+
+
+class VlfastError(Exception):
+    """Base class of every error raised by vlfast."""
+
+
+class InvalidImageError(VlfastError, ValueError):
+    """An image array or tensor has the wrong dtype, shape, size or layout."""
+
+
+class UnsupportedModeError(VlfastError, ValueError):
+    """An image mode (PIL mode or channel count) that cannot be converted to RGB."""
+
+
+class AspectRatioError(VlfastError, ValueError):
+    """The image's aspect ratio exceeds what the model accepts (200)."""
+
+
+class ImageTooLargeError(VlfastError, ValueError):
+    """An image or batch exceeds a configured pixel or memory limit."""
+
+
+class DecodeError(VlfastError, ValueError):
+    """Bytes that are not a decodable image (corrupt, truncated or not an image)."""
+
+
+class UnsupportedOptionError(VlfastError, ValueError):
+    """An option value vlfast (or the stock backend it reproduces) does not support."""
+
+
+class DeviceError(VlfastError, RuntimeError):
+    """A device that is unavailable or does not match what the call requires."""
+
+
+class ImageSourceError(VlfastError, ValueError):
+    """An image source (path, URL, data URI) that cannot be read."""

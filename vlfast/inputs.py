@@ -1,0 +1,134 @@
+"""In-memory images (PIL, NumPy, torch) to uint8 RGB ``(H, W, 3)`` tensors, as the stock processors convert them.
+
+The conversion is part of exactness: an RGBA array is composited onto white with float64
+and round-half-even by the PIL backend, with float32 and truncation by the torchvision
+backend, so each backend's rule is reproduced here. PIL images are converted by Pillow
+itself in both backends (``transformers.image_transforms.convert_to_rgb``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from .errors import InvalidImageError, UnsupportedModeError
+from .plans import Backend
+
+__all__ = ["ImageLike", "to_rgb_uint8", "is_image_like"]
+
+ImageLike = PIL.Image.Image | np.ndarray | torch.Tensor
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
+def is_image_like(value: Any) -> bool:
+    """Whether ``value`` is a single image (as opposed to a list of them)."""
+    return isinstance(value, (PIL.Image.Image, np.ndarray, torch.Tensor))
+
+
+def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
+    try:
+        image.load()
+        if not do_convert_rgb:
+            array = np.array(image)
+        elif "A" in image.getbands() or image.info.get("transparency") is not None:
+            rgba = image.convert("RGBA")
+            white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            array = np.array(PIL.Image.alpha_composite(white, rgba).convert("RGB"))
+        else:
+            array = np.array(image.convert("RGB"))
+    except (ValueError, OSError) as error:
+        raise UnsupportedModeError(f"cannot convert a PIL image of mode {image.mode!r} to RGB: {error}") from error
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise UnsupportedModeError(
+            f"PIL image of mode {image.mode!r} is not 8-bit RGB; pass do_convert_rgb=True to convert it"
+        )
+    return torch.from_numpy(array)
+
+
+def _channels_first(shape: tuple[int, ...], input_data_format: str | None) -> bool:
+    if input_data_format is not None:
+        fmt = str(getattr(input_data_format, "value", input_data_format)).lower()
+        if fmt in ("channels_first", "first", "chw"):
+            return True
+        if fmt in ("channels_last", "last", "hwc"):
+            return False
+        raise InvalidImageError(
+            f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
+        )
+    # transformers' infer_channel_dimension_format: the first axis wins when both could be channels.
+    if shape[0] in _CHANNEL_COUNTS:
+        return True
+    if shape[-1] in _CHANNEL_COUNTS:
+        return False
+    raise InvalidImageError(
+        f"cannot find the channel axis of an image of shape {tuple(shape)}: expected 1, 3 or 4 channels"
+    )
+
+
+def _composite_on_white(image_hwc4: torch.Tensor, backend: Backend) -> torch.Tensor:
+    if backend is Backend.PIL:
+        # transformers.image_transforms.convert_to_rgb on arrays (float64, np.round).
+        array = image_hwc4.cpu().numpy()
+        alpha = array[..., 3:4] / 255
+        composite = alpha * array[..., :3] + (1 - alpha) * 255
+        return torch.from_numpy(np.round(composite).astype(np.uint8)).to(image_hwc4.device)
+    # TorchvisionBackend.convert_to_rgb: torchvision to_dtype(scale=True) both ways, float32.
+    values = image_hwc4.to(torch.float32).mul_(1.0 / 255)
+    composite = values[..., :3] * values[..., 3:] + (1 - values[..., 3:])
+    return composite.mul(255 + 1.0 - 1e-3).to(torch.uint8)
+
+
+def to_rgb_uint8(
+    image: ImageLike,
+    backend: Backend | str = Backend.TORCHVISION,
+    *,
+    do_convert_rgb: bool = True,
+    input_data_format: str | None = None,
+) -> torch.Tensor:
+    """One image as a uint8 ``(H, W, 3)`` tensor (a strided view when no conversion is needed).
+
+    Accepts a PIL image (any mode Pillow converts to RGB), a uint8 NumPy array or torch
+    tensor with 1, 3 or 4 channels, channels first or last (inferred as transformers does
+    unless ``input_data_format`` says), or a 2-D grayscale array. Tensors stay on their device.
+
+    Raises:
+        InvalidImageError: wrong type, dtype, rank, channel count or an empty image.
+        UnsupportedModeError: a PIL mode that cannot be converted to RGB.
+    """
+    backend = Backend(backend)
+    if isinstance(image, PIL.Image.Image):
+        tensor = _pil_to_rgb(image, do_convert_rgb)
+    elif isinstance(image, (np.ndarray, torch.Tensor)):
+        tensor = torch.from_numpy(image) if isinstance(image, np.ndarray) else image
+        if tensor.dtype != torch.uint8:
+            raise InvalidImageError(
+                f"images must be uint8, got {str(tensor.dtype).replace('torch.', '')}; "
+                "convert float images in [0, 1] with (x * 255).round() to uint8 first"
+            )
+        if tensor.ndim == 2:
+            tensor = tensor.unsqueeze(-1)
+        if tensor.ndim != 3:
+            raise InvalidImageError(f"an image must have 2 or 3 dimensions, got shape {tuple(tensor.shape)}")
+        if _channels_first(tuple(tensor.shape), input_data_format):
+            tensor = tensor.permute(1, 2, 0)
+        channels = tensor.shape[2]
+        if channels not in _CHANNEL_COUNTS:
+            raise InvalidImageError(f"an image must have 1, 3 or 4 channels, got {channels}")
+        if do_convert_rgb:
+            if channels == 1:
+                tensor = tensor.expand(-1, -1, 3).contiguous()
+            elif channels == 4:
+                tensor = _composite_on_white(tensor, backend)
+        elif channels != 3:
+            raise UnsupportedModeError(f"an image with {channels} channels needs do_convert_rgb=True")
+    else:
+        raise InvalidImageError(
+            f"unsupported image type {type(image).__name__}; expected a PIL image, a NumPy array or a torch tensor "
+            "(use vlfast.load_image for paths, URLs and bytes)"
+        )
+    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise InvalidImageError(f"image is empty: {tensor.shape[0]}x{tensor.shape[1]} pixels")
+    return tensor

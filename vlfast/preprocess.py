@@ -1,0 +1,297 @@
+"""``vlfast.preprocess``: images in, ``pixel_values`` and ``image_grid_thw`` out, bit-exact to the stock processors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from . import cpu_kernel
+from .defaults import (
+    IMAGE_MAX_PIXELS,
+    IMAGE_MIN_PIXELS,
+    MERGE_SIZE,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    PATCH_SIZE,
+    RESCALE_FACTOR,
+    TEMPORAL_PATCH_SIZE,
+)
+from .errors import DeviceError, ImageTooLargeError, InvalidImageError, UnsupportedOptionError
+from .inputs import ImageLike, is_image_like, to_rgb_uint8
+from .layout import patch_grid
+from .plans import Backend, Filter, ResamplePlan, resample_plan
+from .sizing import smart_resize
+from .tables import normalization_table, stock_output_dtype
+
+__all__ = ["Preprocessed", "preprocess", "FrameJob", "run_frames", "select_engine", "ENGINES"]
+
+#: Executors of a plan: the C++ kernel and the Triton kernels ("auto" picks one by device).
+ENGINES = ("auto", "cpp", "triton")
+_OUTPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.uint8)
+
+
+@dataclass
+class Preprocessed:
+    """What :func:`preprocess` returns.
+
+    Attributes:
+        pixel_values: ``(sum(t*h*w), C * temporal_patch_size * patch_size**2)`` on the requested device and dtype.
+        image_grid_thw: ``int64 (N, 3)`` grid of each image in patches, on the CPU (like the stock processor's).
+        original_sizes: ``(height, width)`` of each input image.
+        resized_sizes: ``(height, width)`` of each image as the model sees it.
+    """
+
+    pixel_values: torch.Tensor
+    image_grid_thw: torch.Tensor
+    original_sizes: list[tuple[int, int]] = field(default_factory=list)
+    resized_sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def __iter__(self):
+        """Unpack as ``pixel_values, image_grid_thw = vlfast.preprocess(...)``."""
+        return iter((self.pixel_values, self.image_grid_thw))
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One uint8 ``(H, W, C)`` frame to resample into ``pixel_values`` rows.
+
+    ``row_offset`` is the first row of the frame's temporal block; the frame fills temporal
+    slots ``slot_begin .. slot_begin + slot_count - 1`` (all of them for a still image).
+    """
+
+    pixels: torch.Tensor
+    plan: ResamplePlan
+    row_offset: int
+    slot_begin: int
+    slot_count: int
+
+
+def _triton_available() -> bool:
+    try:
+        from . import triton_engine
+    except ImportError:
+        return False
+    return triton_engine.available()
+
+
+def select_engine(engine: str, device: torch.device) -> str:
+    """Resolve ``engine`` ("auto", "cpp", "triton") for ``device``, or raise a clear error."""
+    if engine not in ENGINES:
+        raise UnsupportedOptionError(f"engine must be one of {ENGINES}, got {engine!r}")
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    if engine == "auto":
+        engine = "triton" if device.type == "cuda" and _triton_available() else "cpp"
+    if engine == "triton":
+        if device.type != "cuda" and not interpreted:
+            raise DeviceError(
+                f"engine='triton' needs a CUDA device (got {device}); set TRITON_INTERPRET=1 to run the kernels "
+                "on CPU tensors with Triton's interpreter"
+            )
+        if not _triton_available():
+            raise DeviceError("engine='triton' needs the triton package and a CUDA device (or TRITON_INTERPRET=1)")
+    elif engine == "cpp" and not cpu_kernel.available():
+        raise DeviceError("the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler")
+    return engine
+
+
+def run_frames(
+    jobs: Sequence[FrameJob],
+    table: torch.Tensor,
+    out: torch.Tensor,
+    *,
+    engine: str,
+    patch_size: int,
+    merge_size: int,
+    temporal_patch_size: int,
+) -> None:
+    """Write every job into ``out`` with the resolved ``engine`` ("cpp" on the CPU, "triton" on ``out.device``)."""
+    if engine == "triton":
+        from . import triton_engine
+
+        triton_engine.run_batch(
+            [job.pixels for job in jobs],
+            [job.plan for job in jobs],
+            table,
+            out,
+            [job.row_offset for job in jobs],
+            patch_size=patch_size,
+            merge_size=merge_size,
+            temporal_patch_size=temporal_patch_size,
+            slot_begins=[job.slot_begin for job in jobs],
+            slot_counts=[job.slot_count for job in jobs],
+        )
+        return
+    for job in jobs:
+        cpu_kernel.run_frame(
+            job.pixels.numpy(),
+            job.plan,
+            table,
+            out,
+            job.row_offset,
+            patch_size=patch_size,
+            merge_size=merge_size,
+            temporal_patch_size=temporal_patch_size,
+            slot_begin=job.slot_begin,
+            slot_count=job.slot_count,
+        )
+
+
+def _flatten(images: ImageLike | Sequence) -> list[ImageLike]:
+    if is_image_like(images):
+        return [images]
+    if isinstance(images, (list, tuple)):
+        flat: list[ImageLike] = []
+        for item in images:
+            flat.extend(_flatten(item) if isinstance(item, (list, tuple)) else [item])
+        return flat
+    raise InvalidImageError(
+        f"images must be an image or a list of images (PIL, NumPy, torch), got {type(images).__name__}"
+    )
+
+
+def stage_frame(pixels: torch.Tensor, engine: str, device: torch.device) -> torch.Tensor:
+    """Put a uint8 HWC frame where ``engine`` reads it: host memory for "cpp", ``device`` for "triton"
+    (host frames go through pinned memory with an asynchronous copy on the current stream)."""
+    if engine == "cpp":
+        return pixels if pixels.device.type == "cpu" else pixels.cpu()
+    if pixels.device == device:
+        return pixels
+    if device.type == "cuda" and pixels.device.type == "cpu":
+        return pixels.contiguous().pin_memory().to(device, non_blocking=True)
+    return pixels.to(device)
+
+
+def check_output_budget(rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None) -> None:
+    """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``."""
+    size = rows * columns * torch.empty((), dtype=dtype).element_size()
+    if max_output_bytes is not None and size > max_output_bytes:
+        raise ImageTooLargeError(
+            f"pixel_values would take {size / 2**20:.1f} MiB ({rows} rows), over max_output_bytes="
+            f"{max_output_bytes / 2**20:.1f} MiB; split the batch or lower max_pixels"
+        )
+
+
+def preprocess(
+    images: ImageLike | Sequence[ImageLike],
+    *,
+    backend: Backend | str = Backend.TORCHVISION,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    engine: str = "auto",
+    resample: Filter | str | int = Filter.BICUBIC,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
+    temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
+    do_resize: bool = True,
+    do_rescale: bool = True,
+    rescale_factor: float = RESCALE_FACTOR,
+    do_normalize: bool = True,
+    image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN,
+    image_std: float | Sequence[float] = OPENAI_CLIP_STD,
+    do_convert_rgb: bool = True,
+    input_data_format: str | None = None,
+    max_output_bytes: int | None = None,
+) -> Preprocessed:
+    """Preprocess images for Qwen2-VL / Qwen2.5-VL exactly as transformers does, in fused kernels.
+
+    Args:
+        images: a PIL image, uint8 NumPy array or torch tensor (HWC or CHW, 1/3/4 channels),
+            or a list of them (sizes may differ).
+        backend: the stock processor reproduced bit for bit: ``"torchvision"``
+            (``Qwen2VLImageProcessor`` on CPU) or ``"pil"`` (``Qwen2VLImageProcessorPil``).
+        device: where ``pixel_values`` is returned (e.g. the model's device).
+        dtype: dtype of ``pixel_values`` (float32, bfloat16, float16); default: the stock dtype.
+            A non-float32 result equals the stock float32 result cast with ``.to(dtype)``.
+        engine: ``"cpp"`` (C++ kernel), ``"triton"`` (GPU kernels) or ``"auto"``.
+        min_pixels, max_pixels: area bounds of :func:`vlfast.smart_resize` (class defaults
+            3136 and 1003520; Qwen2.5-VL checkpoints use 3136 and 12845056).
+        max_output_bytes: raise :class:`ImageTooLargeError` before allocating more than this.
+
+    The other arguments mirror the stock processor's options of the same name.
+
+    Returns:
+        :class:`Preprocessed`; unpacks as ``pixel_values, image_grid_thw``.
+
+    Example:
+        >>> import numpy as np, vlfast
+        >>> out = vlfast.preprocess(np.zeros((1080, 1920, 3), np.uint8), max_pixels=12845056)
+        >>> out.pixel_values.shape, out.image_grid_thw.tolist()
+        (torch.Size([10764, 1176]), [[1, 78, 138]])
+    """
+    backend = Backend(backend)
+    resample = Filter.from_any(resample)
+    device = torch.device(device)
+    min_pixels = IMAGE_MIN_PIXELS if min_pixels is None else min_pixels
+    max_pixels = IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
+    if dtype is None:
+        dtype = stock_output_dtype(backend, do_rescale, do_normalize)
+    if dtype not in _OUTPUT_DTYPES:
+        raise UnsupportedOptionError(f"dtype must be one of {[str(d) for d in _OUTPUT_DTYPES]}, got {dtype}")
+    for name, value in (
+        ("patch_size", patch_size),
+        ("merge_size", merge_size),
+        ("temporal_patch_size", temporal_patch_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UnsupportedOptionError(f"{name} must be a positive integer, got {value!r}")
+    engine = select_engine(engine, device)
+    factor = patch_size * merge_size
+
+    pictures = [
+        to_rgb_uint8(image, backend, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format)
+        for image in _flatten(images)
+    ]
+    if not pictures:
+        raise InvalidImageError("no images were given")
+    jobs: list[FrameJob] = []
+    grids: list[list[int]] = []
+    original_sizes: list[tuple[int, int]] = []
+    resized_sizes: list[tuple[int, int]] = []
+    rows = 0
+    for pixels in pictures:
+        height, width = int(pixels.shape[0]), int(pixels.shape[1])
+        if do_resize:
+            target = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+        else:
+            target = (height, width)
+        grid = patch_grid(*target, patch_size, merge_size)
+        plan = resample_plan(height, width, *target, resample, backend)
+        jobs.append(FrameJob(stage_frame(pixels, engine, device), plan, rows, 0, temporal_patch_size))
+        grids.append([1, grid.h, grid.w])
+        original_sizes.append((height, width))
+        resized_sizes.append(target)
+        rows += grid.rows
+
+    columns = 3 * temporal_patch_size * patch_size * patch_size
+    check_output_budget(rows, columns, dtype, max_output_bytes)
+    work_device = device if engine == "triton" else torch.device("cpu")
+    pin = engine == "cpp" and device.type == "cuda"
+    out = torch.empty((rows, columns), dtype=dtype, device=work_device, pin_memory=pin)
+    table = normalization_table(
+        backend,
+        do_rescale=do_rescale,
+        rescale_factor=rescale_factor,
+        do_normalize=do_normalize,
+        image_mean=image_mean,
+        image_std=image_std,
+        dtype=dtype,
+        device=work_device,
+    )
+    run_frames(
+        jobs,
+        table,
+        out,
+        engine=engine,
+        patch_size=patch_size,
+        merge_size=merge_size,
+        temporal_patch_size=temporal_patch_size,
+    )
+    if out.device != device:
+        out = out.to(device, non_blocking=True)
+    grid_thw = torch.tensor(grids, dtype=torch.int64)
+    return Preprocessed(out, grid_thw, original_sizes, resized_sizes)

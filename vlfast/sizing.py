@@ -1,0 +1,97 @@
+"""Target sizes: the ``smart_resize`` rule of transformers, and qwen-vl-utils' variant."""
+
+from __future__ import annotations
+
+import math
+
+from .defaults import (
+    IMAGE_MAX_PIXELS,
+    IMAGE_MIN_PIXELS,
+    MAX_ASPECT_RATIO,
+    MERGE_SIZE,
+    PATCH_SIZE,
+    QWEN_VL_UTILS_MAX_TOKENS,
+    QWEN_VL_UTILS_MIN_TOKENS,
+)
+from .errors import AspectRatioError, InvalidImageError, UnsupportedOptionError
+
+__all__ = ["smart_resize", "smart_resize_qwen_vl_utils"]
+
+DEFAULT_FACTOR = PATCH_SIZE * MERGE_SIZE
+
+
+def _check(height: int, width: int, factor: int) -> None:
+    for name, value in (("height", height), ("width", width), ("factor", factor)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidImageError(f"{name} must be a positive integer, got {value!r}")
+    ratio = max(height, width) / min(height, width)
+    if ratio > MAX_ASPECT_RATIO:
+        raise AspectRatioError(f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, got {ratio}")
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = DEFAULT_FACTOR,
+    min_pixels: int = IMAGE_MIN_PIXELS,
+    max_pixels: int = IMAGE_MAX_PIXELS,
+) -> tuple[int, int]:
+    """The model input size for a ``height x width`` image, exactly as transformers computes it.
+
+    Both sides become multiples of ``factor`` (Python's round-half-even), the area is
+    brought inside ``[min_pixels, max_pixels]`` keeping the aspect ratio, and when shrinking
+    each side is at least ``factor``.
+
+    Raises:
+        AspectRatioError: ``max(h, w) / min(h, w) > 200``.
+        InvalidImageError: a size that is not a positive integer.
+
+    Example:
+        >>> smart_resize(1080, 1920)
+        (728, 1316)
+    """
+    _check(height, width, factor)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def smart_resize_qwen_vl_utils(
+    height: int,
+    width: int,
+    factor: int = DEFAULT_FACTOR,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> tuple[int, int]:
+    """``qwen_vl_utils.smart_resize``: the rule of Qwen's own preprocessing helpers.
+
+    It differs from :func:`smart_resize` in three ways: the first rounding is clamped to at
+    least ``factor`` (so a 10-pixel side starts at 28, not 0), the shrinking branch is not
+    clamped (a side can reach 0), and the defaults are 4 and 16384 tokens of ``factor**2``
+    pixels. For 10x1000 with the defaults of both: ``(28, 1008)`` here, ``(28, 560)`` in
+    transformers.
+    """
+    _check(height, width, factor)
+    max_pixels = max_pixels if max_pixels is not None else QWEN_VL_UTILS_MAX_TOKENS * factor**2
+    min_pixels = min_pixels if min_pixels is not None else QWEN_VL_UTILS_MIN_TOKENS * factor**2
+    if max_pixels < min_pixels:
+        raise UnsupportedOptionError(f"max_pixels ({max_pixels}) must be >= min_pixels ({min_pixels})")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar

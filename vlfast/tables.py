@@ -1,0 +1,125 @@
+"""Normalization tables: rescale + normalize of every uint8 value, per channel.
+
+After resizing, every pixel is one of 256 values per channel, so the stock processors'
+float pipeline (rescale, normalize, cast) collapses to a ``(C, 256)`` lookup table. Each
+table is computed with the very operations - same library, same dtypes, same order - that
+the reproduced backend applies to whole images, so a lookup gives the same bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .errors import UnsupportedOptionError
+from .plans import Backend
+
+__all__ = ["normalization_table", "stock_output_dtype"]
+
+_LEVELS = 256
+
+
+def _per_channel(value: float | Sequence[float], channels: int, name: str) -> tuple[float, ...]:
+    values = (float(value),) * channels if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+    if len(values) != channels:
+        raise UnsupportedOptionError(f"{name} must have {channels} elements, got {len(values)}")
+    return values
+
+
+def _pil_table(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> np.ndarray:
+    # transformers.image_transforms.rescale / normalize, applied to a (C, 256) ramp.
+    ramp = np.broadcast_to(np.arange(_LEVELS, dtype=np.uint8), (channels, _LEVELS))
+    values: np.ndarray = ramp
+    if do_rescale:
+        values = (ramp.astype(np.float64) * rescale_factor).astype(np.float32)
+    if do_normalize:
+        if not np.issubdtype(values.dtype, np.floating):
+            values = values.astype(np.float32)
+        mean_arr = np.array(mean, dtype=values.dtype)
+        std_arr = np.array(std, dtype=values.dtype)
+        values = ((values.T - mean_arr) / std_arr).T
+    # Qwen2VLImageProcessorPil.patchify: np.asarray(image, dtype=np.float32).
+    return np.asarray(values, dtype=np.float32)
+
+
+def _torchvision_table(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> torch.Tensor:
+    # TorchvisionBackend.rescale_and_normalize (with _fuse_mean_std_and_rescale_factor) and
+    # torchvision's normalize_image, applied to a (C, 1, 256) ramp.
+    ramp = torch.arange(_LEVELS, dtype=torch.uint8).expand(channels, 1, _LEVELS).contiguous()
+    if do_normalize:
+        mean_t = torch.tensor(mean)
+        std_t = torch.tensor(std)
+        if do_rescale:
+            mean_t = mean_t * (1.0 / rescale_factor)
+            std_t = std_t * (1.0 / rescale_factor)
+        if bool((std_t == 0).any()):
+            raise UnsupportedOptionError("image_std contains 0, leading to division by zero")
+        values = ramp.to(torch.float32).sub_(mean_t.view(-1, 1, 1)).div_(std_t.view(-1, 1, 1))
+    elif do_rescale:
+        values = ramp * rescale_factor
+    else:
+        values = ramp
+    return values.reshape(channels, _LEVELS)
+
+
+def stock_output_dtype(backend: Backend, do_rescale: bool, do_normalize: bool) -> torch.dtype:
+    """dtype of the stock ``pixel_values``: float32, except the torchvision backend with neither
+    rescale nor normalize, which keeps uint8."""
+    if backend is Backend.TORCHVISION and not do_rescale and not do_normalize:
+        return torch.uint8
+    return torch.float32
+
+
+@lru_cache(maxsize=64)
+def _cached_table(
+    backend: Backend,
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    channels: int,
+    dtype: torch.dtype,
+    device: str,
+) -> torch.Tensor:
+    if backend is Backend.PIL:
+        table = torch.from_numpy(_pil_table(do_rescale, rescale_factor, do_normalize, mean, std, channels))
+    else:
+        table = _torchvision_table(do_rescale, rescale_factor, do_normalize, mean, std, channels)
+    return table.to(dtype).contiguous().to(device)
+
+
+def normalization_table(
+    backend: Backend | str,
+    *,
+    do_rescale: bool = True,
+    rescale_factor: float = 1 / 255,
+    do_normalize: bool = True,
+    image_mean: float | Sequence[float] = (0.0, 0.0, 0.0),
+    image_std: float | Sequence[float] = (1.0, 1.0, 1.0),
+    channels: int = 3,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The ``(channels, 256)`` table whose entry ``[c, v]`` is the stock output for value ``v``
+    of channel ``c``, cast to ``dtype`` (as ``stock_result.to(dtype)`` would be). Cached.
+
+    Example:
+        >>> t = normalization_table("pil", image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+        >>> t[0, 255].item()
+        1.0
+    """
+    backend = Backend(backend)
+    mean = _per_channel(image_mean, channels, "image_mean") if do_normalize else ()
+    std = _per_channel(image_std, channels, "image_std") if do_normalize else ()
+    if do_normalize and 0.0 in std:
+        raise UnsupportedOptionError("image_std contains 0, leading to division by zero")
+    if do_rescale and rescale_factor == 0 and do_normalize and backend is Backend.TORCHVISION:
+        raise UnsupportedOptionError("rescale_factor must be non-zero for the torchvision backend")
+    factor = float(rescale_factor) if do_rescale else 0.0
+    return _cached_table(
+        backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(torch.device(device))
+    )
