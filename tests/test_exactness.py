@@ -1,0 +1,212 @@
+"""vlfast.preprocess (C++ engine) is bit-identical to the stock transformers processors.
+
+Every comparison is ``torch.equal`` against the installed ``Qwen2VLImageProcessor`` (torchvision
+backend, CPU) or ``Qwen2VLImageProcessorPil`` run on the same input.
+"""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
+
+import vlfast
+from vlfast.plans import Filter
+
+pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+
+STOCK = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}
+CLASS_DEFAULTS: dict = {}
+QWEN25_VL = {"min_pixels": 3136, "max_pixels": 12845056}
+CONFIGS = {"class-defaults": CLASS_DEFAULTS, "qwen2.5-vl": QWEN25_VL}
+FILTERS = {
+    "torchvision": [Filter.BILINEAR, Filter.BICUBIC, Filter.LANCZOS],
+    "pil": [Filter.NEAREST, Filter.BOX, Filter.BILINEAR, Filter.HAMMING, Filter.BICUBIC, Filter.LANCZOS],
+}
+PIL_CODES = {
+    Filter.NEAREST: Image.Resampling.NEAREST,
+    Filter.BOX: Image.Resampling.BOX,
+    Filter.BILINEAR: Image.Resampling.BILINEAR,
+    Filter.HAMMING: Image.Resampling.HAMMING,
+    Filter.BICUBIC: Image.Resampling.BICUBIC,
+    Filter.LANCZOS: Image.Resampling.LANCZOS,
+}
+
+_stock_cache: dict = {}
+
+
+def stock_processor(backend: str, **config):
+    key = (backend, repr(sorted(config.items())))
+    if key not in _stock_cache:
+        _stock_cache[key] = STOCK[backend](**config)
+    return _stock_cache[key]
+
+
+def assert_exact(images, backend, config, resample=Filter.BICUBIC, dtypes=(torch.float32,)):
+    stock_config = dict(config)
+    if resample is not Filter.BICUBIC:
+        stock_config["resample"] = PIL_CODES[resample]
+    expected = stock_processor(backend, **stock_config)(images=images, return_tensors="pt")
+    for dtype in dtypes:
+        got = vlfast.preprocess(images, backend=backend, dtype=dtype, resample=resample, engine="cpp", **config)
+        assert got.pixel_values.dtype == dtype
+        assert torch.equal(got.image_grid_thw, expected["image_grid_thw"])
+        assert got.image_grid_thw.dtype == torch.int64
+        assert torch.equal(got.pixel_values, expected["pixel_values"].to(dtype)), (backend, dtype, config)
+
+
+def real_photos():
+    return {
+        "astronaut": data.astronaut(),
+        "chelsea": data.chelsea(),
+        "coffee": data.coffee(),
+        "rocket": data.rocket(),
+        "hubble": data.hubble_deep_field(),
+        "camera-L": Image.fromarray(data.camera()),
+        "coins-L": Image.fromarray(data.coins()),
+        "page-gray-hw1": data.page()[:, :, None],
+        "logo-RGBA-array": data.logo(),
+        "logo-RGBA-pil": Image.fromarray(data.logo()),
+        "chelsea-CHW-tensor": torch.from_numpy(data.chelsea()).permute(2, 0, 1).contiguous(),
+        "rocket-HWC-tensor-strided": torch.from_numpy(data.rocket())[::2, 1::3],
+    }
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+@pytest.mark.parametrize("name", list(real_photos()))
+def test_real_photos(name, backend, config):
+    image = real_photos()[name]
+    assert_exact([image], backend, config, dtypes=(torch.float32, torch.bfloat16, torch.float16))
+
+
+def synthetic_images():
+    rng = np.random.default_rng(7)
+    yy, xx = np.indices((181, 263))
+    board = ((yy // 4 + xx // 4) % 2 * 255).astype(np.uint8)
+    alpha = rng.integers(0, 256, (97, 133, 1), dtype=np.uint8)
+    rgba = np.concatenate([rng.integers(0, 256, (97, 133, 3), dtype=np.uint8), alpha], axis=-1)
+    palette = Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)).convert("P")
+    palette.info["transparency"] = 3
+    return {
+        "noise": rng.integers(0, 256, (211, 307, 3), dtype=np.uint8),
+        "edges": np.stack([board, 255 - board, board], axis=-1),
+        "gradient": np.stack([yy % 256, xx % 256, (yy + xx) % 256], axis=-1).astype(np.uint8),
+        "constant-0": np.zeros((120, 77, 3), np.uint8),
+        "constant-255": np.full((64, 300, 3), 255, np.uint8),
+        "single-pixel-lines": np.repeat((np.arange(140) % 2 * 255).astype(np.uint8)[:, None, None], 3, axis=2).repeat(
+            90, axis=1
+        ),
+        "alpha-array": rgba,
+        "alpha-pil-RGBA": Image.fromarray(rgba),
+        "alpha-pil-LA": Image.fromarray(rgba[..., [0, 3]], mode="LA"),
+        "palette-transparency": palette,
+        "cmyk": Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).convert("CMYK"),
+    }
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+@pytest.mark.parametrize("name", list(synthetic_images()))
+def test_synthetic_worst_cases(name, backend, config):
+    assert_exact([synthetic_images()[name]], backend, config, dtypes=(torch.float32, torch.bfloat16))
+
+
+def random_size_cases(count: int = 220, seed: int = 2024):
+    """Sizes spread over the interesting regimes of smart_resize and the resample passes."""
+    rng = random.Random(seed)
+    cases = []
+    regimes = ["upscale", "downscale", "one-axis", "unchanged", "tiny", "aspect-200", "mixed"]
+    for index in range(count):
+        regime = regimes[index % len(regimes)]
+        if regime == "upscale":  # rounding up to the next multiple of 28
+            height, width = 28 * rng.randint(1, 12) - rng.randint(1, 13), 28 * rng.randint(1, 12) - rng.randint(1, 13)
+        elif regime == "downscale":
+            height, width = 28 * rng.randint(1, 12) + rng.randint(1, 13), 28 * rng.randint(1, 12) + rng.randint(1, 13)
+        elif regime == "one-axis":
+            height, width = 28 * rng.randint(2, 12), rng.randint(20, 400)
+            if rng.random() < 0.5:
+                height, width = width, height
+        elif regime == "unchanged":
+            height, width = 28 * rng.randint(2, 14), 28 * rng.randint(2, 14)
+        elif regime == "tiny":  # forced up by min_pixels
+            height, width = rng.randint(1, 40), rng.randint(1, 40)
+            if max(height, width) / min(height, width) > 200:
+                height = width
+        elif regime == "aspect-200":
+            short = rng.randint(1, 4)
+            height, width = short, short * rng.randint(150, 200)
+            if rng.random() < 0.5:
+                height, width = width, height
+        else:
+            height, width = rng.randint(1, 500), rng.randint(1, 500)
+            if max(height, width) / min(height, width) > 200:
+                width = height
+        cases.append((height, width))
+    return cases
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_random_sizes(backend, config):
+    rng = np.random.default_rng(11)
+    cases = random_size_cases()
+    assert len(cases) >= 200
+    for height, width in cases:
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        if height in (1, 3, 4):  # an (h, w, 3) array with h in (1, 3, 4) reads as channels-first: pass PIL
+            image = Image.fromarray(image)
+        assert_exact([image], backend, config, dtypes=(torch.float32, torch.bfloat16))
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_huge_images_forced_down_by_max_pixels(backend):
+    rng = np.random.default_rng(5)
+    huge = np.repeat(np.repeat(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), 8, axis=0), 8, axis=1)
+    assert_exact([huge], backend, CLASS_DEFAULTS)  # 2400 x 3200 -> ~1 MP
+    assert_exact([huge[:1300, :2100]], backend, {"min_pixels": 3136, "max_pixels": 200_000})
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_each_resample_filter(backend, config):
+    rng = np.random.default_rng(3)
+    sizes = [(37, 91), (300, 28), (56, 56), (500, 311), (13, 250), (129, 64), (222, 444)]
+    for resample in FILTERS[backend]:
+        for height, width in sizes:
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            assert_exact([image], backend, config, resample=resample, dtypes=(torch.float32, torch.bfloat16))
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_batch_is_the_concatenation_of_single_results(backend):
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(37, 91), (512, 300), (56, 56), (90, 17)]]
+    images.append(data.astronaut())
+    batch = vlfast.preprocess(images, backend=backend, **QWEN25_VL)
+    singles = [vlfast.preprocess(image, backend=backend, **QWEN25_VL) for image in images]
+    assert torch.equal(batch.pixel_values, torch.cat([s.pixel_values for s in singles]))
+    assert torch.equal(batch.image_grid_thw, torch.cat([s.image_grid_thw for s in singles]))
+    assert_exact(images, backend, QWEN25_VL)
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_options_other_than_the_defaults(backend):
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (123, 201, 3), dtype=np.uint8)
+    for options in [
+        {"patch_size": 16, "merge_size": 2},
+        {"patch_size": 14, "merge_size": 1, "temporal_patch_size": 3},
+        {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
+        {"do_normalize": False},
+        {"do_rescale": False},
+        {"do_rescale": False, "do_normalize": False},
+    ]:
+        expected = stock_processor(backend, **options)(images=[image], return_tensors="pt")
+        got = vlfast.preprocess(image, backend=backend, **options)
+        assert got.pixel_values.dtype == expected["pixel_values"].dtype
+        assert torch.equal(got.pixel_values, expected["pixel_values"]), options
+        assert torch.equal(got.image_grid_thw, expected["image_grid_thw"])

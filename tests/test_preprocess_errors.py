@@ -1,0 +1,86 @@
+"""Bad input to vlfast.preprocess raises a typed vlfast error that names the problem."""
+
+import numpy as np
+import pytest
+import torch
+
+import vlfast
+from vlfast import (
+    AspectRatioError,
+    DeviceError,
+    ImageTooLargeError,
+    InvalidImageError,
+    UnsupportedModeError,
+    UnsupportedOptionError,
+    VlfastError,
+)
+
+pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+
+RGB = np.zeros((40, 60, 3), np.uint8)
+
+
+@pytest.mark.parametrize(
+    "image, error, message",
+    [
+        (np.zeros((40, 60, 3), np.float32), InvalidImageError, "images must be uint8, got float32"),
+        (torch.zeros((3, 40, 60), dtype=torch.int16), InvalidImageError, "images must be uint8, got int16"),
+        (np.zeros((40, 0, 3), np.uint8), InvalidImageError, "image is empty: 40x0 pixels"),
+        (np.zeros((0, 0, 3), np.uint8), InvalidImageError, "image is empty"),
+        (np.zeros((40, 60, 2), np.uint8), InvalidImageError, "cannot find the channel axis"),
+        (np.zeros((40, 60, 3, 1), np.uint8), InvalidImageError, "must have 2 or 3 dimensions"),
+        (np.zeros((2, 500, 3), np.uint8), AspectRatioError, "absolute aspect ratio must be smaller than 200"),
+        ("not-an-image", InvalidImageError, "images must be an image or a list of images"),
+        ([RGB, 42], InvalidImageError, "unsupported image type int"),
+        ([], InvalidImageError, "no images were given"),
+    ],
+)
+def test_bad_images(image, error, message):
+    with pytest.raises(error, match=message):
+        vlfast.preprocess(image)
+
+
+def test_all_errors_are_vlfast_errors_and_value_errors():
+    with pytest.raises(VlfastError):
+        vlfast.preprocess(np.zeros((40, 60, 3), np.float64))
+    with pytest.raises(ValueError):  # code written against the stock's ValueError keeps working
+        vlfast.preprocess(np.zeros((1, 300, 3), np.uint8), input_data_format="channels_last")
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"engine": "cuda-magic"}, UnsupportedOptionError, "engine must be one of"),
+        ({"dtype": torch.int32}, UnsupportedOptionError, "dtype must be one of"),
+        ({"backend": "opencv"}, ValueError, "opencv"),
+        ({"resample": "spline"}, UnsupportedOptionError, "unknown resample filter"),
+        ({"resample": "box", "backend": "torchvision"}, UnsupportedOptionError, "not supported"),
+        ({"patch_size": 0}, UnsupportedOptionError, "patch_size must be a positive integer"),
+        ({"image_std": [0.5, 0.0, 0.5]}, UnsupportedOptionError, "division by zero"),
+        ({"image_mean": [0.5, 0.5]}, UnsupportedOptionError, "image_mean must have 3 elements"),
+        ({"input_data_format": "sideways"}, InvalidImageError, "input_data_format must be"),
+        ({"max_output_bytes": 1000}, ImageTooLargeError, "over max_output_bytes"),
+        ({"do_resize": False}, InvalidImageError, "not a multiple of patch_size\\*merge_size=28"),
+    ],
+)
+def test_bad_options(options, error, message):
+    with pytest.raises(error, match=message):
+        vlfast.preprocess(RGB, **options)
+
+
+def test_triton_engine_without_gpu_or_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(DeviceError, match="engine='triton' needs a CUDA device"):
+        vlfast.preprocess(RGB, engine="triton")
+
+
+def test_unconvertible_channel_count_without_rgb_conversion():
+    with pytest.raises(UnsupportedModeError, match="needs do_convert_rgb=True"):
+        vlfast.preprocess(np.zeros((40, 60, 4), np.uint8), do_convert_rgb=False)
+
+
+def test_non_contiguous_inputs_are_accepted():
+    base = np.random.default_rng(0).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    strided = base[::2, ::3]
+    assert not strided.flags.c_contiguous
+    assert torch.equal(vlfast.preprocess(strided).pixel_values, vlfast.preprocess(strided.copy()).pixel_values)
