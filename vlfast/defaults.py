@@ -27,3 +27,8 @@ RESCALE_FACTOR = 1 / 255
 #: qwen-vl-utils' own limits (in tokens of ``factor**2`` pixels), used by its ``smart_resize``.
 QWEN_VL_UTILS_MIN_TOKENS = 4
 QWEN_VL_UTILS_MAX_TOKENS = 16384
+
+#: ``cap_pixels_per_frame`` (qwen-vl-utils' rule in the stock video processor): a video gets this share of
+#: ``max_video_tokens`` tokens' pixels, and a frame at least this factor times ``min_pixels``.
+VIDEO_TOKEN_BUDGET_SHARE = 0.9
+VIDEO_MIN_PIXELS_MARGIN = 1.05

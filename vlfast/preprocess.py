@@ -26,11 +26,20 @@ from .plans import Backend, Filter, ResamplePlan, resample_plan
 from .sizing import smart_resize
 from .tables import normalization_table, stock_output_dtype
 
-__all__ = ["Preprocessed", "preprocess", "FrameJob", "run_frames", "select_engine", "ENGINES"]
+__all__ = [
+    "Preprocessed",
+    "preprocess",
+    "FrameJob",
+    "render",
+    "run_frames",
+    "select_engine",
+    "ENGINES",
+    "OUTPUT_DTYPES",
+]
 
 #: Executors of a plan: the C++ kernel and the Triton kernels ("auto" picks one by device).
 ENGINES = ("auto", "cpp", "triton")
-_OUTPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.uint8)
+OUTPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.uint8)
 
 
 @dataclass
@@ -174,6 +183,56 @@ def check_output_budget(rows: int, columns: int, dtype: torch.dtype, max_output_
         )
 
 
+def render(
+    jobs: Sequence[FrameJob],
+    rows: int,
+    *,
+    backend: Backend,
+    device: torch.device,
+    dtype: torch.dtype,
+    engine: str,
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    image_mean: float | Sequence[float],
+    image_std: float | Sequence[float],
+    patch_size: int,
+    merge_size: int,
+    temporal_patch_size: int,
+    max_output_bytes: int | None,
+) -> torch.Tensor:
+    """Allocate ``pixel_values`` (``rows`` rows), run every job into it and return it on ``device``.
+
+    The C++ engine writes into pinned host memory when the result goes to a GPU, so the
+    final copy is asynchronous; the Triton engine writes on ``device`` directly.
+    """
+    columns = 3 * temporal_patch_size * patch_size * patch_size
+    check_output_budget(rows, columns, dtype, max_output_bytes)
+    work_device = device if engine == "triton" else torch.device("cpu")
+    pin = engine == "cpp" and device.type == "cuda"
+    out = torch.empty((rows, columns), dtype=dtype, device=work_device, pin_memory=pin)
+    table = normalization_table(
+        backend,
+        do_rescale=do_rescale,
+        rescale_factor=rescale_factor,
+        do_normalize=do_normalize,
+        image_mean=image_mean,
+        image_std=image_std,
+        dtype=dtype,
+        device=work_device,
+    )
+    run_frames(
+        jobs,
+        table,
+        out,
+        engine=engine,
+        patch_size=patch_size,
+        merge_size=merge_size,
+        temporal_patch_size=temporal_patch_size,
+    )
+    return out if out.device == device else out.to(device, non_blocking=True)
+
+
 def preprocess(
     images: ImageLike | Sequence[ImageLike],
     *,
@@ -230,8 +289,8 @@ def preprocess(
     max_pixels = IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
     if dtype is None:
         dtype = stock_output_dtype(backend, do_rescale, do_normalize)
-    if dtype not in _OUTPUT_DTYPES:
-        raise UnsupportedOptionError(f"dtype must be one of {[str(d) for d in _OUTPUT_DTYPES]}, got {dtype}")
+    if dtype not in OUTPUT_DTYPES:
+        raise UnsupportedOptionError(f"dtype must be one of {[str(d) for d in OUTPUT_DTYPES]}, got {dtype}")
     for name, value in (
         ("patch_size", patch_size),
         ("merge_size", merge_size),
@@ -267,31 +326,22 @@ def preprocess(
         resized_sizes.append(target)
         rows += grid.rows
 
-    columns = 3 * temporal_patch_size * patch_size * patch_size
-    check_output_budget(rows, columns, dtype, max_output_bytes)
-    work_device = device if engine == "triton" else torch.device("cpu")
-    pin = engine == "cpp" and device.type == "cuda"
-    out = torch.empty((rows, columns), dtype=dtype, device=work_device, pin_memory=pin)
-    table = normalization_table(
-        backend,
+    out = render(
+        jobs,
+        rows,
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        engine=engine,
         do_rescale=do_rescale,
         rescale_factor=rescale_factor,
         do_normalize=do_normalize,
         image_mean=image_mean,
         image_std=image_std,
-        dtype=dtype,
-        device=work_device,
-    )
-    run_frames(
-        jobs,
-        table,
-        out,
-        engine=engine,
         patch_size=patch_size,
         merge_size=merge_size,
         temporal_patch_size=temporal_patch_size,
+        max_output_bytes=max_output_bytes,
     )
-    if out.device != device:
-        out = out.to(device, non_blocking=True)
     grid_thw = torch.tensor(grids, dtype=torch.int64)
     return Preprocessed(out, grid_thw, original_sizes, resized_sizes)

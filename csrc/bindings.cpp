@@ -1,0 +1,223 @@
+// Python entry point of the CPU kernel: validates every argument (bad input raises
+// ValueError, never crashes), then runs resample.cpp with the GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "resample.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// pybind11 raises std::invalid_argument as ValueError.
+[[noreturn]] void fail(const std::string& message) { throw std::invalid_argument(message); }
+
+std::string str(const py::handle& object) { return py::str(object).cast<std::string>(); }
+
+std::string shape_of(const py::array& array) {
+    std::string text = "(";
+    for (py::ssize_t i = 0; i < array.ndim(); ++i) text += (i ? ", " : "") + std::to_string(array.shape(i));
+    return text + (array.ndim() == 1 ? ",)" : ")");
+}
+
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+    if (a != 0 && b > std::numeric_limits<int64_t>::max() / a) fail(std::string(what) + " is too large");
+    return a * b;
+}
+
+py::array as_array(const py::handle& object, const std::string& name) {
+    if (!py::isinstance<py::array>(object))
+        fail(name + " must be a numpy array, got " + str(py::type::handle_of(object).attr("__name__")));
+    return py::reinterpret_borrow<py::array>(object);
+}
+
+bool is_c_contiguous(const py::array& array) { return (array.flags() & py::array::c_style) != 0; }
+
+int64_t int_attribute(const py::handle& object, const char* name, const std::string& owner) {
+    py::object value = object.attr(name);
+    if (!PyIndex_Check(value.ptr())) fail(owner + "." + name + " must be an int, got " + str(value));
+    const Py_ssize_t result = PyNumber_AsSsize_t(value.ptr(), nullptr);
+    if (result == -1 && PyErr_Occurred()) throw py::error_already_set();
+    return result;
+}
+
+// A copy of the C-contiguous int32 array of the given shape in attribute `name` of a plan.
+std::vector<int32_t> int32_array(const py::handle& plan, const char* name, const std::string& owner, int64_t rows,
+                                 int64_t columns = -1) {
+    const std::string full_name = owner + "." + name;
+    py::array array = as_array(plan.attr(name), full_name);
+    if (array.dtype().kind() != 'i' || array.itemsize() != 4)
+        fail(full_name + " must be int32, got " + str(array.dtype()));
+    const bool matrix = columns >= 0;
+    if (array.ndim() != (matrix ? 2 : 1) || array.shape(0) != rows || (matrix && array.shape(1) != columns))
+        fail(full_name + " must have shape (" + std::to_string(rows) + (matrix ? ", taps)" : ",)") + ", got " +
+             shape_of(array));
+    if (!is_c_contiguous(array)) fail(full_name + " must be C-contiguous");
+    const int32_t* data = static_cast<const int32_t*>(array.data());
+    return std::vector<int32_t>(data, data + array.size());
+}
+
+// The coefficients of an AxisPlan, copied (so that nothing another Python thread does to
+// the plan while the GIL is released can break what was validated) and validated.
+struct Axis {
+    std::vector<int32_t> starts, counts, weights;
+    vlfast::AxisCoefficients coefficients{};
+};
+
+// Reads the AxisPlan `plan`, which must resample an axis of `in_size` pixels, into `axis`.
+void read_axis(const py::handle& plan, const std::string& owner, int64_t in_size, const char* axis_name, Axis& axis) {
+    vlfast::AxisCoefficients& c = axis.coefficients;
+    c.in_size = int_attribute(plan, "in_size", owner);
+    c.out_size = int_attribute(plan, "out_size", owner);
+    const int64_t precision = int_attribute(plan, "precision", owner);
+    if (c.in_size != in_size)
+        fail(owner + " resamples " + std::to_string(c.in_size) + " input pixels but the image " + axis_name + " is " +
+             std::to_string(in_size));
+    if (c.out_size < 1) fail(owner + ".out_size must be >= 1, got " + std::to_string(c.out_size));
+    if (precision < 1 || precision > 30) fail(owner + ".precision must be in 1..30, got " + std::to_string(precision));
+    c.precision = static_cast<int>(precision);
+    axis.starts = int32_array(plan, "starts", owner, c.out_size);
+    axis.counts = int32_array(plan, "counts", owner, c.out_size);
+    py::array weights = as_array(plan.attr("weights"), owner + ".weights");
+    c.taps = weights.ndim() == 2 ? weights.shape(1) : 0;
+    axis.weights = int32_array(plan, "weights", owner, c.out_size, c.taps);
+    c.starts = axis.starts.data();
+    c.counts = axis.counts.data();
+    c.weights = axis.weights.data();
+
+    // Every read in bounds, and no accumulator able to leave int32 (where the reference,
+    // computing in int64, would differ).
+    const int64_t bias = int64_t{1} << (c.precision - 1);
+    for (int64_t i = 0; i < c.out_size; ++i) {
+        const int64_t start = c.starts[i], count = c.counts[i];
+        auto fail_here = [&](const std::string& message) { fail(owner + message + " at output " + std::to_string(i)); };
+        if (count < 1) fail_here(".counts must be >= 1, got " + std::to_string(count));
+        if (count > c.taps) fail_here(".counts exceed the " + std::to_string(c.taps) + " weight columns");
+        if (start < 0) fail_here(".starts must be >= 0, got " + std::to_string(start));
+        if (start + count > c.in_size) fail_here(" starts + counts exceed the input size " + std::to_string(c.in_size));
+        int64_t highest = bias, lowest = bias;
+        for (int64_t k = 0; k < count; ++k) {
+            const int64_t weight = c.weights[i * c.taps + k];
+            (weight > 0 ? highest : lowest) += 255 * weight;
+        }
+        if (highest > std::numeric_limits<int32_t>::max() || lowest < std::numeric_limits<int32_t>::min())
+            fail_here(".weights can overflow the int32 accumulator");
+        c.max_count = std::max(c.max_count, count);
+    }
+}
+
+void run_frame(const py::object& image_object, const py::object& horizontal_plan, const py::object& vertical_plan,
+               bool vertical_first, const py::object& table_object, const py::object& out_object, int64_t row_offset,
+               int64_t patch_size, int64_t merge_size, int64_t temporal_patch_size, int64_t slot_begin,
+               int64_t slot_count, int64_t num_threads) {
+    // Layout parameters first: every size below is bounded by them and by real arrays.
+    constexpr int64_t kMaxLayoutParameter = 1 << 16;
+    auto check_range = [](int64_t value, int64_t low, int64_t high, const char* name) {
+        if (value < low || value > high)
+            fail(std::string(name) + " must be in " + std::to_string(low) + ".." + std::to_string(high) + ", got " +
+                 std::to_string(value));
+    };
+    check_range(patch_size, 1, kMaxLayoutParameter, "patch_size");
+    check_range(merge_size, 1, kMaxLayoutParameter, "merge_size");
+    check_range(temporal_patch_size, 1, kMaxLayoutParameter, "temporal_patch_size");
+    check_range(slot_begin, 0, temporal_patch_size - 1, "slot_begin");
+    check_range(slot_count, 1, temporal_patch_size - slot_begin, "slot_count");
+    if (num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(num_threads));
+    if (row_offset < 0) fail("row_offset must be >= 0, got " + std::to_string(row_offset));
+
+    py::array table = as_array(table_object, "table");
+    if (table.ndim() != 2 || table.shape(1) != 256 || table.shape(0) < 1)
+        fail("table must have shape (channels, 256), got " + shape_of(table));
+    const int64_t item_size = table.itemsize();
+    if (item_size != 1 && item_size != 2 && item_size != 4)
+        fail("table items must be 1, 2 or 4 bytes, got " + std::to_string(item_size) + " (" + str(table.dtype()) + ")");
+    if (!is_c_contiguous(table)) fail("table must be C-contiguous");
+    const int64_t channels = table.shape(0);
+
+    py::array image = as_array(image_object, "image");
+    if (image.ndim() != 3)
+        fail("image must have 3 dimensions (height, width, channels), got " + std::to_string(image.ndim()) +
+             " with shape " + shape_of(image));
+    if (image.dtype().kind() != 'u' || image.itemsize() != 1) fail("image must be uint8, got " + str(image.dtype()));
+    if (image.shape(0) < 1 || image.shape(1) < 1) fail("image must be at least 1x1, got shape " + shape_of(image));
+    if (image.shape(2) != channels)
+        fail("image has " + std::to_string(image.shape(2)) + " channels but the table has " + std::to_string(channels));
+    for (py::ssize_t i = 0; i < 3; ++i)
+        if (image.strides(i) < 0)
+            fail("image strides must be non-negative, got " + std::to_string(image.strides(i)) + " on axis " +
+                 std::to_string(i) + " (flipped view); pass np.ascontiguousarray(image)");
+    const vlfast::ImageView view{static_cast<const uint8_t*>(image.data()),
+                                 image.shape(0),
+                                 image.shape(1),
+                                 channels,
+                                 image.strides(0),
+                                 image.strides(1),
+                                 image.strides(2)};
+
+    Axis horizontal, vertical;
+    const bool has_horizontal = !horizontal_plan.is_none(), has_vertical = !vertical_plan.is_none();
+    if (has_horizontal) read_axis(horizontal_plan, "horizontal plan", view.width, "width", horizontal);
+    if (has_vertical) read_axis(vertical_plan, "vertical plan", view.height, "height", vertical);
+    const int64_t out_height = has_vertical ? vertical.coefficients.out_size : view.height;
+    const int64_t out_width = has_horizontal ? horizontal.coefficients.out_size : view.width;
+    const int64_t factor = patch_size * merge_size;
+    if (out_height % factor || out_width % factor)
+        fail("resized size " + std::to_string(out_height) + "x" + std::to_string(out_width) +
+             " is not a multiple of patch_size*merge_size=" + std::to_string(factor));
+
+    py::array out = as_array(out_object, "out");
+    if (out.ndim() != 2) fail("out must have 2 dimensions, got shape " + shape_of(out));
+    if (!is_c_contiguous(out)) fail("out must be C-contiguous");
+    if (!out.writeable()) fail("out must be writeable");
+    if (out.itemsize() != item_size)
+        fail("out items are " + std::to_string(out.itemsize()) + " bytes but table items are " +
+             std::to_string(item_size));
+    const int64_t row_items =
+        checked_mul(checked_mul(channels, temporal_patch_size, "row length"), patch_size * patch_size, "row length");
+    if (out.shape(1) != row_items)
+        fail("out rows must have channels*temporal_patch_size*patch_size^2 = " + std::to_string(row_items) +
+             " items, got " + std::to_string(out.shape(1)));
+    const int64_t frame_rows = checked_mul(out_height / patch_size, out_width / patch_size, "patch count");
+    if (row_offset > out.shape(0) || frame_rows > out.shape(0) - row_offset)
+        fail("out has " + std::to_string(out.shape(0)) + " rows but this frame writes rows " +
+             std::to_string(row_offset) + ".." + std::to_string(row_offset + frame_rows - 1));
+
+    const vlfast::PatchTarget target{static_cast<uint8_t*>(out.mutable_data()),
+                                     static_cast<const uint8_t*>(table.data()),
+                                     static_cast<int>(item_size),
+                                     row_offset,
+                                     static_cast<int>(patch_size),
+                                     static_cast<int>(merge_size),
+                                     static_cast<int>(temporal_patch_size),
+                                     static_cast<int>(slot_begin),
+                                     static_cast<int>(slot_count)};
+    const int threads = static_cast<int>(std::min<int64_t>(num_threads, 1024));
+    py::gil_scoped_release release;
+    vlfast::run_frame(view, has_horizontal ? &horizontal.coefficients : nullptr,
+                      has_vertical ? &vertical.coefficients : nullptr, vertical_first, target, threads);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+    m.doc() = "vlfast CPU kernel: fused fixed-point resize, table lookup and patch layout.";
+    m.def("run_frame", &run_frame, py::arg("image"), py::arg("horizontal"), py::arg("vertical"),
+          py::arg("vertical_first"), py::arg("table"), py::arg("out"), py::arg("row_offset"), py::arg("patch_size"),
+          py::arg("merge_size"), py::arg("temporal_patch_size"), py::arg("slot_begin"), py::arg("slot_count"),
+          py::arg("num_threads"),
+          "Resize one uint8 HWC frame with two optional AxisPlans, look it up in `table` (C, 256) and write its "
+          "patch rows into `out` from `row_offset`, temporal slots slot_begin..slot_begin+slot_count-1. "
+          "Raises ValueError on invalid arguments; releases the GIL while it runs.");
+    m.def("simd_enabled", &vlfast::simd_enabled, "Whether the AVX2 kernels run.");
+    m.def("set_simd_enabled", &vlfast::set_simd_enabled, py::arg("enabled"),
+          "Turns the AVX2 kernels on (where the CPU has AVX2) or off, for tests; returns simd_enabled(). "
+          "A frame already running keeps the kernels it started with.");
+}

@@ -1,0 +1,312 @@
+// The CPU executor of vlfast resample plans, in the manner of Pillow's Resample.c:
+// coefficients come precomputed (vlfast/plans.py), each pass is a plain loop over output
+// pixels and taps (kernels.cpp, kernels_x86.cpp), and the fixed-point arithmetic is
+// exactly the plan's:
+//
+//     acc = (1 << (precision - 1)) + sum_k src[starts[i] + k] * weights[i][k]     (int32)
+//     out = clamp(acc >> precision, 0, 255)
+//
+// The work unit is one block row (merge_size patch rows): its resized rows are produced
+// into a thread-local band, then its patches, whose output rows are one contiguous
+// stretch, are assembled one by one as table values and written in order. Threads own
+// disjoint ranges of block rows, so they share no output row.
+#include "resample.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "kernels.h"
+
+namespace vlfast {
+namespace {
+
+// Output pixels below which one more thread costs more to start than it saves.
+constexpr int64_t kMinPixelsPerThread = 32 * 1024;
+
+// A buffer that is not zero-filled (every byte is written before it is read).
+using Buffer = std::unique_ptr<uint8_t[]>;
+
+Buffer allocate(int64_t bytes) { return Buffer(new uint8_t[static_cast<size_t>(std::max<int64_t>(bytes, 1))]); }
+
+// Rows a pass produced, in slots of `rows_per_slot` consecutive rows; the group of row r,
+// r / rows_per_slot, lives in slot group % slots. With enough slots for the rows of one
+// vertical output they never evict each other, and with monotonic plans (all real ones)
+// each group is produced once per thread.
+class RowCache {
+public:
+    void reset(int64_t slots, int64_t rows_per_slot, int64_t row_bytes) {
+        slots_ = slots;
+        rows_per_slot_ = rows_per_slot;
+        row_bytes_ = row_bytes;
+        storage_ = allocate(slots * rows_per_slot * row_bytes);
+        held_.assign(static_cast<size_t>(slots), -1);
+    }
+
+    // Row `row`, after produce(first_row, data) has filled its group if the slot held another.
+    template <typename Produce>
+    const uint8_t* get(int64_t row, Produce produce) {
+        const int64_t group = row / rows_per_slot_;
+        const int64_t slot = group % slots_;
+        uint8_t* data = storage_.get() + slot * rows_per_slot_ * row_bytes_;
+        if (held_[slot] != group) {
+            produce(group * rows_per_slot_, data);
+            held_[slot] = group;
+        }
+        return data + (row - group * rows_per_slot_) * row_bytes_;
+    }
+
+private:
+    int64_t slots_ = 0;
+    int64_t rows_per_slot_ = 0;
+    int64_t row_bytes_ = 0;
+    Buffer storage_;
+    std::vector<int64_t> held_;
+};
+
+// Slots a RowCache needs so that `rows` consecutive rows never evict each other.
+int64_t slots_for(int64_t rows, int64_t rows_per_slot) { return (rows + rows_per_slot - 2) / rows_per_slot + 1; }
+
+struct Frame {
+    ImageView image;
+    const AxisCoefficients* horizontal;
+    const AxisCoefficients* vertical;
+    bool vertical_first;
+    PatchTarget target;
+    int64_t out_height;
+    int64_t out_width;
+    bool packed_rows;  // each source row is width * channels contiguous bytes
+    bool simd;         // the AVX2 kernels run
+};
+
+// Per-thread buffers, allocated before any thread starts so that workers never throw.
+struct Scratch {
+    Buffer band;   // the resized rows of one block row
+    Buffer patch;  // one patch as table items
+    OutputWriter writer;
+    Buffer packed[kRowsPerGroup];          // source rows, packed (strided input)
+    Buffer vertical[kRowsPerGroup];        // vertical-first: vertically resized rows awaiting the horizontal pass
+    Buffer transposed_in, transposed_out;  // the AVX2 horizontal kernel's scratch
+    RowCache rows;                         // rows the vertical pass reads
+    std::vector<const uint8_t*> taps;
+
+    explicit Scratch(const Frame& f) {
+        const PatchTarget& t = f.target;
+        const int64_t channels = f.image.channels;
+        const int64_t in_row = f.image.width * channels, out_row = f.out_width * channels;
+        band = allocate(int64_t{t.merge_size} * t.patch_size * out_row);
+        patch = allocate(channels * t.slot_count * t.patch_size * t.patch_size * t.item_size);
+        if (!f.packed_rows)
+            for (Buffer& row : packed) row = allocate(in_row);
+        if (f.horizontal != nullptr && f.simd) {
+            transposed_in = allocate(kRowsPerGroup * in_row);
+            transposed_out = allocate(kRowsPerGroup * out_row);
+        }
+        if (f.vertical == nullptr) return;
+        taps.resize(static_cast<size_t>(f.vertical->max_count));
+        if (f.horizontal != nullptr && !f.vertical_first) {
+            rows.reset(slots_for(f.vertical->max_count, kRowsPerGroup), kRowsPerGroup, out_row);
+            return;
+        }
+        if (f.horizontal != nullptr)
+            for (Buffer& row : vertical) row = allocate(in_row);
+        if (!f.packed_rows) rows.reset(slots_for(f.vertical->max_count, 1), 1, in_row);
+    }
+};
+
+// Source row y as width * channels contiguous bytes: in place when the input allows it.
+const uint8_t* source_row(const Frame& f, int64_t y, uint8_t* packed) {
+    const ImageView& im = f.image;
+    const uint8_t* row = im.data + y * im.stride_y;
+    if (f.packed_rows) return row;
+    for (int64_t x = 0; x < im.width; ++x)
+        for (int64_t c = 0; c < im.channels; ++c) packed[x * im.channels + c] = row[x * im.stride_x + c * im.stride_c];
+    return packed;
+}
+
+// The horizontal pass of up to kRowsPerGroup rows.
+void horizontal_rows(const Frame& f, Scratch& s, const uint8_t* const* src, uint8_t* const* dst, int rows) {
+    if (f.simd) {
+        horizontal_rows_avx2(src, dst, rows, *f.horizontal, f.image.channels, s.transposed_in.get(),
+                             s.transposed_out.get());
+        return;
+    }
+    for (int r = 0; r < rows; ++r) horizontal_row(src[r], dst[r], *f.horizontal, f.image.channels);
+}
+
+// The vertical pass of output row y, reading its source rows through row(index).
+template <typename RowAt>
+void vertical_output_row(const Frame& f, Scratch& s, int64_t y, int64_t length, uint8_t* dst, RowAt row) {
+    const AxisCoefficients& v = *f.vertical;
+    const int32_t count = v.counts[y];
+    for (int32_t k = 0; k < count; ++k) s.taps[k] = row(int64_t{v.starts[y]} + k);
+    (f.simd ? vertical_row_avx2 : vertical_row)(s.taps.data(), v.weights + y * v.taps, count, v.precision, length, dst);
+}
+
+// Resized rows first .. first + rows - 1 (rows <= kRowsPerGroup) into dst, both passes in the plan's order.
+void resized_rows(const Frame& f, Scratch& s, int64_t first, int rows, uint8_t* const* dst) {
+    const ImageView& im = f.image;
+    const int64_t in_row = im.width * im.channels, out_row = f.out_width * im.channels;
+    const AxisCoefficients* h = f.horizontal;
+    if (f.vertical == nullptr) {
+        const uint8_t* src[kRowsPerGroup];
+        for (int r = 0; r < rows; ++r) src[r] = source_row(f, first + r, s.packed[r].get());
+        if (h != nullptr)
+            horizontal_rows(f, s, src, dst, rows);
+        else
+            for (int r = 0; r < rows; ++r) std::memcpy(dst[r], src[r], static_cast<size_t>(in_row));
+        return;
+    }
+    if (h != nullptr && !f.vertical_first) {
+        // Horizontal first: the vertical pass reads horizontally resized rows, made a group at a time.
+        auto resample_group = [&](int64_t group_first, uint8_t* data) {
+            const int group_rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, im.height - group_first));
+            const uint8_t* src[kRowsPerGroup];
+            uint8_t* out[kRowsPerGroup];
+            for (int r = 0; r < group_rows; ++r) {
+                src[r] = source_row(f, group_first + r, s.packed[r].get());
+                out[r] = data + r * out_row;
+            }
+            horizontal_rows(f, s, src, out, group_rows);
+        };
+        for (int r = 0; r < rows; ++r)
+            vertical_output_row(f, s, first + r, out_row, dst[r],
+                                [&](int64_t row) { return s.rows.get(row, resample_group); });
+        return;
+    }
+    // Vertical first (or alone): the vertical pass reads source rows.
+    auto pack = [&](int64_t row, uint8_t* data) { source_row(f, row, data); };
+    auto source = [&](int64_t row) { return f.packed_rows ? im.data + row * im.stride_y : s.rows.get(row, pack); };
+    if (h == nullptr) {
+        for (int r = 0; r < rows; ++r) vertical_output_row(f, s, first + r, in_row, dst[r], source);
+        return;
+    }
+    uint8_t* vertical[kRowsPerGroup];
+    for (int r = 0; r < rows; ++r) {
+        vertical[r] = s.vertical[r].get();
+        vertical_output_row(f, s, first + r, in_row, vertical[r], source);
+    }
+    horizontal_rows(f, s, vertical, dst, rows);
+}
+
+// Writes the patches of block row `block_y` (its merge_size * patch_size resized rows in
+// s.band) as table items, in output order: the block row's output rows are one
+// contiguous stretch. Each patch is assembled in s.patch (channels x slot_count x
+// patch_size^2 items): the first temporal slot pixel by pixel, all channels of a pixel
+// at once, the other slots as copies of it. It is then written whole when the frame fills
+// every slot, else as one run per channel.
+template <typename Item, int kChannels>
+void write_block_row(const Frame& f, Scratch& s, int64_t block_y) {
+    const PatchTarget& t = f.target;
+    const int64_t channels = kChannels ? kChannels : f.image.channels;
+    const int64_t p = t.patch_size, m = t.merge_size;
+    const int64_t patch_items = p * p;
+    const int64_t run_items = t.slot_count * patch_items;  // one channel's slots in a patch
+    const int64_t row_items = channels * t.temporal_patch_size * patch_items;
+    const int64_t band_row_bytes = f.out_width * channels;
+    const int64_t grid_w = f.out_width / p;
+    const Item* table = reinterpret_cast<const Item*>(t.table);
+    Item* patch = reinterpret_cast<Item*>(s.patch.get());
+    Item* out_row = reinterpret_cast<Item*>(t.out) + (t.row_offset + block_y * m * grid_w) * row_items;
+    for (int64_t block_x = 0; block_x < grid_w / m; ++block_x) {
+        for (int64_t merge_y = 0; merge_y < m; ++merge_y) {
+            for (int64_t merge_x = 0; merge_x < m; ++merge_x, out_row += row_items) {
+                const uint8_t* band =
+                    s.band.get() + merge_y * p * band_row_bytes + (block_x * m + merge_x) * p * channels;
+                for (int64_t y = 0; y < p; ++y) {
+                    const uint8_t* pixel = band + y * band_row_bytes;
+                    Item* dst = patch + y * p;
+                    for (int64_t x = 0; x < p; ++x, pixel += channels)
+                        for (int64_t c = 0; c < channels; ++c) dst[c * run_items + x] = table[c * 256 + pixel[c]];
+                }
+                for (int64_t c = 0; c < channels; ++c)
+                    for (int slot = 1; slot < t.slot_count; ++slot)
+                        std::memcpy(patch + c * run_items + slot * patch_items, patch + c * run_items,
+                                    static_cast<size_t>(patch_items) * sizeof(Item));
+                if (t.slot_count == t.temporal_patch_size) {
+                    s.writer.write(reinterpret_cast<uint8_t*>(out_row), s.patch.get(),
+                                   static_cast<size_t>(row_items) * sizeof(Item));
+                    continue;
+                }
+                for (int64_t c = 0; c < channels; ++c)
+                    s.writer.write(
+                        reinterpret_cast<uint8_t*>(out_row + (c * t.temporal_patch_size + t.slot_begin) * patch_items),
+                        reinterpret_cast<const uint8_t*>(patch + c * run_items),
+                        static_cast<size_t>(run_items) * sizeof(Item));
+            }
+        }
+    }
+}
+
+template <typename Item, int kChannels>
+void run_block_rows(const Frame& f, Scratch& s, int64_t first, int64_t last) {
+    const int64_t block_rows = f.target.merge_size * f.target.patch_size;  // resized rows per block row
+    const int64_t band_row_bytes = f.out_width * f.image.channels;
+    for (int64_t block_y = first; block_y < last; ++block_y) {
+        for (int64_t y = 0; y < block_rows; y += kRowsPerGroup) {
+            const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, block_rows - y));
+            uint8_t* dst[kRowsPerGroup];
+            for (int r = 0; r < rows; ++r) dst[r] = s.band.get() + (y + r) * band_row_bytes;
+            resized_rows(f, s, block_y * block_rows + y, rows, dst);
+        }
+        write_block_row<Item, kChannels>(f, s, block_y);
+    }
+    s.writer.finish();
+}
+
+template <typename Item>
+void run_block_rows_for_item(const Frame& f, Scratch& s, int64_t first, int64_t last) {
+    if (f.image.channels == 3)
+        run_block_rows<Item, 3>(f, s, first, last);
+    else
+        run_block_rows<Item, 0>(f, s, first, last);
+}
+
+void run_block_rows_any(const Frame& f, Scratch& s, int64_t first, int64_t last) {
+    switch (f.target.item_size) {
+        case 1: return run_block_rows_for_item<uint8_t>(f, s, first, last);
+        case 2: return run_block_rows_for_item<uint16_t>(f, s, first, last);
+        default: return run_block_rows_for_item<uint32_t>(f, s, first, last);
+    }
+}
+
+}  // namespace
+
+void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const AxisCoefficients* vertical,
+               bool vertical_first, const PatchTarget& target, int num_threads) {
+    const Frame f{image,
+                  horizontal,
+                  vertical,
+                  vertical_first,
+                  target,
+                  vertical ? vertical->out_size : image.height,
+                  horizontal ? horizontal->out_size : image.width,
+                  image.stride_c == 1 && image.stride_x == image.channels,
+                  simd_enabled()};
+    const int64_t block_rows = f.out_height / (int64_t{target.patch_size} * target.merge_size);
+    const int64_t by_work = std::max<int64_t>(1, f.out_height * f.out_width / kMinPixelsPerThread);
+    const int64_t threads = std::max<int64_t>(1, std::min({int64_t{num_threads}, block_rows, by_work}));
+
+    std::vector<Scratch> scratch;
+    scratch.reserve(static_cast<size_t>(threads));
+    for (int64_t i = 0; i < threads; ++i) scratch.emplace_back(f);
+
+    auto work = [&](int64_t i) {
+        run_block_rows_any(f, scratch[i], block_rows * i / threads, block_rows * (i + 1) / threads);
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(threads));
+    try {
+        for (int64_t i = 1; i < threads; ++i) pool.emplace_back(work, i);
+    } catch (const std::system_error&) {
+        // No more threads to be had: this thread does the shares that found none.
+    }
+    work(0);
+    for (int64_t i = static_cast<int64_t>(pool.size()) + 1; i < threads; ++i) work(i);
+    for (std::thread& thread : pool) thread.join();
+}
+
+}  // namespace vlfast

@@ -1,0 +1,54 @@
+// Two-pass fixed-point resize of a uint8 HWC image, fused with the table lookup and
+// the Qwen2-VL patch layout. Everything here trusts its inputs: bindings.cpp validates.
+#pragma once
+
+#include <cstdint>
+
+namespace vlfast {
+
+// The coefficients of one axis (a vlfast.plans.AxisPlan): output i reads source pixels
+// starts[i] .. starts[i] + counts[i] - 1 with weights[i * taps + k].
+struct AxisCoefficients {
+    int64_t in_size;
+    int64_t out_size;
+    int64_t taps;       // row stride of `weights`
+    int64_t max_count;  // largest entry of `counts`
+    int precision;
+    const int32_t* starts;
+    const int32_t* counts;
+    const int32_t* weights;
+};
+
+// A uint8 image of height x width x channels with non-negative byte strides.
+struct ImageView {
+    const uint8_t* data;
+    int64_t height;
+    int64_t width;
+    int64_t channels;
+    int64_t stride_y;
+    int64_t stride_x;
+    int64_t stride_c;
+};
+
+// Where the patch rows of one frame go. `out` is C-contiguous with rows of
+// channels * temporal_patch_size * patch_size^2 items of `item_size` bytes (1, 2 or 4);
+// `table` holds channels x 256 items of the same size, copied bit for bit.
+struct PatchTarget {
+    uint8_t* out;
+    const uint8_t* table;
+    int item_size;
+    int64_t row_offset;
+    int patch_size;
+    int merge_size;
+    int temporal_patch_size;
+    int slot_begin;
+    int slot_count;
+};
+
+// Resize `image` with the optional axis passes (nullptr: the axis keeps its size) in
+// the given order, look every byte up in the table and write the frame's patch rows.
+// Splits the patch rows over up to `num_threads` threads (the caller's thread included).
+void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const AxisCoefficients* vertical,
+               bool vertical_first, const PatchTarget& target, int num_threads);
+
+}  // namespace vlfast

@@ -1,0 +1,20 @@
+"""Builds the C++ CPU kernel ``vlfast._C``; the rest of the metadata lives in pyproject.toml."""
+
+import sys
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+# No -march=native: wheels must run on any x86-64. The AVX2 kernels carry their own target
+# attribute and are picked at run time (csrc/kernels_x86.cpp).
+extension = Pybind11Extension(
+    "vlfast._C",
+    sorted(glob("csrc/*.cpp")),
+    depends=sorted(glob("csrc/*.h")),
+    include_dirs=["csrc"],
+    cxx_std=17,
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+)
+
+setup(ext_modules=[extension], cmdclass={"build_ext": build_ext})

@@ -1,0 +1,474 @@
+"""The C++ CPU kernel (``vlfast._C`` through ``vlfast.cpu_kernel``): bit-exact against the NumPy
+reference for every plan shape, filter, backend, dtype and layout, and typed errors on bad input.
+
+Every exactness test runs with the AVX2 kernels and with the portable ones (where the CPU has AVX2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from vlfast import cpu_kernel
+from vlfast.errors import InvalidImageError, UnsupportedOptionError
+from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan
+from vlfast.reference import preprocess_reference
+
+if not cpu_kernel.available():
+    pytest.skip("the C++ extension vlfast._C is not built", allow_module_level=True)
+
+from vlfast import _C  # noqa: E402
+
+DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.uint8]
+BIT_VIEWS = {
+    torch.float32: torch.int32,
+    torch.bfloat16: torch.int16,
+    torch.float16: torch.int16,
+    torch.uint8: torch.uint8,
+}
+QWEN = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
+
+
+def supported_filters() -> list[tuple[Backend, Filter]]:
+    """Every (backend, filter) pair the plans support (torchvision lacks box and hamming)."""
+    pairs = []
+    for backend in Backend:
+        for resample in Filter:
+            try:
+                axis_plan(4, 2, resample, backend)
+            except UnsupportedOptionError:
+                continue
+            pairs.append((backend, resample))
+    return pairs
+
+
+@pytest.fixture(params=[True, False], ids=["avx2", "portable"])
+def simd(request):
+    """Runs the test with the AVX2 kernels, then with the portable ones."""
+    if request.param and not _C.set_simd_enabled(True):
+        pytest.skip("this CPU has no AVX2")
+    _C.set_simd_enabled(request.param)
+    yield request.param
+    _C.set_simd_enabled(True)
+
+
+def make_plan(
+    in_h: int,
+    in_w: int,
+    out_h: int,
+    out_w: int,
+    resample: Filter = Filter.BICUBIC,
+    backend: Backend = Backend.PIL,
+    vertical_first: bool = False,
+) -> ResamplePlan:
+    """A plan with both passes where the size changes, in the order asked for."""
+    horizontal = axis_plan(in_w, out_w, resample, backend) if in_w != out_w else None
+    vertical = axis_plan(in_h, out_h, resample, backend) if in_h != out_h else None
+    return ResamplePlan(in_h, in_w, out_h, out_w, horizontal, vertical, vertical_first)
+
+
+def replace_axis(plan: ResamplePlan, which: str, **changes) -> ResamplePlan:
+    """`plan` with fields of one of its axis plans changed."""
+    return dataclasses.replace(plan, **{which: dataclasses.replace(getattr(plan, which), **changes)})
+
+
+def make_image(rng: np.random.Generator, height: int, width: int, channels: int = 3) -> np.ndarray:
+    """Noise on the left half, hard 0/255 edges (which make the filters overshoot) on the right."""
+    image = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    blocks = rng.integers(0, 2, (height // 3 + 1, width // 3 + 1, channels), dtype=np.uint8) * 255
+    edges = np.repeat(np.repeat(blocks, 3, axis=0), 3, axis=1)[:height, :width]
+    image[:, width // 2 :] = edges[:, width // 2 :]
+    return image
+
+
+def make_table(dtype: torch.dtype, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """Any table will do: the kernel copies its entries bit for bit."""
+    generator = torch.Generator().manual_seed(seed)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, (channels, 256), dtype=torch.uint8, generator=generator)
+    return torch.randn(channels, 256, generator=generator).to(dtype)
+
+
+def bits(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.view(BIT_VIEWS[tensor.dtype]).numpy()
+
+
+def expected_rows(image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, **layout: int) -> np.ndarray:
+    """The reference's rows, as the bits of the table's dtype."""
+    return preprocess_reference(
+        image, plan, bits(table), layout["patch_size"], layout["merge_size"], layout["temporal_patch_size"]
+    )
+
+
+def run_kernel(
+    image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, num_threads: int = 2, **layout: int
+) -> np.ndarray:
+    """One still image through the kernel into a fresh output; returns the output's bits."""
+    layout = layout or QWEN
+    rows = (plan.out_height // layout["patch_size"]) * (plan.out_width // layout["patch_size"])
+    columns = table.shape[0] * layout["temporal_patch_size"] * layout["patch_size"] ** 2
+    out = torch.empty(rows, columns, dtype=table.dtype)
+    cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=num_threads, **layout)
+    return bits(out)
+
+
+def assert_exact(
+    image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, num_threads: int = 2, **layout: int
+) -> None:
+    layout = layout or QWEN
+    np.testing.assert_array_equal(
+        run_kernel(image, plan, table, num_threads, **layout), expected_rows(image, plan, table, **layout)
+    )
+
+
+# --- exactness ------------------------------------------------------------------------------------
+
+SHAPES = {
+    "upscale": (50, 70, 56, 84),
+    "downscale": (130, 170, 56, 84),
+    "downscale_large_factor": (300, 410, 28, 56),
+    "width_only": (56, 90, 56, 84),
+    "height_only": (61, 84, 56, 84),
+    "unchanged": (56, 84, 56, 84),
+}
+
+
+@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+def test_shapes_and_pass_order(simd, shape, vertical_first):
+    rng = np.random.default_rng(1)
+    in_h, in_w, out_h, out_w = shape
+    plan = make_plan(in_h, in_w, out_h, out_w, vertical_first=vertical_first)
+    assert_exact(make_image(rng, in_h, in_w), plan, make_table(torch.float32))
+
+
+@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
+@pytest.mark.parametrize("backend,resample", supported_filters(), ids=lambda v: v.value)
+def test_every_filter_and_backend(simd, backend, resample, vertical_first):
+    rng = np.random.default_rng(2)
+    table = make_table(torch.float32)
+    for in_h, in_w, out_h, out_w in [(45, 100, 56, 84), (117, 61, 28, 56)]:
+        plan = make_plan(in_h, in_w, out_h, out_w, resample, backend, vertical_first)
+        assert_exact(make_image(rng, in_h, in_w), plan, table)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_output_dtypes(simd, dtype):
+    rng = np.random.default_rng(3)
+    plan = make_plan(70, 50, 84, 56, Filter.LANCZOS)
+    assert_exact(make_image(rng, 70, 50), plan, make_table(dtype))
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channel_counts(simd, channels):
+    rng = np.random.default_rng(4)
+    plan = make_plan(60, 71, 56, 84, vertical_first=True)
+    assert_exact(make_image(rng, 60, 71, channels), plan, make_table(torch.float16, channels))
+    plan = make_plan(60, 71, 56, 84, vertical_first=False)
+    assert_exact(make_image(rng, 60, 71, channels), plan, make_table(torch.float16, channels))
+
+
+@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
+@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
+def test_shuffled_plans(simd, vertical_first):
+    """Outputs in any order, reading rows far apart: the row caches must still hold the right rows."""
+    rng = np.random.default_rng(14)
+    plan = make_plan(150, 130, 56, 84, Filter.LANCZOS, vertical_first=vertical_first)
+    for which in ("horizontal", "vertical"):
+        axis = getattr(plan, which)
+        order = rng.permutation(axis.out_size)
+        plan = replace_axis(
+            plan,
+            which,
+            starts=axis.starts[order].copy(),
+            counts=axis.counts[order].copy(),
+            weights=axis.weights[order].copy(),
+        )
+    assert_exact(make_image(rng, 150, 130), plan, make_table(torch.float32))
+    big = make_image(rng, 300, 130)[::2]  # strided rows, packed through the source row cache
+    assert_exact(big, plan, make_table(torch.float32))
+
+
+def test_strided_inputs(simd, vertical_first):
+    rng = np.random.default_rng(5)
+    big = make_image(rng, 120, 210)
+    planar = np.ascontiguousarray(np.moveaxis(make_image(rng, 56, 70), -1, 0))  # CHW memory, HWC view
+    table = make_table(torch.bfloat16)
+    for image in [big[::2, 1::3], big[2:58, 5:89], np.moveaxis(planar, 0, -1)]:
+        assert not image.flags.c_contiguous
+        in_h, in_w = image.shape[:2]
+        sizes = [(56, 84), (in_h, 84), (56, in_w), (in_h, in_w)]
+        for out_h, out_w in [(h, w) for h, w in sizes if h % 28 == 0 and w % 28 == 0]:
+            assert_exact(image, make_plan(in_h, in_w, out_h, out_w, vertical_first=vertical_first), table)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"patch_size": 8, "merge_size": 1, "temporal_patch_size": 3},
+        {"patch_size": 7, "merge_size": 3, "temporal_patch_size": 1},
+        {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2},
+        {"patch_size": 1, "merge_size": 1, "temporal_patch_size": 1},
+    ],
+    ids=lambda layout: "p{patch_size}m{merge_size}t{temporal_patch_size}".format(**layout),
+)
+def test_other_patch_layouts(simd, layout):
+    rng = np.random.default_rng(7)
+    factor = layout["patch_size"] * layout["merge_size"]
+    out_h, out_w = factor * 3, factor * 4
+    for vertical_first in (False, True):
+        plan = make_plan(out_h + 5, out_w - 3, out_h, out_w, vertical_first=vertical_first)
+        assert_exact(make_image(rng, out_h + 5, out_w - 3), plan, make_table(torch.float32), **layout)
+
+
+def test_video_slots_and_untouched_memory(simd):
+    """Frame t of a clip fills slot t of the same rows; nothing else in `out` changes. With 6x6
+    patches the slot runs (144 bytes) and rows (1296 bytes) do not start on cache lines."""
+    rng = np.random.default_rng(8)
+    layout = {"patch_size": 6, "merge_size": 2, "temporal_patch_size": 3}
+    plan = make_plan(40, 50, 36, 48)
+    frames = [make_image(rng, 40, 50) for _ in range(3)]
+    table = make_table(torch.float32)
+    rows, offset, columns = (36 // 6) * (48 // 6), 5, 3 * 3 * 36
+    out = torch.full((offset + rows + 4, columns), -7.0)
+    for slot, frame in enumerate(frames):
+        cpu_kernel.run_frame(frame, plan, table, out, offset, slot_begin=slot, slot_count=1, **layout)
+
+    expected = np.full(bits(out).shape, bits(torch.tensor(-7.0)), dtype=np.int32)
+    block = expected[offset : offset + rows].reshape(rows, 3, 3, 36)
+    for slot, frame in enumerate(frames):
+        block[:, :, slot] = expected_rows(frame, plan, table, **layout).reshape(rows, 3, 3, 36)[:, :, slot]
+    np.testing.assert_array_equal(bits(out), expected)
+
+
+def test_slot_range_of_a_still_image(simd):
+    """slot_count defaults to the slots from slot_begin on."""
+    rng = np.random.default_rng(9)
+    layout = {"patch_size": 8, "merge_size": 1, "temporal_patch_size": 3}
+    plan = make_plan(20, 20, 16, 24)
+    image = make_image(rng, 20, 20)
+    table = make_table(torch.uint8)
+    out = torch.zeros(6, 3 * 3 * 64, dtype=torch.uint8)
+    cpu_kernel.run_frame(image, plan, table, out, 0, slot_begin=1, **layout)
+    expected = expected_rows(image, plan, table, **layout).reshape(6, 3, 3, 64).copy()
+    expected[:, :, 0] = 0
+    np.testing.assert_array_equal(bits(out), expected.reshape(6, -1))
+
+
+def test_frames_at_row_offsets(simd):
+    """Several images of different sizes, one after the other in one output."""
+    rng = np.random.default_rng(10)
+    table = make_table(torch.bfloat16)
+    jobs = [(make_image(rng, 50, 60), make_plan(50, 60, 56, 56)), (make_image(rng, 90, 31), make_plan(90, 31, 84, 28))]
+    jobs.append((make_image(rng, 28, 28), make_plan(28, 28, 28, 28)))
+    counts = [(plan.out_height // 14) * (plan.out_width // 14) for _, plan in jobs]
+    out = torch.empty(sum(counts), 3 * 2 * 196, dtype=torch.bfloat16)
+    offset = 0
+    for (image, plan), count in zip(jobs, counts, strict=True):
+        cpu_kernel.run_frame(image, plan, table, out, offset, **QWEN)
+        offset += count
+    expected = np.concatenate([expected_rows(image, plan, table, **QWEN) for image, plan in jobs])
+    np.testing.assert_array_equal(bits(out), expected)
+
+
+def test_thread_counts_agree(simd):
+    """Threads split the block rows; any split gives the same bytes (336x308 is enough for 3 threads)."""
+    rng = np.random.default_rng(11)
+    image = make_image(rng, 300, 270)
+    table = make_table(torch.float32)
+    for vertical_first in (False, True):
+        plan = make_plan(300, 270, 336, 308, Filter.BILINEAR, Backend.TORCHVISION, vertical_first)
+        single = run_kernel(image, plan, table, num_threads=1, **QWEN)
+        np.testing.assert_array_equal(single, expected_rows(image, plan, table, **QWEN))
+        for threads in (2, 3, 64):
+            np.testing.assert_array_equal(run_kernel(image, plan, table, num_threads=threads, **QWEN), single)
+
+
+def test_concurrent_calls_from_python_threads():
+    """The kernel releases the GIL and keeps no shared state between calls."""
+    rng = np.random.default_rng(12)
+    images = [make_image(rng, 100 + 7 * i, 90) for i in range(6)]
+    plans = [make_plan(image.shape[0], 90, 84, 112, vertical_first=bool(i % 2)) for i, image in enumerate(images)]
+    table = make_table(torch.float32)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda job: run_kernel(*job, table, **QWEN), zip(images, plans, strict=True)))
+    for image, plan, result in zip(images, plans, results, strict=True):
+        np.testing.assert_array_equal(result, expected_rows(image, plan, table, **QWEN))
+
+
+def test_helpers():
+    assert cpu_kernel.available()
+    assert cpu_kernel.default_num_threads() == torch.get_num_threads()
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def frame():
+    """A valid call's arguments, for the error tests to break one at a time."""
+    image = make_image(np.random.default_rng(13), 60, 70)
+    plan = make_plan(60, 70, 56, 84)
+    table = make_table(torch.float32)
+    out = torch.empty(24, 3 * 2 * 196)
+    return image, plan, table, out
+
+
+def call(image, plan, table, out, row_offset=0, **options):
+    cpu_kernel.run_frame(image, plan, table, out, row_offset, **{**QWEN, **options})
+
+
+def test_error_image_dtype(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="image must be uint8, got float32"):
+        call(image.astype(np.float32), plan, table, out)
+
+
+def test_error_image_ndim(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match=r"image must have 3 dimensions \(height, width, channels\), got 2"):
+        call(image[..., 0], plan, table, out)
+
+
+def test_error_image_not_numpy(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="image must be a numpy array, got Tensor"):
+        call(torch.from_numpy(image), plan, table, out)
+
+
+def test_error_channel_count(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="image has 4 channels but the table has 3"):
+        call(np.concatenate([image, image[..., :1]], axis=2), plan, table, out)
+
+
+def test_error_zero_size(frame):
+    _, _, table, out = frame
+    with pytest.raises(InvalidImageError, match=r"image must be at least 1x1, got shape \(0, 0, 3\)"):
+        call(np.zeros((0, 0, 3), np.uint8), ResamplePlan(0, 0, 0, 0, None, None, False), table, out)
+
+
+def test_error_negative_strides(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="image strides must be non-negative"):
+        call(image[::-1], plan, table, out)
+    with pytest.raises(InvalidImageError, match="image strides must be non-negative"):
+        call(image[..., ::-1], plan, table, out)
+
+
+def test_error_plan_does_not_match_image(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="the plan resizes 60x70 images but the image is 59x70"):
+        call(image[:59], plan, table, out)
+    with pytest.raises(InvalidImageError, match="horizontal plan resamples 71 input pixels but the image width is 70"):
+        call(image, dataclasses.replace(plan, horizontal=axis_plan(71, 84, Filter.BICUBIC, Backend.PIL)), table, out)
+    with pytest.raises(InvalidImageError, match="the plan's passes resize to 56x84 but it says 56x112"):
+        call(image, dataclasses.replace(plan, out_width=112), table, out)
+    with pytest.raises(InvalidImageError, match="horizontal plan.out_size must be >= 1, got 0"):
+        call(image, dataclasses.replace(replace_axis(plan, "horizontal", out_size=0), out_width=0), table, out)
+
+
+@pytest.mark.parametrize(
+    "which,changes,message",
+    [
+        ("horizontal", {"starts": np.zeros(84, np.int64)}, "horizontal plan.starts must be int32, got int64"),
+        ("vertical", {"counts": np.ones(55, np.int32)}, r"vertical plan.counts must have shape \(56,\), got \(55,\)"),
+        ("vertical", {"weights": np.ones((56, 5), np.int32)[:, ::2]}, "vertical plan.weights must be C-contiguous"),
+        ("horizontal", {"weights": np.ones(84, np.int32)}, r"horizontal plan.weights must have shape \(84, taps\)"),
+        ("horizontal", {"counts": np.zeros(84, np.int32)}, "horizontal plan.counts must be >= 1, got 0 at output 0"),
+        ("horizontal", {"counts": np.full(84, 9, np.int32)}, r"counts exceed the \d+ weight columns at output 0"),
+        ("vertical", {"starts": np.full(56, -1, np.int32)}, "vertical plan.starts must be >= 0, got -1 at output 0"),
+        (
+            "vertical",
+            {"starts": np.r_[np.zeros(5), 59, np.zeros(50)].astype(np.int32)},
+            r"vertical plan starts \+ counts exceed the input size 60 at output 5",
+        ),
+        (
+            "horizontal",
+            {"weights": np.full((84, 5), 1 << 30, np.int32), "counts": np.ones(84, np.int32)},
+            "horizontal plan.weights can overflow the int32 accumulator at output 0",
+        ),
+        ("horizontal", {"precision": 31}, r"horizontal plan.precision must be in 1..30, got 31"),
+    ],
+)
+def test_error_inconsistent_plan(frame, which, changes, message):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match=message):
+        call(image, replace_axis(plan, which, **changes), table, out)
+
+
+def test_error_out_too_small(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match=r"out has 23 rows but this frame writes rows 0\.\.23"):
+        call(image, plan, table, out[:23])
+    with pytest.raises(InvalidImageError, match=r"out has 24 rows but this frame writes rows 1\.\.24"):
+        call(image, plan, table, out, row_offset=1)
+    with pytest.raises(
+        InvalidImageError, match=r"out rows must have channels\*temporal_patch_size\*patch_size\^2 = 1176"
+    ):
+        call(image, plan, table, torch.empty(24, 1175))
+
+
+def test_error_dtypes_and_layouts(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="table dtype torch.float32 differs from out dtype torch.bfloat16"):
+        call(image, plan, table, out.to(torch.bfloat16))
+    with pytest.raises(UnsupportedOptionError, match="table dtype must be one of .*, got torch.float64"):
+        call(image, plan, table.double(), out.double())
+    with pytest.raises(InvalidImageError, match="out must be contiguous"):
+        call(image, plan, table, torch.empty(1176, 24).t())
+    with pytest.raises(InvalidImageError, match="table must be contiguous"):
+        call(image, plan, torch.empty(256, 3).t(), out)
+    with pytest.raises(InvalidImageError, match="the C\\+\\+ engine writes CPU tensors; out is on meta"):
+        call(image, plan, table, out.to("meta"))
+
+
+def test_error_extension_checks_item_sizes(frame):
+    """The extension's own checks, below the wrapper: table and out of different item sizes."""
+    image, plan, table, out = frame
+    with pytest.raises(ValueError, match="out items are 2 bytes but table items are 4"):
+        _C.run_frame(
+            image,
+            plan.horizontal,
+            plan.vertical,
+            False,
+            bits(table),
+            bits(out.to(torch.bfloat16)),
+            0,
+            14,
+            2,
+            2,
+            0,
+            2,
+            1,
+        )
+    with pytest.raises(ValueError, match=r"table must have shape \(channels, 256\), got \(3, 255\)"):
+        _C.run_frame(
+            image, plan.horizontal, plan.vertical, False, bits(table)[:, :255], bits(out), 0, 14, 2, 2, 0, 2, 1
+        )
+    with pytest.raises(ValueError, match="table items must be 1, 2 or 4 bytes, got 8"):
+        _C.run_frame(image, plan.horizontal, plan.vertical, False, np.zeros((3, 256)), bits(out), 0, 14, 2, 2, 0, 2, 1)
+    with pytest.raises(ValueError, match="out must be writeable"):
+        readonly = bits(out).copy()
+        readonly.flags.writeable = False
+        _C.run_frame(image, plan.horizontal, plan.vertical, False, bits(table), readonly, 0, 14, 2, 2, 0, 2, 1)
+
+
+def test_error_layout_parameters(frame):
+    image, plan, table, out = frame
+    with pytest.raises(InvalidImageError, match="slot_begin must be in 0..1, got 2"):
+        call(image, plan, table, out, slot_begin=2)
+    with pytest.raises(InvalidImageError, match="slot_count must be in 1..1, got 2"):
+        call(image, plan, table, out, slot_begin=1, slot_count=2)
+    with pytest.raises(InvalidImageError, match="patch_size must be in 1..65536, got 0"):
+        call(image, plan, table, out, patch_size=0)
+    with pytest.raises(InvalidImageError, match="num_threads must be >= 1, got 0"):
+        call(image, plan, table, out, num_threads=0)
+    with pytest.raises(InvalidImageError, match="row_offset must be >= 0, got -1"):
+        call(image, plan, table, out, row_offset=-1)
+    with pytest.raises(InvalidImageError, match=r"resized size 56x84 is not a multiple of patch_size\*merge_size=32"):
+        call(image, plan, table, out, patch_size=16)

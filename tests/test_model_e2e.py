@@ -1,0 +1,111 @@
+"""End to end on a tiny random Qwen2.5-VL: the stock processor and ``patch_processor(...)`` give the same
+``input_ids``, ``pixel_values``, logits and greedy generations, for images and videos."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("torchvision", reason="the stock processors need torchvision")
+pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+
+import skimage.data  # noqa: E402
+from tiny_qwen import build_model, build_processor, write_checkpoint_folder  # noqa: E402
+
+from vlfast.processor import patch_processor  # noqa: E402
+
+NEW_TOKENS = 4
+#: The stock video processor warns unless told its (default) per-frame cap setting.
+STOCK_OPTIONS = {"cap_pixels_per_frame": False}
+
+
+def _synthetic_clip(frames: int = 5, height: int = 45, width: int = 77) -> np.ndarray:
+    """A moving gradient with noise: odd frame count and odd sizes."""
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:height, 0:width]
+    clip = [(ys * 3 + xs * 2 + 20 * t)[..., None] + np.array([0, 60, 120]) for t in range(frames)]
+    return ((np.stack(clip) + rng.integers(0, 30, (frames, height, width, 3))) % 256).astype(np.uint8)
+
+
+CASES = {
+    "photo": {"images": [skimage.data.astronaut()]},
+    "two images": {
+        "images": [
+            PIL.Image.fromarray(skimage.data.chelsea()),
+            np.random.default_rng(1).integers(0, 256, (53, 181, 3), dtype=np.uint8),
+        ]
+    },
+    "video": {"videos": [_synthetic_clip()]},
+}
+
+
+def _prompt(processor, case: dict) -> str:
+    parts = [{"type": "image"} for _ in case.get("images", [])] + [{"type": "video"} for _ in case.get("videos", [])]
+    messages = [{"role": "user", "content": [*parts, {"type": "text", "text": "Describe it."}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_checkpoint_folder(tmp_path_factory.mktemp("tiny_qwen"))
+
+
+@pytest.fixture(scope="module")
+def stock(folder):
+    return build_processor(folder)
+
+
+@pytest.fixture(scope="module")
+def model(stock):
+    return build_model(stock.tokenizer)
+
+
+def _run(model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        generated = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    return logits, generated
+
+
+def _check_same_outputs(model, expected, got) -> None:
+    assert torch.equal(expected["input_ids"].to(got["input_ids"].device), got["input_ids"])
+    expected_logits, expected_tokens = _run(model, expected)
+    logits, tokens = _run(model, got)
+    assert torch.equal(expected_logits, logits)
+    assert torch.equal(expected_tokens, tokens)
+    assert tokens.shape[1] == expected["input_ids"].shape[1] + NEW_TOKENS
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cpu_patched_processor_matches_stock(folder, stock, model, case):
+    fast = patch_processor(build_processor(folder))
+    call = {"text": [_prompt(stock, CASES[case])], **CASES[case], "return_tensors": "pt"}
+    expected = stock(**call, **STOCK_OPTIONS)
+    got = fast(**call)
+    assert expected.keys() == got.keys()
+    pad_id = stock.video_token_id if "videos" in CASES[case] else stock.image_token_id
+    assert (got["input_ids"] == pad_id).sum() == (expected["input_ids"] == pad_id).sum() > 0
+    for name in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+        if name in expected:
+            assert torch.equal(expected[name], got[name]), name
+    _check_same_outputs(model, expected, got)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_patched_processor_matches_stock(folder, stock, case):
+    pytest.importorskip("triton", reason="the GPU engine needs triton")
+    cuda_model = build_model(stock.tokenizer).to("cuda", torch.bfloat16)
+    fast = patch_processor(build_processor(folder), device="cuda", dtype=cuda_model.dtype)
+    call = {"text": [_prompt(stock, CASES[case])], **CASES[case], "return_tensors": "pt"}
+    expected = stock(**call, **STOCK_OPTIONS)
+    got = fast(**call)
+    for name in ("pixel_values", "pixel_values_videos"):
+        if name in expected:
+            assert got[name].device.type == "cuda" and got[name].dtype == torch.bfloat16
+            assert torch.equal(got[name].cpu(), expected[name].bfloat16()), name
+    # The hand-off: only the tokenizer's outputs move; pixel values are already where the model reads them.
+    _check_same_outputs(cuda_model, expected.to("cuda"), got.to("cuda"))

@@ -1,0 +1,472 @@
+"""Drop-in transformers processors: ``ImageProcessor``, and ``patch_processor`` to swap vlfast into a
+``Qwen2VLProcessor`` / ``Qwen2_5_VLProcessor`` in one line.
+
+Example:
+    >>> from transformers import AutoProcessor
+    >>> import vlfast.processor
+    >>> processor = vlfast.processor.patch_processor(
+    ...     AutoProcessor.from_pretrained(model_dir), device=model.device, dtype=model.dtype
+    ... )
+    >>> inputs = processor(text=prompts, images=images, return_tensors="pt")  # pixel_values already on the GPU
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+from huggingface_hub.dataclasses import validate_typed_dict
+from huggingface_hub.errors import StrictDataclassError
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_utils import PILImageResampling, SizeDict, make_flat_list_of_images
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import is_torchvision_available
+
+from .defaults import (
+    IMAGE_MAX_PIXELS,
+    IMAGE_MIN_PIXELS,
+    MERGE_SIZE,
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    PATCH_SIZE,
+    RESCALE_FACTOR,
+    TEMPORAL_PATCH_SIZE,
+)
+from .errors import DeviceError, UnsupportedOptionError
+from .plans import Backend
+from .preprocess import ENGINES, OUTPUT_DTYPES, preprocess
+from .sizing import smart_resize
+
+__all__ = [
+    "ImageProcessor",
+    "ImageProcessorKwargs",
+    "SUPPORTED_PROCESSORS",
+    "SubProcessorSwap",
+    "default_backend",
+    "from_pretrained_processor",
+    "patch_processor",
+]
+
+#: Options that say where and how vlfast runs, not what it computes: never written by ``to_dict``
+#: (a saved config stays loadable by the stock classes).
+RUNTIME_OPTIONS = ("device", "dtype", "engine")
+#: Aliases of the ``size`` bounds, as the stock processors accept them.
+_PIXEL_ALIASES = {"min_pixels": "shortest_edge", "max_pixels": "longest_edge"}
+
+
+def default_backend() -> Backend:
+    """What ``AutoImageProcessor`` picks in transformers 5: torchvision when importable, else PIL."""
+    return Backend.TORCHVISION if is_torchvision_available() else Backend.PIL
+
+
+def resolve_backend(backend: Backend | str | None) -> Backend:
+    """``backend`` as a :class:`Backend`; ``None`` means :func:`default_backend`."""
+    if backend is None:
+        return default_backend()
+    try:
+        return Backend(getattr(backend, "value", backend))
+    except ValueError:
+        raise UnsupportedOptionError(f"backend must be one of {[b.value for b in Backend]}, got {backend!r}") from None
+
+
+def resolve_device(device: torch.device | str | int | None) -> torch.device | None:
+    """``device`` as a ``torch.device`` (``None`` stays ``None``: the CPU); raises if it cannot be used."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceError(f"invalid device {device!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device} was requested but CUDA is not available")
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"vlfast writes to CPU or CUDA devices, got {device}")
+    return device
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``dtype`` as a ``torch.dtype`` (names such as ``"bfloat16"`` accepted); ``None`` keeps the stock dtype."""
+    if dtype is None:
+        return None
+    resolved = getattr(torch, dtype.removeprefix("torch."), None) if isinstance(dtype, str) else dtype
+    if resolved not in OUTPUT_DTYPES:
+        raise UnsupportedOptionError(f"dtype must be one of {[str(d) for d in OUTPUT_DTYPES]}, got {dtype!r}")
+    return resolved
+
+
+def resolve_engine(engine: str | None) -> str:
+    """``engine`` checked against :data:`vlfast.preprocess.ENGINES`; ``None`` means ``"auto"``."""
+    engine = "auto" if engine is None else engine
+    if engine not in ENGINES:
+        raise UnsupportedOptionError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return engine
+
+
+class _VlfastProcessorMixin:
+    """What vlfast's image and video processors share: pixel-bound aliases, runtime options, call-time
+    keyword handling and the ``BatchFeature`` hand-off. Mixed in before a transformers processor class."""
+
+    size: SizeDict | dict
+    valid_kwargs: type
+    device: torch.device | None = None
+    dtype: torch.dtype | None = None
+    engine: str = "auto"
+
+    @property
+    def min_pixels(self) -> int:
+        """Smallest resized area (``size["shortest_edge"]``)."""
+        return self.size["shortest_edge"]
+
+    @min_pixels.setter
+    def min_pixels(self, value: int) -> None:
+        self.size = SizeDict(**{**dict(self.size), "shortest_edge": value})
+
+    @property
+    def max_pixels(self) -> int:
+        """Largest resized area (``size["longest_edge"]``)."""
+        return self.size["longest_edge"]
+
+    @max_pixels.setter
+    def max_pixels(self, value: int) -> None:
+        self.size = SizeDict(**{**dict(self.size), "longest_edge": value})
+
+    def _initial_size(self, kwargs: dict[str, Any]) -> dict[str, int]:
+        """A new ``size`` dict from constructor ``kwargs`` (``size``, ``min_pixels``, ``max_pixels``, popped)
+        over the class default, which is copied, never changed (transformers 5.17 changes it in place)."""
+        size = kwargs.pop("size", None)
+        size = dict(self.size if size is None else size)
+        for alias, key in _PIXEL_ALIASES.items():
+            if (value := kwargs.pop(alias, None)) is not None:
+                size[key] = value
+        return size
+
+    def _standardize_kwargs(
+        self,
+        size: Mapping[str, int] | SizeDict | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        engine: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        # min_pixels / max_pixels are aliases of the size bounds, as in the stock processors.
+        bounds = dict(size) if size is not None else {}
+        if min_pixels is not None:
+            bounds["shortest_edge"] = min_pixels
+        if max_pixels is not None:
+            bounds["longest_edge"] = max_pixels
+        settings = super()._standardize_kwargs(size=bounds or None, **kwargs)
+        settings.update(device=resolve_device(device), dtype=resolve_dtype(dtype), engine=resolve_engine(engine))
+        return settings
+
+    def _call_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Every option of one call: the given overrides checked, the rest from the instance."""
+        known = self.valid_kwargs.__annotations__
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise UnsupportedOptionError(
+                f"{type(self).__name__} got unknown options {unknown}; valid options: {sorted(known)}"
+            )
+        try:
+            validate_typed_dict(self.valid_kwargs, kwargs)
+        except StrictDataclassError as error:
+            raise UnsupportedOptionError(str(error)) from None
+        for name in known:
+            # The size aliases only override when given; None means "the instance's setting".
+            if kwargs.get(name) is None and name not in _PIXEL_ALIASES:
+                kwargs[name] = getattr(self, name, None)
+        settings = self._standardize_kwargs(**kwargs)
+        size = settings["size"]
+        if size is None or not size.shortest_edge or not size.longest_edge:
+            raise UnsupportedOptionError(
+                f"size must give 'shortest_edge' and 'longest_edge' (min and max pixels), got {size}"
+            )
+        return settings
+
+    @staticmethod
+    def _batch_feature(data: dict[str, torch.Tensor], settings: dict[str, Any]) -> BatchFeature:
+        """Outputs where the model reads them: on ``settings["device"]``, or NumPy for ``return_tensors="np"``."""
+        return_tensors = getattr(settings["return_tensors"], "value", settings["return_tensors"])
+        device = settings["device"] or torch.device("cpu")
+        if return_tensors in (None, "pt"):
+            return BatchFeature({name: value.to(device) for name, value in data.items()})
+        if return_tensors != "np":
+            raise UnsupportedOptionError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+        if device.type != "cpu" or settings["dtype"] is torch.bfloat16:
+            raise UnsupportedOptionError(
+                "return_tensors='np' needs device='cpu' and a dtype NumPy has (not bfloat16); use return_tensors='pt'"
+            )
+        return BatchFeature({name: value.numpy() for name, value in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The preprocessing config, without vlfast's runtime options: loadable by the stock class."""
+        config = super().to_dict()
+        for name in RUNTIME_OPTIONS:
+            config.pop(name, None)
+        return config
+
+
+class ImageProcessorKwargs(Qwen2VLImageProcessorPil.valid_kwargs, total=False):
+    """The stock Qwen2-VL image options, plus vlfast's output ``dtype`` and ``engine``."""
+
+    dtype: torch.dtype | str | None
+    engine: str | None
+
+
+class ImageProcessor(_VlfastProcessorMixin, BaseImageProcessor):
+    """Bit-exact, fused replacement of ``Qwen2VLImageProcessor`` (``backend="torchvision"``) and
+    ``Qwen2VLImageProcessorPil`` (``backend="pil"``).
+
+    Args:
+        backend: the stock processor reproduced; default: the one ``AutoImageProcessor`` picks.
+        device: where ``pixel_values`` and ``image_grid_thw`` are returned (default: CPU).
+        dtype: dtype of ``pixel_values`` (e.g. the model's); default: the stock dtype (float32).
+        engine: ``"auto"``, ``"cpp"`` or ``"triton"`` (see :func:`vlfast.preprocess`).
+        **kwargs: the stock options (``size`` or ``min_pixels``/``max_pixels``, ``patch_size``, ``merge_size``,
+            ``temporal_patch_size``, ``image_mean``, ``image_std``, ``rescale_factor``, ``resample``,
+            ``do_resize``/``do_rescale``/``do_normalize``/``do_convert_rgb``...).
+
+    Calls take the same options as overrides, plus ``device`` and ``dtype``, and return a ``BatchFeature``
+    with ``pixel_values`` ``(sum(t*h*w), 3*T*patch_size**2)`` and int64 ``image_grid_thw`` ``(N, 3)``.
+    """
+
+    do_resize = True
+    resample = PILImageResampling.BICUBIC
+    size = {"shortest_edge": IMAGE_MIN_PIXELS, "longest_edge": IMAGE_MAX_PIXELS}
+    default_to_square = False
+    do_rescale = True
+    rescale_factor = RESCALE_FACTOR
+    do_normalize = True
+    image_mean = OPENAI_CLIP_MEAN
+    image_std = OPENAI_CLIP_STD
+    do_convert_rgb = True
+    patch_size = PATCH_SIZE
+    temporal_patch_size = TEMPORAL_PATCH_SIZE
+    merge_size = MERGE_SIZE
+    valid_kwargs = ImageProcessorKwargs
+    model_input_names = ["pixel_values", "image_grid_thw"]
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | str | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        engine: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        self._backend = resolve_backend(backend)
+        options = {"size": self._initial_size(kwargs), "device": device, "dtype": dtype, "engine": engine}
+        super().__init__(**options, **kwargs)
+        self._set_attributes(**options, **kwargs)
+
+    @property
+    def backend(self) -> str:
+        """The stock backend reproduced: ``"torchvision"`` or ``"pil"``."""
+        return self._backend.value
+
+    @classmethod
+    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any) -> ImageProcessor:
+        """Build from a config dict (as ``from_pretrained`` does); ``backend=`` goes to the constructor."""
+        if "backend" in kwargs:
+            image_processor_dict = {**image_processor_dict, "backend": kwargs.pop("backend")}
+        return super().from_dict(image_processor_dict, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        backend: Backend | str | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        engine: str = "auto",
+        **kwargs: Any,
+    ) -> ImageProcessor:
+        """Load the image settings of a checkpoint folder (``preprocessor_config.json`` or
+        ``processor_config.json``), as the stock class reads them; ``kwargs`` override settings."""
+        return super().from_pretrained(
+            pretrained_model_name_or_path, backend=backend, device=device, dtype=dtype, engine=engine, **kwargs
+        )
+
+    @classmethod
+    def from_stock(
+        cls,
+        image_processor: BaseImageProcessor,
+        *,
+        backend: Backend | str | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str | None = None,
+        engine: str = "auto",
+    ) -> ImageProcessor:
+        """The vlfast equivalent of a Qwen2-VL image processor (stock or vlfast), with its settings and,
+        unless ``backend`` says otherwise, its backend."""
+        config = image_processor.to_dict()
+        config.pop("image_processor_type", None)
+        backend = backend if backend is not None else getattr(image_processor, "backend", None)
+        return cls(backend=backend, device=device, dtype=dtype, engine=engine, **config)
+
+    def fetch_images(self, image_url_or_urls: Any) -> Any:
+        """Load path and URL images as the stock processor of this backend does; other images pass through."""
+        if self._backend is Backend.TORCHVISION:
+            from transformers.image_processing_backends import TorchvisionBackend
+
+            return TorchvisionBackend.fetch_images(self, image_url_or_urls)
+        return super().fetch_images(image_url_or_urls)
+
+    def preprocess(self, images: Any, **kwargs: Any) -> BatchFeature:
+        """``pixel_values`` and ``image_grid_thw`` of ``images`` (one image or a nested list), with call-time
+        overrides of any setting, ``device`` and ``dtype``."""
+        settings = self._call_settings(kwargs)
+        size = settings["size"]
+        result = preprocess(
+            make_flat_list_of_images(self.fetch_images(images)),
+            backend=self._backend,
+            device=settings["device"] or "cpu",
+            dtype=settings["dtype"],
+            engine=settings["engine"],
+            resample=settings["resample"],
+            min_pixels=size.shortest_edge,
+            max_pixels=size.longest_edge,
+            patch_size=settings["patch_size"],
+            merge_size=settings["merge_size"],
+            temporal_patch_size=settings["temporal_patch_size"],
+            do_resize=settings["do_resize"],
+            do_rescale=settings["do_rescale"],
+            rescale_factor=settings["rescale_factor"],
+            do_normalize=settings["do_normalize"],
+            image_mean=settings["image_mean"],
+            image_std=settings["image_std"],
+            do_convert_rgb=settings["do_convert_rgb"],
+            input_data_format=settings["input_data_format"],
+        )
+        return self._batch_feature(
+            {"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw}, settings
+        )
+
+    def get_number_of_image_patches(self, height: int, width: int, images_kwargs: dict[str, Any] | None = None) -> int:
+        """Patches (rows of ``pixel_values``) of a ``height x width`` image; ``images_kwargs`` may override
+        ``size``, ``min_pixels``, ``max_pixels``, ``patch_size`` and ``merge_size``."""
+        images_kwargs = images_kwargs or {}
+        size = dict(images_kwargs.get("size") or self.size)
+        min_pixels = images_kwargs.get("min_pixels") or size["shortest_edge"]
+        max_pixels = images_kwargs.get("max_pixels") or size["longest_edge"]
+        patch_size = images_kwargs.get("patch_size") or self.patch_size
+        merge_size = images_kwargs.get("merge_size") or self.merge_size
+        resized_height, resized_width = smart_resize(
+            height, width, factor=patch_size * merge_size, min_pixels=min_pixels, max_pixels=max_pixels
+        )
+        return (resized_height // patch_size) * (resized_width // patch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The preprocessing config, typed as the stock ``Qwen2VLImageProcessor`` (which loads it)."""
+        config = super().to_dict()
+        config.pop("_backend", None)
+        config["image_processor_type"] = "Qwen2VLImageProcessor"
+        return config
+
+
+def _video_processor_from_stock(video_processor: Any, *, backend: Backend | str | None, **options: Any) -> Any:
+    """The vlfast video processor of a stock one; ``backend`` does not apply (the stock video processor
+    has one: torchvision's arithmetic on uint8)."""
+    from .video import VideoProcessor
+
+    return VideoProcessor.from_stock(video_processor, **options)
+
+
+@dataclass(frozen=True)
+class SubProcessorSwap:
+    """How ``patch_processor`` replaces one sub-processor: the class names it accepts there, and the
+    builder of the vlfast replacement (called with the current one and the options)."""
+
+    accepted: tuple[str, ...]
+    build: Callable[..., Any]
+
+
+#: The Qwen2-VL family's sub-processors.
+_QWEN2_VL_SWAPS = {
+    "image_processor": SubProcessorSwap(
+        ("Qwen2VLImageProcessor", "Qwen2VLImageProcessorPil", ImageProcessor.__name__), ImageProcessor.from_stock
+    ),
+    "video_processor": SubProcessorSwap(("Qwen2VLVideoProcessor", "VideoProcessor"), _video_processor_from_stock),
+}
+
+#: Processor classes ``patch_processor`` knows, by name (subclasses included), with their swaps.
+SUPPORTED_PROCESSORS: dict[str, dict[str, SubProcessorSwap]] = {
+    "Qwen2VLProcessor": _QWEN2_VL_SWAPS,
+    "Qwen2_5_VLProcessor": _QWEN2_VL_SWAPS,
+}
+
+ProcessorType = TypeVar("ProcessorType", bound=ProcessorMixin)
+
+
+def patch_processor(
+    processor: ProcessorType,
+    *,
+    backend: Backend | str | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    engine: str = "auto",
+) -> ProcessorType:
+    """Swap vlfast's image and video processors into a stock Qwen2-VL / Qwen2.5-VL processor, in place.
+
+    The replacements keep the stock settings, so ``input_ids`` and ``pixel_values`` are unchanged, and
+    return tensors on ``device`` in ``dtype`` (give the model's) ready for ``model.generate(**inputs)``.
+
+    Args:
+        processor: a ``Qwen2VLProcessor`` or ``Qwen2_5_VLProcessor`` (or a subclass).
+        backend: stock image backend reproduced; default: the processor's own. Videos always reproduce
+            the stock video processor (torchvision).
+        device, dtype, engine: see :class:`ImageProcessor`.
+
+    Returns:
+        ``processor`` itself.
+
+    Example:
+        >>> processor = patch_processor(AutoProcessor.from_pretrained(path), device="cuda", dtype=torch.bfloat16)
+    """
+    swaps = next(
+        (SUPPORTED_PROCESSORS[k.__name__] for k in type(processor).__mro__ if k.__name__ in SUPPORTED_PROCESSORS),
+        None,
+    )
+    if swaps is None:
+        raise UnsupportedOptionError(
+            f"patch_processor supports {sorted(SUPPORTED_PROCESSORS)}, got {type(processor).__name__}"
+        )
+    options = {"backend": backend, "device": device, "dtype": dtype, "engine": engine}
+    replacements = {}
+    for attribute, swap in swaps.items():
+        current = getattr(processor, attribute, None)
+        if current is None:
+            continue
+        if type(current).__name__ not in swap.accepted:
+            raise UnsupportedOptionError(
+                f"{type(processor).__name__}.{attribute} is a {type(current).__name__}; "
+                f"vlfast replaces only {list(swap.accepted)}"
+            )
+        replacements[attribute] = swap.build(current, **options)
+    for attribute, replacement in replacements.items():
+        setattr(processor, attribute, replacement)
+    return processor
+
+
+def from_pretrained_processor(
+    model_dir: str | os.PathLike,
+    *,
+    backend: Backend | str | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    engine: str = "auto",
+    **from_pretrained_kwargs: Any,
+) -> ProcessorMixin:
+    """``AutoProcessor.from_pretrained(model_dir, **from_pretrained_kwargs)`` with vlfast patched in
+    (see :func:`patch_processor`)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_dir, **from_pretrained_kwargs)
+    return patch_processor(processor, backend=backend, device=device, dtype=dtype, engine=engine)
