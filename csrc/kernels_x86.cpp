@@ -1,4 +1,4 @@
-// x86-64 kernels: the AVX2 horizontal pass and the runtime switch that picks it.
+// x86-64 kernels: the AVX2 passes and the runtime switch that picks them.
 //
 // The horizontal pass is the costly one in scalar code: its weights change with every
 // output pixel, so a row offers nothing contiguous to vectorise. Its weights are the same

@@ -1,6 +1,7 @@
 // OutputWriter: whole output lines with streaming stores, partial ones with ordinary stores.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -9,6 +10,14 @@
 #define VLFAST_STREAMING_STORES 1
 #else
 #define VLFAST_STREAMING_STORES 0
+#endif
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#define VLFAST_MINCORE 1
+#else
+#define VLFAST_MINCORE 0
 #endif
 
 namespace vlfast {
@@ -29,7 +38,27 @@ inline void store_line(uint8_t* dst, const uint8_t* src) {
 
 }  // namespace
 
+bool use_streaming_stores(const uint8_t* begin, size_t bytes) {
+    if (!VLFAST_STREAMING_STORES || bytes == 0) return false;
+#if VLFAST_MINCORE
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = reinterpret_cast<uintptr_t>(begin) / page * page;
+    const size_t length = reinterpret_cast<uintptr_t>(begin) + bytes - first;
+    std::vector<unsigned char> resident((length + page - 1) / page);
+    if (mincore(reinterpret_cast<void*>(first), length, resident.data()) != 0) return true;
+    size_t in_memory = 0;
+    for (unsigned char flags : resident) in_memory += flags & 1;
+    return 2 * in_memory >= resident.size();
+#else
+    return true;  // no cheap way to tell: assume memory in use
+#endif
+}
+
 void OutputWriter::write(uint8_t* dst, const uint8_t* src, size_t bytes) {
+    if (!streaming_) {
+        std::memcpy(dst, src, bytes);
+        return;
+    }
     while (bytes > 0) {
         uint8_t* line = dst - reinterpret_cast<uintptr_t>(dst) % kLine;
         const size_t offset = static_cast<size_t>(dst - line);

@@ -80,6 +80,7 @@ struct Frame {
     int64_t out_width;
     bool packed_rows;  // each source row is width * channels contiguous bytes
     bool simd;         // the AVX2 kernels run
+    bool streaming;    // the output is written with streaming stores
 };
 
 // Per-thread buffers, allocated before any thread starts so that workers never throw.
@@ -93,7 +94,7 @@ struct Scratch {
     RowCache rows;                         // rows the vertical pass reads
     std::vector<const uint8_t*> taps;
 
-    explicit Scratch(const Frame& f) {
+    explicit Scratch(const Frame& f) : writer(f.streaming) {
         const PatchTarget& t = f.target;
         const int64_t channels = f.image.channels;
         const int64_t in_row = f.image.width * channels, out_row = f.out_width * channels;
@@ -277,15 +278,22 @@ void run_block_rows_any(const Frame& f, Scratch& s, int64_t first, int64_t last)
 
 void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const AxisCoefficients* vertical,
                bool vertical_first, const PatchTarget& target, int num_threads) {
-    const Frame f{image,
-                  horizontal,
-                  vertical,
-                  vertical_first,
-                  target,
-                  vertical ? vertical->out_size : image.height,
-                  horizontal ? horizontal->out_size : image.width,
-                  image.stride_c == 1 && image.stride_x == image.channels,
-                  simd_enabled()};
+    Frame f;
+    f.image = image;
+    f.horizontal = horizontal;
+    f.vertical = vertical;
+    f.vertical_first = vertical_first;
+    f.target = target;
+    f.out_height = vertical ? vertical->out_size : image.height;
+    f.out_width = horizontal ? horizontal->out_size : image.width;
+    f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
+    f.simd = simd_enabled();
+    const int64_t row_bytes =
+        image.channels * target.temporal_patch_size * target.patch_size * target.patch_size * target.item_size;
+    const int64_t frame_rows = (f.out_height / target.patch_size) * (f.out_width / target.patch_size);
+    f.streaming =
+        use_streaming_stores(target.out + target.row_offset * row_bytes, static_cast<size_t>(frame_rows * row_bytes));
+
     const int64_t block_rows = f.out_height / (int64_t{target.patch_size} * target.merge_size);
     const int64_t by_work = std::max<int64_t>(1, f.out_height * f.out_width / kMinPixelsPerThread);
     const int64_t threads = std::max<int64_t>(1, std::min({int64_t{num_threads}, block_rows, by_work}));

@@ -7,6 +7,7 @@ Every exactness test runs with the AVX2 kernels and with the portable ones (wher
 from __future__ import annotations
 
 import dataclasses
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,9 +50,8 @@ def supported_filters() -> list[tuple[Backend, Filter]]:
 @pytest.fixture(params=[True, False], ids=["avx2", "portable"])
 def simd(request):
     """Runs the test with the AVX2 kernels, then with the portable ones."""
-    if request.param and not _C.set_simd_enabled(True):
+    if _C.set_simd_enabled(request.param) != request.param:
         pytest.skip("this CPU has no AVX2")
-    _C.set_simd_enabled(request.param)
     yield request.param
     _C.set_simd_enabled(True)
 
@@ -173,7 +173,6 @@ def test_channel_counts(simd, channels):
 
 
 @pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
-@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
 def test_shuffled_plans(simd, vertical_first):
     """Outputs in any order, reading rows far apart: the row caches must still hold the right rows."""
     rng = np.random.default_rng(14)
@@ -193,6 +192,7 @@ def test_shuffled_plans(simd, vertical_first):
     assert_exact(big, plan, make_table(torch.float32))
 
 
+@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
 def test_strided_inputs(simd, vertical_first):
     rng = np.random.default_rng(5)
     big = make_image(rng, 120, 210)
@@ -273,6 +273,21 @@ def test_frames_at_row_offsets(simd):
         offset += count
     expected = np.concatenate([expected_rows(image, plan, table, **QWEN) for image, plan in jobs])
     np.testing.assert_array_equal(bits(out), expected)
+
+
+def test_fresh_output_memory(simd):
+    """Output pages never touched before (written with ordinary stores) get the same bytes."""
+    rng = np.random.default_rng(15)
+    image = make_image(rng, 100, 90)
+    plan = make_plan(100, 90, 112, 84)
+    table = make_table(torch.bfloat16)
+    rows = (112 // 14) * (84 // 14)
+    fresh = mmap.mmap(-1, (rows + 1) * 1176 * 2)  # anonymous: no page in memory yet
+    out = torch.frombuffer(fresh, dtype=torch.bfloat16).view(rows + 1, 1176)
+    cpu_kernel.run_frame(image, plan, table, out, 1, **QWEN)
+    np.testing.assert_array_equal(bits(out)[1:], expected_rows(image, plan, table, **QWEN))
+    assert not bits(out)[0].any()
+    del out
 
 
 def test_thread_counts_agree(simd):
@@ -427,35 +442,39 @@ def test_error_dtypes_and_layouts(frame):
         call(image, plan, table, out.to("meta"))
 
 
-def test_error_extension_checks_item_sizes(frame):
-    """The extension's own checks, below the wrapper: table and out of different item sizes."""
+def test_error_extension_checks(frame):
+    """The extension's own checks, below the wrapper (which catches most of these first)."""
     image, plan, table, out = frame
+
+    def run(table_bits: np.ndarray, out_bits: np.ndarray) -> None:
+        _C.run_frame(
+            image=image,
+            horizontal=plan.horizontal,
+            vertical=plan.vertical,
+            vertical_first=False,
+            table=table_bits,
+            out=out_bits,
+            row_offset=0,
+            patch_size=14,
+            merge_size=2,
+            temporal_patch_size=2,
+            slot_begin=0,
+            slot_count=2,
+            num_threads=1,
+        )
+
     with pytest.raises(ValueError, match="out items are 2 bytes but table items are 4"):
-        _C.run_frame(
-            image,
-            plan.horizontal,
-            plan.vertical,
-            False,
-            bits(table),
-            bits(out.to(torch.bfloat16)),
-            0,
-            14,
-            2,
-            2,
-            0,
-            2,
-            1,
-        )
+        run(bits(table), bits(out.to(torch.bfloat16)))
     with pytest.raises(ValueError, match=r"table must have shape \(channels, 256\), got \(3, 255\)"):
-        _C.run_frame(
-            image, plan.horizontal, plan.vertical, False, bits(table)[:, :255], bits(out), 0, 14, 2, 2, 0, 2, 1
-        )
+        run(bits(table)[:, :255], bits(out))
     with pytest.raises(ValueError, match="table items must be 1, 2 or 4 bytes, got 8"):
-        _C.run_frame(image, plan.horizontal, plan.vertical, False, np.zeros((3, 256)), bits(out), 0, 14, 2, 2, 0, 2, 1)
+        run(np.zeros((3, 256)), bits(out))
+    with pytest.raises(ValueError, match="table must be a numpy array, got list"):
+        run([[0] * 256] * 3, bits(out))
+    readonly = bits(out).copy()
+    readonly.flags.writeable = False
     with pytest.raises(ValueError, match="out must be writeable"):
-        readonly = bits(out).copy()
-        readonly.flags.writeable = False
-        _C.run_frame(image, plan.horizontal, plan.vertical, False, bits(table), readonly, 0, 14, 2, 2, 0, 2, 1)
+        run(bits(table), readonly)
 
 
 def test_error_layout_parameters(frame):

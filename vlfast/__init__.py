@@ -23,6 +23,34 @@ from .tables import normalization_table
 
 __version__ = "0.1.0"
 
+# Imported on first use, so that ``import vlfast`` stays light (no transformers, no HTTP stack).
+_LAZY_EXPORTS = {
+    "ImageProcessor": "processor",
+    "patch_processor": "processor",
+    "from_pretrained_processor": "processor",
+    "VideoProcessor": "video",
+    "preprocess_videos": "video",
+    "load_image": "io",
+    "encode_image": "io",
+    "to_model_coords": "coords",
+    "to_original_coords": "coords",
+    "to_relative_1000": "coords",
+    "from_relative_1000": "coords",
+    "model_sizes_from_grid": "coords",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vlfast' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "AspectRatioError",
     "Backend",
@@ -37,6 +65,7 @@ __all__ = [
     "UnsupportedOptionError",
     "VlfastError",
     "normalization_table",
+    *_LAZY_EXPORTS,
     "preprocess",
     "smart_resize",
     "smart_resize_qwen_vl_utils",

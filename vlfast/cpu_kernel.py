@@ -79,7 +79,8 @@ def run_frame(
         row_offset: first row of this frame's ``(H' / patch_size) * (W' / patch_size)`` rows.
         slot_begin, slot_count: temporal slots filled; by default all of them from ``slot_begin``
             (a still image fills ``0..T-1``, a video frame one slot).
-        num_threads: threads for this frame; by default :func:`default_num_threads`.
+        num_threads: the most threads this frame may use (small frames use fewer); by default
+            :func:`default_num_threads`.
 
     Raises:
         InvalidImageError: bad image, plan, table or output (wrong dtype, shape, layout, size).
