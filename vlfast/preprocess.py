@@ -208,9 +208,15 @@ def render(
     """
     columns = 3 * temporal_patch_size * patch_size * patch_size
     check_output_budget(rows, columns, dtype, max_output_bytes)
-    work_device = device if engine == "triton" else torch.device("cpu")
-    pin = engine == "cpp" and device.type == "cuda"
-    out = torch.empty((rows, columns), dtype=dtype, device=work_device, pin_memory=pin)
+    if engine == "triton":
+        work_device = device
+        out = torch.empty((rows, columns), dtype=dtype, device=device)
+    elif device.type == "cuda":
+        work_device = torch.device("cpu")
+        out = torch.empty((rows, columns), dtype=dtype, pin_memory=True)
+    else:
+        work_device = device
+        out = cpu_kernel.empty_output(rows, columns, dtype)
     table = normalization_table(
         backend,
         do_rescale=do_rescale,
