@@ -16,6 +16,7 @@ __all__ = [
     "UnsupportedOptionError",
     "DeviceError",
     "ImageSourceError",
+    "InvalidCoordinatesError",
 ]
 
 
@@ -53,3 +54,7 @@ class DeviceError(VlfastError, RuntimeError):
 
 class ImageSourceError(VlfastError, ValueError):
     """An image source (path, URL, data URI) that cannot be read."""
+
+
+class InvalidCoordinatesError(VlfastError, ValueError):
+    """Coordinates or sizes that cannot be mapped: wrong shape, non-finite, an inverted box, a bad size."""

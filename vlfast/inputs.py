@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .errors import InvalidImageError, UnsupportedModeError
+from .errors import DecodeError, DeviceError, InvalidImageError, UnsupportedModeError
 from .plans import Backend
 
 __all__ = ["ImageLike", "to_rgb_uint8", "is_image_like"]
@@ -31,14 +31,17 @@ def is_image_like(value: Any) -> bool:
 def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
     try:
         image.load()
+    except OSError as error:
+        raise DecodeError(f"cannot decode the PIL image: {error}") from error
+    try:
         if not do_convert_rgb:
             array = np.array(image)
         elif "A" in image.getbands() or image.info.get("transparency") is not None:
             rgba = image.convert("RGBA")
             white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             array = np.array(PIL.Image.alpha_composite(white, rgba).convert("RGB"))
-        else:
-            array = np.array(image.convert("RGB"))
+        else:  # convert("RGB") of an RGB image is a copy: skip it
+            array = np.array(image if image.mode == "RGB" else image.convert("RGB"))
     except (ValueError, OSError) as error:
         raise UnsupportedModeError(f"cannot convert a PIL image of mode {image.mode!r} to RGB: {error}") from error
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
@@ -102,12 +105,21 @@ def to_rgb_uint8(
     if isinstance(image, PIL.Image.Image):
         tensor = _pil_to_rgb(image, do_convert_rgb)
     elif isinstance(image, (np.ndarray, torch.Tensor)):
-        tensor = torch.from_numpy(image) if isinstance(image, np.ndarray) else image
-        if tensor.dtype != torch.uint8:
+        dtype_name = str(image.dtype).removeprefix("torch.")
+        if image.dtype not in (np.uint8, torch.uint8):
             raise InvalidImageError(
-                f"images must be uint8, got {str(tensor.dtype).replace('torch.', '')}; "
+                f"images must be uint8, got {dtype_name}; "
                 "convert float images in [0, 1] with (x * 255).round() to uint8 first"
             )
+        if isinstance(image, np.ndarray):
+            # torch cannot view negative strides (np.fliplr, [::-1]): copy those.
+            tensor = torch.from_numpy(image if min(image.strides, default=0) >= 0 else image.copy())
+        else:
+            if image.layout != torch.strided:
+                raise InvalidImageError(f"images must be dense tensors, got layout {image.layout}")
+            if image.device.type == "meta":
+                raise DeviceError("a meta tensor has no pixels to preprocess")
+            tensor = image
         if tensor.ndim == 2:
             tensor = tensor.unsqueeze(-1)
         if tensor.ndim != 3:

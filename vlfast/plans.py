@@ -27,7 +27,16 @@ import numpy as np
 
 from .errors import UnsupportedOptionError
 
-__all__ = ["AxisPlan", "Backend", "Filter", "ResamplePlan", "axis_plan", "resample_plan", "pillow_vertical_first"]
+__all__ = [
+    "parse_backend",
+    "AxisPlan",
+    "Backend",
+    "Filter",
+    "ResamplePlan",
+    "axis_plan",
+    "resample_plan",
+    "pillow_vertical_first",
+]
 
 #: Pillow's fixed-point precision for 8-bit images: 32 bits - 8 for the pixel - 2 for overshoot.
 PIL_PRECISION_BITS = 22
@@ -40,6 +49,14 @@ class Backend(str, Enum):
 
     PIL = "pil"
     TORCHVISION = "torchvision"
+
+
+def parse_backend(value: Backend | str) -> Backend:
+    """``value`` as a :class:`Backend`, or :class:`UnsupportedOptionError` naming the choices."""
+    try:
+        return Backend(value)
+    except ValueError:
+        raise UnsupportedOptionError(f"backend must be one of {[b.value for b in Backend]}, got {value!r}") from None
 
 
 class Filter(str, Enum):

@@ -22,7 +22,7 @@ from .defaults import (
 from .errors import DeviceError, ImageTooLargeError, InvalidImageError, UnsupportedOptionError
 from .inputs import ImageLike, is_image_like, to_rgb_uint8
 from .layout import patch_grid
-from .plans import Backend, Filter, ResamplePlan, resample_plan
+from .plans import Backend, Filter, ResamplePlan, parse_backend, resample_plan
 from .sizing import smart_resize
 from .tables import normalization_table, stock_output_dtype
 
@@ -288,7 +288,7 @@ def preprocess(
         >>> out.pixel_values.shape, out.image_grid_thw.tolist()
         (torch.Size([10764, 1176]), [[1, 78, 138]])
     """
-    backend = Backend(backend)
+    backend = parse_backend(backend)
     resample = Filter.from_any(resample)
     device = torch.device(device)
     min_pixels = IMAGE_MIN_PIXELS if min_pixels is None else min_pixels
@@ -304,6 +304,8 @@ def preprocess(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise UnsupportedOptionError(f"{name} must be a positive integer, got {value!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device={str(device)!r} was requested but no CUDA device is available")
     engine = select_engine(engine, device)
     factor = patch_size * merge_size
 

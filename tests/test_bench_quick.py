@@ -1,0 +1,100 @@
+"""The benchmark engine in a minimal mode: tiny cases, one repeat, every output written and parsable."""
+
+from __future__ import annotations
+
+import csv
+import runpy
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from vlfast import benchmarking, cpu_kernel
+from vlfast.benchmarking import (
+    CSV_FIELDS,
+    FULL_CASES,
+    QUICK_CASES,
+    Case,
+    available_implementations,
+    case_images,
+    run_benchmark,
+)
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+TINY_CASES = (Case("tiny", ((56, 84),)), Case("tiny-batch", ((60, 90), (100, 50))))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory):
+    out_dir = tmp_path_factory.mktemp("bench")
+    return run_benchmark(out_dir, cases=TINY_CASES, repeats=1, devices=("cpu",), progress=False)
+
+
+def test_suites_match_the_brief() -> None:
+    sizes = {case.sizes[0] for case in FULL_CASES if case.batch == 1}
+    assert {(448, 448), (720, 1280), (1080, 1920), (2160, 3840)} <= sizes
+    assert any(max(h, w) / min(h, w) >= 10 for h, w in sizes), "a very wide image"
+    assert any(case.batch == 8 and len(set(case.sizes)) == 8 for case in FULL_CASES)
+    assert set(QUICK_CASES) < set(FULL_CASES)
+
+
+def test_case_images_are_real_photos_of_the_case_size() -> None:
+    images = case_images(Case("wide", ((200, 4000), (57, 31))))
+    assert [image.shape for image in images] == [(200, 4000, 3), (57, 31, 3)]
+    assert all(image.dtype == np.uint8 and image.flags.c_contiguous for image in images)
+    assert images[0].std() > 10, "a photo, not a flat color"
+
+
+def test_cpu_implementations() -> None:
+    implementations, skipped = available_implementations(("cpu",))
+    names = [impl.name for impl in implementations]
+    assert names[-2:] == ["transformers-torchvision-cpu", "transformers-pil"]
+    assert ("vlfast-cpu" in names) == cpu_kernel.available()
+    assert all("cuda" not in note for note in skipped)
+
+
+def test_csv_parses(report) -> None:
+    with open(report.files["csv"], newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    implementations = {row["implementation"] for row in rows}
+    assert len(rows) == len(TINY_CASES) * len(implementations)
+    assert set(CSV_FIELDS) <= set(rows[0]) and {"cpu", "cpu_cores", "torch", "transformers", "date"} <= set(rows[0])
+    for row in rows:
+        assert float(row["min_ms"]) <= float(row["median_ms"]) <= float(row["max_ms"])
+        assert float(row["speedup_vs_best_stock"]) > 0 and row["repeats"] == "1"
+        if row["implementation"] == "vlfast-cpu":
+            assert row["bit_exact"] == "yes"
+    assert {row["case"]: row["batch"] for row in rows} == {"tiny": "1", "tiny-batch": "2"}
+
+
+def test_markdown_table(report) -> None:
+    text = report.files["markdown"].read_text(encoding="utf-8")
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[:3] == ["case", "input", "image tokens"] and "transformers PIL" in header
+    assert len(table) == 2 + len(TINY_CASES)
+    assert all(len(row.strip("|").split("|")) == len(header) for row in table)
+
+
+def test_plot_is_a_png(report) -> None:
+    with PIL.Image.open(report.files["plot"]) as image:
+        assert image.format == "PNG" and image.width > 300 and image.height > 200
+
+
+def test_bench_cpu_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchmarking, "QUICK_CASES", TINY_CASES[:1])
+    main = runpy.run_path(str(BENCH_DIR / "bench_cpu.py"))["main"]
+    assert main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert {path.name for path in tmp_path.iterdir()} == {"results.csv", "results.md", "latency.png"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_bench_gpu_script_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main = runpy.run_path(str(BENCH_DIR / "bench_gpu.py"))["main"]
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,203 @@
+"""The ``vlfast`` command line: arguments, outputs and one-line error exits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from vlfast import benchmarking, cli
+from vlfast.benchmarking import Case, shipped_photo_path
+
+SHIPPED = str(shipped_photo_path())
+
+
+@pytest.fixture
+def needs_cpp_kernel() -> None:
+    """Skip unless the C++ extension (the CPU engine) is built."""
+    pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``vlfast ARGV`` in-process: exit code, stdout, stderr."""
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code == cli.EXIT_ERROR
+    assert err.count("\n") == 1 and err.startswith("vlfast: error: "), err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def write_png(path: Path, height: int, width: int) -> str:
+    PIL.Image.fromarray(np.full((height, width, 3), 128, np.uint8)).save(path)
+    return str(path)
+
+
+def test_shipped_photo_is_a_small_rgb_image() -> None:
+    path = shipped_photo_path()
+    assert path.stat().st_size < 300_000
+    with PIL.Image.open(path) as image:
+        assert image.mode == "RGB" and image.size == (451, 300)
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and all(command in out for command in ("preprocess", "bench", "info"))
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.startswith("vlfast ")
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        ([], "required"),
+        (["resize"], "invalid choice"),
+        (["preprocess", "--nope"], "unrecognized arguments: --nope"),
+        (["preprocess", "--dtype", "float64"], "argument --dtype: invalid choice: 'float64'"),
+        (["preprocess", "--backend", "opencv"], "argument --backend"),
+        (["preprocess", "--engine", "cuda"], "argument --engine"),
+        (["preprocess", "--device", "tpu"], "not a torch device"),
+        (["preprocess", "--min-pixels", "0"], "expected a positive integer, got 0"),
+        (["preprocess", "--max-pixels", "many"], "expected a positive integer, got 'many'"),
+        (["preprocess", "--min-pixels", "10000", "--max-pixels", "5000"], "must not exceed --max-pixels"),
+        (["bench", "--device", "tpu"], "argument --device"),
+        (["bench", "--repeats", "-1"], "argument --repeats"),
+    ],
+)
+def test_bad_arguments(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert_one_line_error(code, err, fragment)
+    assert out == ""
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.png"
+    code, _, err = run(["preprocess", str(missing)], capsys)
+    assert_one_line_error(code, err, f"no such file: '{missing}'")
+
+
+def test_undecodable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"\x89PNG this is not an image")
+    code, _, err = run(["preprocess", str(garbage)], capsys)
+    assert_one_line_error(code, err, f"file '{garbage}' is not an image")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["preprocess", "--device", "cuda"], capsys)
+    assert_one_line_error(code, err, "CUDA is not available")
+
+
+def test_vlfast_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None) -> None:
+    code, _, err = run(["preprocess", write_png(tmp_path / "line.png", 1, 300)], capsys)
+    assert_one_line_error(code, err, "aspect ratio")
+
+
+def test_console_entry_point_prints_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vlfast.cli", "preprocess", str(tmp_path / "missing.jpg")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == cli.EXIT_ERROR
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"vlfast: error: no such file: '{tmp_path / 'missing.jpg'}'")
+
+
+def test_preprocess_text_output(capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None) -> None:
+    code, out, err = run(["preprocess"], capsys)
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == SHIPPED
+    for expected in (
+        "original size    451x300 (width x height)",
+        "model input      448x308",
+        "image_grid_thw   [1, 22, 32]",
+        "image tokens     176",
+        "pixel_values     (704, 1176) float32 on cpu",
+        "engine cpp",
+    ):
+        assert expected in out
+
+
+def test_preprocess_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None) -> None:
+    second = write_png(tmp_path / "gray.png", 1080, 1920)
+    code, out, _ = run(
+        ["preprocess", "--json", "--backend", "pil", "--dtype", "bfloat16", "--max-pixels", "1003520", SHIPPED, second],
+        capsys,
+    )
+    assert code == 0
+    records = json.loads(out)
+    assert [record["image"] for record in records] == [SHIPPED, second]
+    first, big = records
+    assert first["original_size"] == {"width": 451, "height": 300}
+    assert first["model_input_size"] == {"width": 448, "height": 308}
+    assert first["image_grid_thw"] == [1, 22, 32] and first["image_tokens"] == 176
+    assert first["pixel_values"] == {"shape": [704, 1176], "dtype": "bfloat16", "device": "cpu"}
+    assert first["backend"] == "pil" and first["engine"] == "cpp" and first["time_ms"] > 0
+    assert "check" not in first
+    # 1920x1080 is shrunk below --max-pixels.
+    size = big["model_input_size"]
+    assert size["width"] * size["height"] <= 1003520 and big["image_tokens"] == size["width"] * size["height"] // 784
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_check_identical_on_shipped_photo(backend: str, dtype: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+    code, out, _ = run(["preprocess", "--check", "--json", "--backend", backend, "--dtype", dtype], capsys)
+    assert code == 0
+    (record,) = json.loads(out)
+    assert record["check"]["identical"] is True and record["check"]["max_abs_diff"] == 0.0
+    expected = "Qwen2VLImageProcessor" if backend == "torchvision" else "Qwen2VLImageProcessorPil"
+    assert record["check"]["reference"] == f"transformers.{expected}"
+
+
+def test_check_reports_a_difference(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    exact = cli.preprocess
+
+    def off_by_a_little(*args, **kwargs):
+        result = exact(*args, **kwargs)
+        result.pixel_values[0, 0] += 0.25
+        return result
+
+    monkeypatch.setattr(cli, "preprocess", off_by_a_little)
+    code, out, _ = run(["preprocess", "--check"], capsys)
+    assert code == cli.EXIT_MISMATCH
+    assert "DIFFERENT from transformers.Qwen2VLImageProcessor: max abs diff 0.25" in out
+
+
+def test_info(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["info"], capsys)
+    assert code == 0
+    for expected in ("torch", "transformers", "pillow", "triton", "C++ extension", "Triton on CUDA", "interpreter"):
+        assert expected in out
+    code, out, _ = run(["info", "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and set(info) == {"versions", "devices", "kernels"}
+    assert info["versions"]["torch"] == torch.__version__
+    assert info["devices"]["cpu"]["cores"] >= 1
+    assert set(info["kernels"]) == {"cpp_extension", "triton_cuda", "triton_interpreter"}
+
+
+def test_bench_writes_its_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(benchmarking, "QUICK_CASES", (Case("tiny", ((56, 84),)),))
+    code, out, _ = run(["bench", "--quick", "--repeats", "1", "--device", "cpu", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert "| tiny | 84x56 |" in out
+    assert {path.name for path in tmp_path.iterdir()} == {"results.csv", "results.md", "latency.png"}
