@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import threading
+import weakref
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ try:
 except ImportError:  # built without a C++ compiler: the Triton engine may still be available
     _C = None
 
-__all__ = ["available", "default_num_threads", "empty_output", "run_frame"]
+__all__ = ["available", "default_num_threads", "empty_output", "release_cached_outputs", "run_frame"]
 
 #: Output dtypes, by the integer dtype of the same size that hands their bits to NumPy.
 _BIT_VIEWS: dict[torch.dtype, torch.dtype] = {
@@ -48,6 +50,10 @@ def default_num_threads() -> int:
 #: (measured on the 2-core CI machine: 1080p float32 took 17.7 ms fresh vs 9.2 ms with huge pages).
 _MADV_HUGEPAGE = 14
 _HUGE_PAGE = 2 << 20
+#: Outputs from this size up come from the pool below; smaller ones are cheap to allocate.
+_POOLED_MIN_BYTES = 4 << 20
+#: At most this many bytes of freed outputs are kept for reuse.
+_POOL_MAX_BYTES = 512 << 20
 
 
 def _libc_madvise():
@@ -66,17 +72,73 @@ def _libc_madvise():
 _madvise = _libc_madvise()
 
 
+class _OutputPool:
+    """Large host buffers recycled once the tensors made from them are garbage.
+
+    A fresh multi-megabyte allocation is returned to the OS when freed, so every call would
+    pay the page faults of its output again (about as long as the kernel itself at 1080p).
+    Like torch's caching allocators, this keeps a few freed blocks (at most ``_POOL_MAX_BYTES``)
+    and hands them out again. A block returns to the pool only when the last tensor viewing it
+    is gone (a ``weakref.finalize`` on the NumPy view that torch's storage holds).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._free: list[np.ndarray] = []
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def _new_block(self, nbytes: int) -> np.ndarray:
+        block = np.empty(nbytes, dtype=np.uint8)
+        if _madvise is not None:
+            address = block.ctypes.data
+            start = -(-address // _HUGE_PAGE) * _HUGE_PAGE
+            end = (address + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+            if end > start:
+                _madvise(start, end - start, _MADV_HUGEPAGE)
+        return block
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A view of ``nbytes`` bytes of a free block (at most twice as large), or of a new one."""
+        with self._lock:
+            fits = [b for b in self._free if nbytes <= b.nbytes <= 2 * nbytes]
+            block = min(fits, key=lambda b: b.nbytes) if fits else None
+            if block is not None:
+                self._free.remove(block)
+        if block is None:
+            block = self._new_block(nbytes)
+        view = block[:nbytes]
+        weakref.finalize(view, self._give_back, block)
+        return view
+
+    def _give_back(self, block: np.ndarray) -> None:
+        with self._lock:
+            self._free.append(block)
+            while sum(b.nbytes for b in self._free) > self._max_bytes:
+                self._free.pop(0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+
+
+_pool = _OutputPool(_POOL_MAX_BYTES)
+
+
 def empty_output(rows: int, columns: int, dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised ``(rows, columns)`` CPU tensor for the kernel to fill, backed by transparent
-    huge pages where the OS allows (advice only: the contents and the result are unaffected)."""
-    out = torch.empty((rows, columns), dtype=dtype)
-    size = out.numel() * out.element_size()
-    if _madvise is not None and size >= 2 * _HUGE_PAGE:
-        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
-        end = (out.data_ptr() + size) // _HUGE_PAGE * _HUGE_PAGE
-        if end > start:
-            _madvise(start, end - start, _MADV_HUGEPAGE)
-    return out
+    """An uninitialised ``(rows, columns)`` CPU tensor for the kernel to fill.
+
+    Large outputs come from a pool of recycled, huge-page-backed host buffers (see
+    :class:`_OutputPool`); the contents and the results are unaffected.
+    """
+    nbytes = rows * columns * torch.empty((), dtype=dtype).element_size()
+    if nbytes < _POOLED_MIN_BYTES:
+        return torch.empty((rows, columns), dtype=dtype)
+    return torch.from_numpy(_pool.take(nbytes)).view(dtype).view(rows, columns)
+
+
+def release_cached_outputs() -> None:
+    """Return the pooled output buffers that no tensor uses any more to the OS."""
+    _pool.clear()
 
 
 def _numpy_bits(tensor: torch.Tensor, name: str) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""The host output pool recycles buffers only when no tensor can see them any more."""
+
+import gc
+
+import numpy as np
+import pytest
+import torch
+
+import vlfast
+from vlfast import cpu_kernel
+
+pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+
+IMAGE = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+QWEN25_VL = {"min_pixels": 3136, "max_pixels": 12845056}
+
+
+def test_a_freed_output_is_reused():
+    cpu_kernel.release_cached_outputs()
+    first = vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values
+    address = first.data_ptr()
+    del first
+    gc.collect()
+    assert vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values.data_ptr() == address
+
+
+def test_a_live_view_keeps_its_buffer_and_values():
+    cpu_kernel.release_cached_outputs()
+    first = vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values
+    expected = first[100:200].clone()
+    view = first[100:200]
+    del first
+    gc.collect()
+    other = vlfast.preprocess(np.ascontiguousarray(IMAGE[::-1]), **QWEN25_VL).pixel_values
+    assert not (other.data_ptr() <= view.data_ptr() < other.data_ptr() + other.numel() * other.element_size())
+    assert torch.equal(view, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_pooled_outputs_have_the_requested_shape_and_dtype(dtype):
+    out = cpu_kernel.empty_output(10764, 1176, dtype)
+    assert out.shape == (10764, 1176) and out.dtype == dtype and out.is_contiguous()
+    small = cpu_kernel.empty_output(4, 1176, dtype)  # below the pooling threshold
+    assert small.shape == (4, 1176) and small.dtype == dtype
+
+
+def test_release_empties_the_pool():
+    out = vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values
+    del out
+    gc.collect()
+    assert cpu_kernel._pool._free, "the freed output should be pooled"
+    cpu_kernel.release_cached_outputs()
+    assert cpu_kernel._pool._free == []
