@@ -51,3 +51,15 @@ def test_release_empties_the_pool():
     assert cpu_kernel._pool._free, "the freed output should be pooled"
     cpu_kernel.release_cached_outputs()
     assert cpu_kernel._pool._free == []
+
+
+def test_outputs_of_several_sizes_share_the_pool():
+    cpu_kernel.release_cached_outputs()
+    sizes = [(10764, 1176), (4096, 1176), (20000, 1176), (4096, 1176), (10764, 1176)]
+    for _ in range(3):
+        outs = [cpu_kernel.empty_output(rows, cols, torch.float32) for rows, cols in sizes]
+        for out in outs:
+            out.fill_(1.0)
+        del outs
+        gc.collect()
+    assert sum(block.nbytes for block in cpu_kernel._pool._free) <= 512 << 20

@@ -100,10 +100,9 @@ class _OutputPool:
     def take(self, nbytes: int) -> np.ndarray:
         """A view of ``nbytes`` bytes of a free block (at most twice as large), or of a new one."""
         with self._lock:
-            fits = [b for b in self._free if nbytes <= b.nbytes <= 2 * nbytes]
-            block = min(fits, key=lambda b: b.nbytes) if fits else None
-            if block is not None:
-                self._free.remove(block)
+            fits = [i for i, b in enumerate(self._free) if nbytes <= b.nbytes <= 2 * nbytes]
+            # pop by index: list.remove would compare arrays element by element
+            block = self._free.pop(min(fits, key=lambda i: self._free[i].nbytes)) if fits else None
         if block is None:
             block = self._new_block(nbytes)
         view = block[:nbytes]
