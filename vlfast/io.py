@@ -33,13 +33,14 @@ import torch
 
 from .errors import (
     DecodeError,
+    DeviceError,
     ImageSourceError,
     ImageTooLargeError,
     UnsupportedModeError,
     UnsupportedOptionError,
 )
 from .inputs import ImageLike, to_rgb_uint8
-from .plans import Backend
+from .plans import Backend, parse_backend
 
 __all__ = [
     "ImageSource",
@@ -84,13 +85,6 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _URL_OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
-
-
-def _parse_backend(backend: Backend | str) -> Backend:
-    try:
-        return Backend(backend)
-    except ValueError as error:
-        raise UnsupportedOptionError(f"backend must be 'torchvision' or 'pil', got {backend!r}") from error
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -331,6 +325,26 @@ def _reject_animated(image: PIL.Image.Image, origin: str) -> None:
         )
 
 
+def _gpu_decode_device(gpu_decode: torch.device | str | None) -> torch.device | None:
+    if gpu_decode is None:
+        return None
+    device = torch.device(gpu_decode)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        raise DeviceError(f"gpu_decode needs an available CUDA device, got {str(device)!r}")
+    return device
+
+
+def _decode_jpeg_on_gpu(data: bytes, origin: str, exif_transpose: bool, device: torch.device) -> torch.Tensor:
+    """nvJPEG through torchvision: fast, close to but not bit-identical with libjpeg-turbo."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    try:
+        return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=exif_transpose)
+    except (RuntimeError, ValueError) as error:
+        raise DecodeError(f"{origin} could not be decoded on {device}: {str(error).splitlines()[-1]}") from error
+
+
 def load_image(
     source: ImageSource,
     *,
@@ -339,6 +353,7 @@ def load_image(
     timeout: float = DEFAULT_TIMEOUT_S,
     max_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
     max_pixels: int = DEFAULT_MAX_DECODED_PIXELS,
+    gpu_decode: torch.device | str | None = None,
 ) -> ImageLike:
     """Load one image from a path, URL, bytes, base64 or data URI, decoded as the stock ``backend`` decodes it.
 
@@ -372,6 +387,12 @@ def load_image(
         timeout: seconds for a URL: each network operation, and the whole body (checked between reads).
         max_bytes: largest encoded source read (file, download, decoded base64).
         max_pixels: largest ``width * height`` decoded, checked from the header before decoding.
+        gpu_decode: opt-in fast path: decode JPEG sources on this CUDA device with nvJPEG
+            (``torchvision.io.decode_jpeg(device=...)``) and return a CUDA tensor. nvJPEG's IDCT
+            and chroma upsampling are not libjpeg-turbo's, so pixels can differ from the stock
+            decode by a few levels (``tests/test_io_gpu_decode.py`` measures and bounds it): the
+            result is then no longer bit-identical to the stock processor. Other formats take
+            the exact path.
 
     Raises:
         ImageSourceError: missing or unreadable file, malformed URL or data URI, unsupported
@@ -380,6 +401,7 @@ def load_image(
         ImageTooLargeError: more than ``max_pixels`` pixels.
         UnsupportedModeError: an image the stock decoder turns into something vlfast does not
             reproduce (``"torchvision"``: 16-bit PNGs, animated GIF / WebP).
+        DeviceError: ``gpu_decode`` names a device that is not an available CUDA device.
 
     Example:
         >>> image = vlfast.load_image("https://example.com/cat.jpg", backend="pil")
@@ -387,16 +409,19 @@ def load_image(
         (torch.Size([3, 1080, 1920]), torch.uint8)
         >>> out = vlfast.preprocess(image, backend="pil")  # == Qwen2VLImageProcessorPil()(url)
     """
-    backend = _parse_backend(backend)
+    backend = parse_backend(backend)
     for name, value in (("timeout", timeout), ("max_bytes", max_bytes), ("max_pixels", max_pixels)):
         _check_positive(name, value)
     if isinstance(source, PIL.Image.Image):
         return _exif_transposed(source, "the PIL image given") if exif_transpose else source
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return source
+    gpu_device = _gpu_decode_device(gpu_decode)
     data, origin = _source_bytes(source, timeout, max_bytes)
     image = _open_header(data, origin, max_pixels)
     orient = exif_transpose is not False
+    if gpu_device is not None and image.format == "JPEG":
+        return _decode_jpeg_on_gpu(data, origin, orient, gpu_device)
     if backend is Backend.PIL:
         return _pillow_pixels(image, origin, orient, backend)
     if image.format == "PNG" and data[_PNG_BIT_DEPTH_OFFSET] == 16:
@@ -439,7 +464,7 @@ def encode_image(
         >>> uri = vlfast.encode_image("photo.jpg")  # 'data:image/jpeg;base64,/9j/4AAQ...'
         >>> message = {"type": "image", "image": uri}
     """
-    backend = _parse_backend(backend)
+    backend = parse_backend(backend)
     _check_positive("timeout", timeout)
     _check_positive("max_bytes", max_bytes)
     if isinstance(source, (PIL.Image.Image, np.ndarray, torch.Tensor)):

@@ -56,7 +56,7 @@ def parse_backend(value: Backend | str) -> Backend:
     try:
         return Backend(value)
     except ValueError:
-        raise UnsupportedOptionError(f"backend must be one of {[b.value for b in Backend]}, got {value!r}") from None
+        raise UnsupportedOptionError(f"backend must be 'torchvision' or 'pil', got {value!r}") from None
 
 
 class Filter(str, Enum):
