@@ -98,3 +98,17 @@ def test_bench_gpu_script_without_cuda(tmp_path: Path, capsys: pytest.CaptureFix
     assert stop.value.code == 2
     assert "CUDA is not available" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_vlfast_bench_quick_end_to_end(tmp_path: Path) -> None:
+    """What CI promises: `vlfast bench --quick` (the real quick suite) writes a CSV, a table and a plot that parse."""
+    from vlfast.cli import main
+
+    assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "results.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["case"] for row in rows} == {case.name for case in QUICK_CASES}
+    assert all(row["bit_exact"] == "yes" for row in rows if row["implementation"] == "vlfast-cpu")
+    assert (tmp_path / "results.md").read_text(encoding="utf-8").count("\n|") >= 1 + len(QUICK_CASES)
+    with PIL.Image.open(tmp_path / "latency.png") as image:
+        assert image.format == "PNG"

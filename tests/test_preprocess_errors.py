@@ -84,3 +84,20 @@ def test_non_contiguous_inputs_are_accepted():
     strided = base[::2, ::3]
     assert not strided.flags.c_contiguous
     assert torch.equal(vlfast.preprocess(strided).pixel_values, vlfast.preprocess(strided.copy()).pixel_values)
+
+
+def test_chunks_are_whole_images_within_the_budget_and_equal_one_call():
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(90, 120), (300, 200), (56, 56), (3, 400)]]
+    whole = vlfast.preprocess(images, input_data_format="channels_last")
+    budget = 320 * 1176 * 4
+    chunks = list(vlfast.preprocess_in_chunks(images, max_chunk_bytes=budget, input_data_format="channels_last"))
+    assert len(chunks) > 1
+    assert all(chunk.pixel_values.numel() * 4 <= budget for chunk in chunks)
+    assert torch.equal(torch.cat([chunk.pixel_values for chunk in chunks]), whole.pixel_values)
+    assert torch.equal(torch.cat([chunk.image_grid_thw for chunk in chunks]), whole.image_grid_thw)
+
+
+def test_a_single_image_over_the_chunk_budget_raises():
+    with pytest.raises(ImageTooLargeError, match="over max_output_bytes"):
+        list(vlfast.preprocess_in_chunks([RGB, RGB], max_chunk_bytes=100))

@@ -18,7 +18,7 @@ from .errors import (
     VlfastError,
 )
 from .plans import Backend, Filter
-from .preprocess import Preprocessed, preprocess
+from .preprocess import Preprocessed, preprocess, preprocess_in_chunks
 from .sizing import smart_resize, smart_resize_qwen_vl_utils
 from .tables import normalization_table
 
@@ -69,6 +69,7 @@ __all__ = [
     "normalization_table",
     *_LAZY_EXPORTS,
     "preprocess",
+    "preprocess_in_chunks",
     "smart_resize",
     "smart_resize_qwen_vl_utils",
 ]

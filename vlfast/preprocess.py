@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -27,6 +28,7 @@ from .sizing import smart_resize
 from .tables import normalization_table, stock_output_dtype
 
 __all__ = [
+    "preprocess_in_chunks",
     "Preprocessed",
     "preprocess",
     "FrameJob",
@@ -173,14 +175,25 @@ def stage_frame(pixels: torch.Tensor, engine: str, device: torch.device) -> torc
     return pixels.to(device)
 
 
-def check_output_budget(rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None) -> None:
-    """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``."""
+def check_output_budget(
+    rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None, device: torch.device | None = None
+) -> None:
+    """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``, or one
+    that the CUDA ``device`` has no room for (free memory plus what torch's allocator has cached)."""
     size = rows * columns * torch.empty((), dtype=dtype).element_size()
     if max_output_bytes is not None and size > max_output_bytes:
         raise ImageTooLargeError(
             f"pixel_values would take {size / 2**20:.1f} MiB ({rows} rows), over max_output_bytes="
-            f"{max_output_bytes / 2**20:.1f} MiB; split the batch or lower max_pixels"
+            f"{max_output_bytes / 2**20:.1f} MiB; split the batch (vlfast.preprocess_in_chunks) or lower max_pixels"
         )
+    if device is not None and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        if size > free:
+            raise ImageTooLargeError(
+                f"pixel_values would take {size / 2**20:.1f} MiB on {device}, which has {free / 2**20:.1f} MiB free; "
+                "split the batch (vlfast.preprocess_in_chunks) or lower max_pixels"
+            )
 
 
 def render(
@@ -207,7 +220,7 @@ def render(
     final copy is asynchronous; the Triton engine writes on ``device`` directly.
     """
     columns = 3 * temporal_patch_size * patch_size * patch_size
-    check_output_budget(rows, columns, dtype, max_output_bytes)
+    check_output_budget(rows, columns, dtype, max_output_bytes, device if engine == "triton" else None)
     if engine == "triton":
         work_device = device
         out = torch.empty((rows, columns), dtype=dtype, device=device)
@@ -237,6 +250,67 @@ def render(
         temporal_patch_size=temporal_patch_size,
     )
     return out if out.device == device else out.to(device, non_blocking=True)
+
+
+def model_input_size(
+    height: int, width: int, do_resize: bool, factor: int, min_pixels: int, max_pixels: int
+) -> tuple[int, int]:
+    """``(height, width)`` the model sees: :func:`smart_resize`'s answer, or the size itself without resizing."""
+    if not do_resize:
+        return height, width
+    return smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+def preprocess_in_chunks(
+    images: ImageLike | Sequence[ImageLike], *, max_chunk_bytes: int, **options: Any
+) -> Iterator[Preprocessed]:
+    """:func:`preprocess` a batch too large for one output, as consecutive chunks of whole images
+    whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that
+    raises :class:`ImageTooLargeError`). ``options`` are :func:`preprocess`'s.
+
+    Example:
+        >>> for chunk in vlfast.preprocess_in_chunks(frames, max_chunk_bytes=2**30, device="cuda"):
+        ...     model(pixel_values=chunk.pixel_values, image_grid_thw=chunk.image_grid_thw.cuda())
+    """
+    backend = parse_backend(options.get("backend", Backend.TORCHVISION))
+    patch_size = options.get("patch_size", PATCH_SIZE)
+    merge_size = options.get("merge_size", MERGE_SIZE)
+    temporal_patch_size = options.get("temporal_patch_size", TEMPORAL_PATCH_SIZE)
+    dtype = options.get("dtype") or stock_output_dtype(
+        backend, options.get("do_rescale", True), options.get("do_normalize", True)
+    )
+    row_bytes = 3 * temporal_patch_size * patch_size**2 * torch.empty((), dtype=dtype).element_size()
+    pictures = [
+        to_rgb_uint8(
+            image,
+            backend,
+            do_convert_rgb=options.get("do_convert_rgb", True),
+            input_data_format=options.get("input_data_format"),
+        )
+        for image in _flatten(images)
+    ]
+    # The chunks are converted (H, W, 3) tensors now: say so, so that a height of 1, 3 or 4 is not
+    # mistaken for a channel axis.
+    options = {**options, "input_data_format": "channels_last", "max_output_bytes": max_chunk_bytes}
+    chunk: list[torch.Tensor] = []
+    chunk_bytes = 0
+    for pixels in pictures:
+        height, width = model_input_size(
+            int(pixels.shape[0]),
+            int(pixels.shape[1]),
+            options.get("do_resize", True),
+            patch_size * merge_size,
+            options.get("min_pixels") or IMAGE_MIN_PIXELS,
+            options.get("max_pixels") or IMAGE_MAX_PIXELS,
+        )
+        size = (height // patch_size) * (width // patch_size) * row_bytes
+        if chunk and chunk_bytes + size > max_chunk_bytes:
+            yield preprocess(chunk, **options)
+            chunk, chunk_bytes = [], 0
+        chunk.append(pixels)
+        chunk_bytes += size
+    if chunk:
+        yield preprocess(chunk, **options)
 
 
 def preprocess(
@@ -322,10 +396,7 @@ def preprocess(
     rows = 0
     for pixels in pictures:
         height, width = int(pixels.shape[0]), int(pixels.shape[1])
-        if do_resize:
-            target = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-        else:
-            target = (height, width)
+        target = model_input_size(height, width, do_resize, factor, min_pixels, max_pixels)
         grid = patch_grid(*target, patch_size, merge_size)
         plan = resample_plan(height, width, *target, resample, backend)
         jobs.append(FrameJob(stage_frame(pixels, engine, device), plan, rows, 0, temporal_patch_size))
