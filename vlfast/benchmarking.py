@@ -32,7 +32,7 @@ import PIL.Image
 import torch
 
 from . import __version__, cpu_kernel
-from .defaults import IMAGE_MIN_PIXELS, MERGE_SIZE, PATCH_SIZE
+from .defaults import MERGE_SIZE, PATCH_SIZE, QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 from .preprocess import preprocess
 from .sizing import smart_resize
 
@@ -41,8 +41,6 @@ __all__ = [
     "FULL_REPEATS",
     "QUICK_REPEATS",
     "QUICK_CASES",
-    "QWEN25_VL_MAX_PIXELS",
-    "QWEN25_VL_MIN_PIXELS",
     "BenchmarkReport",
     "Case",
     "Implementation",
@@ -57,8 +55,6 @@ __all__ = [
 ]
 
 #: Pixel bounds of the Qwen2.5-VL checkpoints' ``preprocessor_config.json`` (the minimum is the class default).
-QWEN25_VL_MIN_PIXELS = IMAGE_MIN_PIXELS
-QWEN25_VL_MAX_PIXELS = 12845056
 _STOCK_SIZE = {"shortest_edge": QWEN25_VL_MIN_PIXELS, "longest_edge": QWEN25_VL_MAX_PIXELS}
 _FACTOR = PATCH_SIZE * MERGE_SIZE
 

@@ -22,14 +22,12 @@ from . import __version__, cpu_kernel
 from .benchmarking import (
     FULL_REPEATS,
     QUICK_REPEATS,
-    QWEN25_VL_MAX_PIXELS,
-    QWEN25_VL_MIN_PIXELS,
     library_versions,
     machine_info,
     run_benchmark,
     shipped_photo_path,
 )
-from .defaults import MERGE_SIZE
+from .defaults import MERGE_SIZE, QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 from .errors import VlfastError
 from .io import load_image
 from .preprocess import ENGINES, Preprocessed, preprocess, select_engine

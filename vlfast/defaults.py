@@ -12,6 +12,9 @@ TEMPORAL_PATCH_SIZE = 2
 #: ``Qwen2VLImageProcessor.size`` defaults (``shortest_edge`` / ``longest_edge`` are pixel counts).
 IMAGE_MIN_PIXELS = 56 * 56
 IMAGE_MAX_PIXELS = 28 * 28 * 1280
+#: What Qwen2.5-VL checkpoints publish in ``preprocessor_config.json``.
+QWEN25_VL_MIN_PIXELS = 3136
+QWEN25_VL_MAX_PIXELS = 12845056
 #: ``Qwen2VLVideoProcessor.size`` defaults.
 VIDEO_MIN_PIXELS = 128 * 28 * 28
 VIDEO_MAX_PIXELS = 28 * 28 * 768
