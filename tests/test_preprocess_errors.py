@@ -58,7 +58,7 @@ def test_all_errors_are_vlfast_errors_and_value_errors():
         ({"patch_size": 0}, UnsupportedOptionError, "patch_size must be a positive integer"),
         ({"image_std": [0.5, 0.0, 0.5]}, UnsupportedOptionError, "division by zero"),
         ({"image_mean": [0.5, 0.5]}, UnsupportedOptionError, "image_mean must have 3 elements"),
-        ({"input_data_format": "sideways"}, InvalidImageError, "input_data_format must be"),
+        ({"input_data_format": "sideways"}, UnsupportedOptionError, "input_data_format must be"),
         ({"max_output_bytes": 1000}, ImageTooLargeError, "over max_output_bytes"),
         ({"do_resize": False}, InvalidImageError, "not a multiple of patch_size\\*merge_size=28"),
     ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import queue
 import sys
 import threading
 import weakref
@@ -25,7 +26,14 @@ try:
 except ImportError:  # built without a C++ compiler: the Triton engine may still be available
     _C = None
 
-__all__ = ["available", "default_num_threads", "empty_output", "release_cached_outputs", "run_frame"]
+__all__ = [
+    "available",
+    "cached_output_bytes",
+    "default_num_threads",
+    "empty_output",
+    "release_cached_outputs",
+    "run_frame",
+]
 
 #: Output dtypes, by the integer dtype of the same size that hands their bits to NumPy.
 _BIT_VIEWS: dict[torch.dtype, torch.dtype] = {
@@ -77,13 +85,16 @@ class _OutputPool:
 
     A fresh multi-megabyte allocation is returned to the OS when freed, so every call would
     pay the page faults of its output again (about as long as the kernel itself at 1080p).
-    Like torch's caching allocators, this keeps a few freed blocks (at most ``_POOL_MAX_BYTES``)
+    Like torch's caching allocators, this keeps a few freed blocks (at most ``max_bytes``)
     and hands them out again. A block returns to the pool only when the last tensor viewing it
-    is gone (a ``weakref.finalize`` on the NumPy view that torch's storage holds).
+    is gone (a ``weakref.finalize`` on the NumPy view that torch's storage holds). The finalizer
+    may run inside any allocation, even one made while the pool's lock is held, so it only puts
+    the block on a lock-free queue that the next ``take`` drains.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self._free: list[np.ndarray] = []
+        self._returned: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
@@ -97,26 +108,38 @@ class _OutputPool:
                 _madvise(start, end - start, _MADV_HUGEPAGE)
         return block
 
+    def _drain(self) -> None:
+        """Move returned blocks to the free list, oldest dropped past ``max_bytes`` (lock held)."""
+        while True:
+            try:
+                self._free.append(self._returned.get_nowait())
+            except queue.Empty:
+                break
+        while sum(b.nbytes for b in self._free) > self._max_bytes:
+            self._free.pop(0)
+
     def take(self, nbytes: int) -> np.ndarray:
         """A view of ``nbytes`` bytes of a free block (at most twice as large), or of a new one."""
         with self._lock:
+            self._drain()
             fits = [i for i, b in enumerate(self._free) if nbytes <= b.nbytes <= 2 * nbytes]
             # pop by index: list.remove would compare arrays element by element
             block = self._free.pop(min(fits, key=lambda i: self._free[i].nbytes)) if fits else None
         if block is None:
             block = self._new_block(nbytes)
         view = block[:nbytes]
-        weakref.finalize(view, self._give_back, block)
+        weakref.finalize(view, self._returned.put, block)
         return view
 
-    def _give_back(self, block: np.ndarray) -> None:
+    def cached_bytes(self) -> int:
+        """Bytes held by freed blocks waiting for reuse."""
         with self._lock:
-            self._free.append(block)
-            while sum(b.nbytes for b in self._free) > self._max_bytes:
-                self._free.pop(0)
+            self._drain()
+            return sum(b.nbytes for b in self._free)
 
     def clear(self) -> None:
         with self._lock:
+            self._drain()
             self._free.clear()
 
 
@@ -138,6 +161,11 @@ def empty_output(rows: int, columns: int, dtype: torch.dtype) -> torch.Tensor:
 def release_cached_outputs() -> None:
     """Return the pooled output buffers that no tensor uses any more to the OS."""
     _pool.clear()
+
+
+def cached_output_bytes() -> int:
+    """Bytes of freed output buffers the pool keeps for reuse (at most 512 MiB)."""
+    return _pool.cached_bytes()
 
 
 def _numpy_bits(tensor: torch.Tensor, name: str) -> np.ndarray:

@@ -14,10 +14,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .errors import DecodeError, DeviceError, InvalidImageError, UnsupportedModeError
-from .plans import Backend
+from .errors import DecodeError, DeviceError, InvalidImageError, UnsupportedModeError, UnsupportedOptionError
+from .plans import Backend, parse_backend
 
-__all__ = ["ImageLike", "to_rgb_uint8", "is_image_like"]
+__all__ = ["ImageLike", "is_image_like", "parse_channel_format", "to_rgb_uint8"]
 
 ImageLike = PIL.Image.Image | np.ndarray | torch.Tensor
 _CHANNEL_COUNTS = (1, 3, 4)
@@ -51,16 +51,24 @@ def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
-def _channels_first(shape: tuple[int, ...], input_data_format: str | None) -> bool:
-    if input_data_format is not None:
-        fmt = str(getattr(input_data_format, "value", input_data_format)).lower()
-        if fmt in ("channels_first", "first", "chw"):
-            return True
-        if fmt in ("channels_last", "last", "hwc"):
-            return False
-        raise InvalidImageError(
-            f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
-        )
+def parse_channel_format(input_data_format: object) -> bool | None:
+    """``input_data_format`` as "channels first?": True, False, or None to infer it from the shape."""
+    if input_data_format is None:
+        return None
+    fmt = str(getattr(input_data_format, "value", input_data_format)).lower()
+    if fmt in ("channels_first", "first", "chw"):
+        return True
+    if fmt in ("channels_last", "last", "hwc"):
+        return False
+    raise UnsupportedOptionError(
+        f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
+    )
+
+
+def _channels_first(shape: tuple[int, ...], input_data_format: object) -> bool:
+    explicit = parse_channel_format(input_data_format)
+    if explicit is not None:
+        return explicit
     # transformers' infer_channel_dimension_format: the first axis wins when both could be channels.
     if shape[0] in _CHANNEL_COUNTS:
         return True
@@ -101,7 +109,7 @@ def to_rgb_uint8(
         InvalidImageError: wrong type, dtype, rank, channel count or an empty image.
         UnsupportedModeError: a PIL mode that cannot be converted to RGB.
     """
-    backend = Backend(backend)
+    backend = parse_backend(backend)
     if isinstance(image, PIL.Image.Image):
         tensor = _pil_to_rgb(image, do_convert_rgb)
     elif isinstance(image, (np.ndarray, torch.Tensor)):
@@ -120,11 +128,11 @@ def to_rgb_uint8(
             if image.device.type == "meta":
                 raise DeviceError("a meta tensor has no pixels to preprocess")
             tensor = image
-        if tensor.ndim == 2:
+        if tensor.ndim == 2:  # grayscale (H, W): no channel axis to infer
             tensor = tensor.unsqueeze(-1)
-        if tensor.ndim != 3:
+        elif tensor.ndim != 3:
             raise InvalidImageError(f"an image must have 2 or 3 dimensions, got shape {tuple(tensor.shape)}")
-        if _channels_first(tuple(tensor.shape), input_data_format):
+        elif _channels_first(tuple(tensor.shape), input_data_format):
             tensor = tensor.permute(1, 2, 0)
         channels = tensor.shape[2]
         if channels not in _CHANNEL_COUNTS:

@@ -295,8 +295,7 @@ def _pil_nearest_indices(in_size: int, out_size: int) -> list[int]:
     return indices
 
 
-@lru_cache(maxsize=1024)
-def axis_plan(in_size: int, out_size: int, resample: Filter, backend: Backend) -> AxisPlan:
+def axis_plan(in_size: int, out_size: int, resample: Filter | str | int, backend: Backend | str) -> AxisPlan:
     """The plan of one axis, cached per ``(in_size, out_size, resample, backend)``.
 
     Example:
@@ -304,6 +303,13 @@ def axis_plan(in_size: int, out_size: int, resample: Filter, backend: Backend) -
         >>> plan.starts.shape, plan.precision
         ((504,), 22)
     """
+    # Normalised before the cache: a str Enum hashes like its value, so "pil" and Backend.PIL
+    # would share a cache entry that one of them computed with the wrong rules.
+    return _axis_plan(in_size, out_size, Filter.from_any(resample), parse_backend(backend))
+
+
+@lru_cache(maxsize=1024)
+def _axis_plan(in_size: int, out_size: int, resample: Filter, backend: Backend) -> AxisPlan:
     if in_size <= 0 or out_size <= 0:
         raise UnsupportedOptionError(f"axis sizes must be positive, got {in_size} -> {out_size}")
     if resample is Filter.NEAREST:
@@ -375,22 +381,29 @@ def _installed_pillow_version() -> tuple[int, ...]:
     return tuple(parts)
 
 
-@lru_cache(maxsize=4096)
 def resample_plan(
     in_height: int,
     in_width: int,
     out_height: int,
     out_width: int,
-    resample: Filter = Filter.BICUBIC,
-    backend: Backend = Backend.TORCHVISION,
+    resample: Filter | str | int = Filter.BICUBIC,
+    backend: Backend | str = Backend.TORCHVISION,
 ) -> ResamplePlan:
-    """The full two-pass plan for one image size, cached.
+    """The full two-pass plan for one image size, cached (the last 256 sizes).
 
     Example:
         >>> plan = resample_plan(1080, 1920, 1092, 1932, Filter.BICUBIC, Backend.PIL)
         >>> plan.vertical_first
         False
     """
+    return _resample_plan(in_height, in_width, out_height, out_width, Filter.from_any(resample), parse_backend(backend))
+
+
+#: A plan of a few-thousand-pixel photo is ~100 kB: 256 of them bound the cache to tens of MB.
+@lru_cache(maxsize=256)
+def _resample_plan(
+    in_height: int, in_width: int, out_height: int, out_width: int, resample: Filter, backend: Backend
+) -> ResamplePlan:
     horizontal = axis_plan(in_width, out_width, resample, backend) if in_width != out_width else None
     vertical = axis_plan(in_height, out_height, resample, backend) if in_height != out_height else None
     vertical_first = False

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import UnsupportedOptionError
-from .plans import Backend
+from .plans import Backend, parse_backend
 
 __all__ = ["normalization_table", "stock_output_dtype"]
 
@@ -68,7 +68,7 @@ def _torchvision_table(do_rescale, rescale_factor, do_normalize, mean, std, chan
 def stock_output_dtype(backend: Backend, do_rescale: bool, do_normalize: bool) -> torch.dtype:
     """dtype of the stock ``pixel_values``: float32, except the torchvision backend with neither
     rescale nor normalize, which keeps uint8."""
-    if backend is Backend.TORCHVISION and not do_rescale and not do_normalize:
+    if parse_backend(backend) is Backend.TORCHVISION and not do_rescale and not do_normalize:
         return torch.uint8
     return torch.float32
 
@@ -112,7 +112,7 @@ def normalization_table(
         >>> t[0, 255].item()
         1.0
     """
-    backend = Backend(backend)
+    backend = parse_backend(backend)
     mean = _per_channel(image_mean, channels, "image_mean") if do_normalize else ()
     std = _per_channel(image_std, channels, "image_std") if do_normalize else ()
     if do_normalize and 0.0 in std:
@@ -120,6 +120,7 @@ def normalization_table(
     if do_rescale and rescale_factor == 0 and do_normalize and backend is Backend.TORCHVISION:
         raise UnsupportedOptionError("rescale_factor must be non-zero for the torchvision backend")
     factor = float(rescale_factor) if do_rescale else 0.0
-    return _cached_table(
-        backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(torch.device(device))
-    )
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # key the cache by the GPU the table lands on
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _cached_table(backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(device))

@@ -42,7 +42,7 @@ from .defaults import (
     VIDEO_TOKEN_BUDGET_SHARE,
 )
 from .errors import InvalidImageError, UnsupportedModeError, UnsupportedOptionError
-from .inputs import ImageLike
+from .inputs import ImageLike, parse_channel_format
 from .layout import patch_grid
 from .plans import Backend, Filter, resample_plan
 from .preprocess import FrameJob, render, select_engine, stage_frame
@@ -102,15 +102,9 @@ def _frame_tensor(frame: ImageLike) -> torch.Tensor:
 
 
 def _channels_first(shape: tuple[int, ...], input_data_format: Any) -> bool:
-    if input_data_format is not None:
-        fmt = str(getattr(input_data_format, "value", input_data_format)).lower()
-        if fmt in ("channels_first", "first"):
-            return True
-        if fmt in ("channels_last", "last"):
-            return False
-        raise UnsupportedOptionError(
-            f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
-        )
+    explicit = parse_channel_format(input_data_format)
+    if explicit is not None:
+        return explicit
     # As the stock processor: 1 or 3 channels, axis 1 before axis 3. RGBA, which it cannot infer, last.
     if shape[1] in _INFERRED_CHANNELS:
         return True
