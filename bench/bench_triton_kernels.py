@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from vlfast import triton_engine
 
-    if triton_engine._interpreting():
+    if triton_engine.interpreting():
         parser.exit(2, f"{parser.prog}: error: unset TRITON_INTERPRET: it would time the CPU interpreter\n")
 
     dtype = DTYPES[args.dtype]

@@ -223,7 +223,14 @@ def run_atheris(argv: list[str]) -> None:
 
 def test_atheris_harness():
     pytest.importorskip("atheris", reason="atheris is not installed (optional: pip install atheris)")
-    command = [sys.executable, __file__, f"-runs={ATHERIS_RUNS}", f"-max_total_time={ATHERIS_SECONDS}"]
+    # -rss_limit_mb=0: torch + transformers alone take more than libFuzzer's default 2 GB limit.
+    command = [
+        sys.executable,
+        __file__,
+        f"-runs={ATHERIS_RUNS}",
+        f"-max_total_time={ATHERIS_SECONDS}",
+        "-rss_limit_mb=0",
+    ]
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(command, capture_output=True, text=True, timeout=ATHERIS_TIMEOUT_S, cwd=root, env=env)

@@ -101,3 +101,31 @@ def test_chunks_are_whole_images_within_the_budget_and_equal_one_call():
 def test_a_single_image_over_the_chunk_budget_raises():
     with pytest.raises(ImageTooLargeError, match="over max_output_bytes"):
         list(vlfast.preprocess_in_chunks([RGB, RGB], max_chunk_bytes=100))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"device": "gpu"}, DeviceError, "invalid device 'gpu'"),
+        ({"device": "meta"}, DeviceError, "device must be 'cpu' or a CUDA device"),
+        ({"max_pixels": 0}, UnsupportedOptionError, "max_pixels must be a positive integer"),
+        ({"min_pixels": "x"}, UnsupportedOptionError, "min_pixels must be a positive integer"),
+        ({"rescale_factor": "a"}, UnsupportedOptionError, "rescale_factor must be a finite non-zero number"),
+        ({"dtype": "complex64"}, UnsupportedOptionError, "dtype must be one of"),
+    ],
+)
+def test_more_bad_options_are_typed(options, error, message):
+    with pytest.raises(error, match=message):
+        vlfast.preprocess(RGB, **options)
+
+
+def test_dtype_by_name_and_numpy_integer_sizes():
+    out = vlfast.preprocess(RGB, dtype="bfloat16", max_pixels=np.int64(1003520))
+    assert out.pixel_values.dtype == torch.bfloat16
+    assert vlfast.smart_resize(np.int64(1080), np.int32(1920)) == (728, 1316)
+
+
+def test_grayscale_2d_arrays_keep_their_orientation():
+    """A 2-D array is (H, W) even when H is 1, 3 or 4 (it has no channel axis to infer)."""
+    gray = np.random.default_rng(0).integers(0, 256, (3, 150), dtype=np.uint8)
+    assert vlfast.preprocess(gray).original_sizes == [(3, 150)]

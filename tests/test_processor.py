@@ -233,7 +233,7 @@ def test_errors(make, error):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_cuda_device_without_cuda():
-    with pytest.raises(DeviceError, match="CUDA is not available"):
+    with pytest.raises(DeviceError, match="no CUDA device is available"):
         ImageProcessor(device="cuda")
 
 

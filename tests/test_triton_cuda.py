@@ -22,7 +22,7 @@ from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan  # noqa: E
 from vlfast.reference import preprocess_reference  # noqa: E402
 from vlfast.sizing import smart_resize  # noqa: E402
 
-if triton_engine._interpreting():
+if triton_engine.interpreting():
     pytest.skip("TRITON_INTERPRET is on: the kernels run in the CPU interpreter", allow_module_level=True)
 
 DEVICE = torch.device("cuda")

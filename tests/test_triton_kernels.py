@@ -27,7 +27,7 @@ from vlfast.reference import preprocess_reference  # noqa: E402
 if not triton_engine.available():
     pytest.skip("TRITON_INTERPRET is off and no CUDA device is present", allow_module_level=True)
 
-DEVICE = torch.device("cpu" if triton_engine._interpreting() else "cuda")
+DEVICE = torch.device("cpu" if triton_engine.interpreting() else "cuda")
 
 
 def _supported_filters() -> list[tuple[Backend, Filter]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from . import __version__, cpu_kernel
+from . import __version__, cpu_kernel, triton_engine
 from .benchmarking import (
     FULL_REPEATS,
     QUICK_REPEATS,
@@ -225,7 +224,7 @@ def _kernels() -> dict[str, str]:
         on_cuda = interpreter = "no (triton is not installed)"
     else:
         on_cuda = "yes" if torch.cuda.is_available() else "no (no CUDA device)"
-        if os.environ.get("TRITON_INTERPRET") == "1":
+        if triton_engine.interpreting():
             interpreter = "yes (active: TRITON_INTERPRET=1)"
         else:
             interpreter = "yes (set TRITON_INTERPRET=1 to use it)"
@@ -321,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmark vlfast against the stock processors",
         description="Benchmark vlfast and the stock processors; write results.csv, results.md and latency.png.",
     )
-    bench.add_argument("--quick", action="store_true", help="fewer cases and repeats (a few minutes on 2 cores)")
+    bench.add_argument("--quick", action="store_true", help="fewer cases and repeats (~25 s on 2 cores)")
     bench.add_argument("--out", type=Path, default=Path("bench/out"), help="output folder (default: bench/out)")
     bench.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="suites to run (default: CPU, and GPU if any)"

@@ -37,6 +37,7 @@ import torch
 
 from .defaults import PATCH_SIZE
 from .errors import InvalidCoordinatesError, UnsupportedOptionError
+from .options import check_positive_ints
 
 __all__ = [
     "InvalidCoordinatesError",
@@ -323,7 +324,6 @@ def model_sizes_from_grid(
         raise InvalidCoordinatesError(
             f"image_grid_thw must be positive integers of shape (3,) or (N, 3), got {grid.tolist()}"
         )
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size <= 0:
-        raise UnsupportedOptionError(f"patch_size must be a positive integer, got {patch_size!r}")
+    check_positive_ints(patch_size=patch_size)
     sizes = [(int(h) * patch_size, int(w) * patch_size) for _, h, w in grid.reshape(-1, 3)]
     return sizes[0] if grid.ndim == 1 else sizes

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from . import cpu_kernel
+from . import cpu_kernel, triton_engine
 from .defaults import (
     IMAGE_MAX_PIXELS,
     IMAGE_MIN_PIXELS,
@@ -23,6 +22,7 @@ from .defaults import (
 from .errors import DeviceError, ImageTooLargeError, InvalidImageError, UnsupportedOptionError
 from .inputs import ImageLike, is_image_like, to_rgb_uint8
 from .layout import patch_grid
+from .options import check_positive_ints, check_rescale_factor, parse_device, parse_dtype
 from .plans import Backend, Filter, ResamplePlan, parse_backend, resample_plan
 from .sizing import smart_resize
 from .tables import normalization_table, stock_output_dtype
@@ -36,12 +36,10 @@ __all__ = [
     "run_frames",
     "select_engine",
     "ENGINES",
-    "OUTPUT_DTYPES",
 ]
 
 #: Executors of a plan: the C++ kernel and the Triton kernels ("auto" picks one by device).
 ENGINES = ("auto", "cpp", "triton")
-OUTPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.uint8)
 
 
 @dataclass
@@ -80,28 +78,29 @@ class FrameJob:
     slot_count: int
 
 
-def _triton_available() -> bool:
-    try:
-        from . import triton_engine
-    except ImportError:
-        return False
-    return triton_engine.available()
-
-
 def select_engine(engine: str, device: torch.device) -> str:
-    """Resolve ``engine`` ("auto", "cpp", "triton") for ``device``, or raise a clear error."""
+    """Resolve ``engine`` ("auto", "cpp", "triton") for ``device``, or raise a clear error.
+
+    "auto" takes the Triton kernels for a CUDA device (unless ``TRITON_INTERPRET`` is set, which
+    makes them run on CPU tensors only) and the C++ kernel otherwise.
+    """
     if engine not in ENGINES:
         raise UnsupportedOptionError(f"engine must be one of {ENGINES}, got {engine!r}")
-    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    interpreted = triton_engine.interpreting()
     if engine == "auto":
-        engine = "triton" if device.type == "cuda" and _triton_available() else "cpp"
+        engine = "triton" if device.type == "cuda" and not interpreted and triton_engine.available() else "cpp"
     if engine == "triton":
-        if device.type != "cuda" and not interpreted:
+        if interpreted and device.type != "cpu":
+            raise DeviceError(
+                f"TRITON_INTERPRET is set: the Triton kernels run on CPU tensors only (got device {device}); "
+                "unset it to run them on the GPU"
+            )
+        if not interpreted and device.type != "cuda":
             raise DeviceError(
                 f"engine='triton' needs a CUDA device (got {device}); set TRITON_INTERPRET=1 to run the kernels "
                 "on CPU tensors with Triton's interpreter"
             )
-        if not _triton_available():
+        if not triton_engine.available():
             raise DeviceError("engine='triton' needs the triton package and a CUDA device (or TRITON_INTERPRET=1)")
     elif engine == "cpp" and not cpu_kernel.available():
         raise DeviceError("the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler")
@@ -120,8 +119,6 @@ def run_frames(
 ) -> None:
     """Write every job into ``out`` with the resolved ``engine`` ("cpp" on the CPU, "triton" on ``out.device``)."""
     if engine == "triton":
-        from . import triton_engine
-
         triton_engine.run_batch(
             [job.pixels for job in jobs],
             [job.plan for job in jobs],
@@ -180,7 +177,7 @@ def check_output_budget(
 ) -> None:
     """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``, or one
     that the CUDA ``device`` has no room for (free memory plus what torch's allocator has cached)."""
-    size = rows * columns * torch.empty((), dtype=dtype).element_size()
+    size = rows * columns * dtype.itemsize
     if max_output_bytes is not None and size > max_output_bytes:
         raise ImageTooLargeError(
             f"pixel_values would take {size / 2**20:.1f} MiB ({rows} rows), over max_output_bytes="
@@ -276,10 +273,13 @@ def preprocess_in_chunks(
     patch_size = options.get("patch_size", PATCH_SIZE)
     merge_size = options.get("merge_size", MERGE_SIZE)
     temporal_patch_size = options.get("temporal_patch_size", TEMPORAL_PATCH_SIZE)
-    dtype = options.get("dtype") or stock_output_dtype(
-        backend, options.get("do_rescale", True), options.get("do_normalize", True)
+    dtype = options.get("dtype")
+    dtype = (
+        stock_output_dtype(backend, options.get("do_rescale", True), options.get("do_normalize", True))
+        if dtype is None
+        else parse_dtype(dtype)
     )
-    row_bytes = 3 * temporal_patch_size * patch_size**2 * torch.empty((), dtype=dtype).element_size()
+    row_bytes = 3 * temporal_patch_size * patch_size**2 * dtype.itemsize
     pictures = [
         to_rgb_uint8(
             image,
@@ -300,8 +300,8 @@ def preprocess_in_chunks(
             int(pixels.shape[1]),
             options.get("do_resize", True),
             patch_size * merge_size,
-            options.get("min_pixels") or IMAGE_MIN_PIXELS,
-            options.get("max_pixels") or IMAGE_MAX_PIXELS,
+            IMAGE_MIN_PIXELS if options.get("min_pixels") is None else options["min_pixels"],
+            IMAGE_MAX_PIXELS if options.get("max_pixels") is None else options["max_pixels"],
         )
         size = (height // patch_size) * (width // patch_size) * row_bytes
         if chunk and chunk_bytes + size > max_chunk_bytes:
@@ -364,22 +364,18 @@ def preprocess(
     """
     backend = parse_backend(backend)
     resample = Filter.from_any(resample)
-    device = torch.device(device)
+    device = parse_device(device)
     min_pixels = IMAGE_MIN_PIXELS if min_pixels is None else min_pixels
     max_pixels = IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
-    if dtype is None:
-        dtype = stock_output_dtype(backend, do_rescale, do_normalize)
-    if dtype not in OUTPUT_DTYPES:
-        raise UnsupportedOptionError(f"dtype must be one of {[str(d) for d in OUTPUT_DTYPES]}, got {dtype}")
-    for name, value in (
-        ("patch_size", patch_size),
-        ("merge_size", merge_size),
-        ("temporal_patch_size", temporal_patch_size),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UnsupportedOptionError(f"{name} must be a positive integer, got {value!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device={str(device)!r} was requested but no CUDA device is available")
+    dtype = stock_output_dtype(backend, do_rescale, do_normalize) if dtype is None else parse_dtype(dtype)
+    check_positive_ints(
+        patch_size=patch_size,
+        merge_size=merge_size,
+        temporal_patch_size=temporal_patch_size,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+    check_rescale_factor(do_rescale, rescale_factor)
     engine = select_engine(engine, device)
     factor = patch_size * merge_size
 

@@ -36,9 +36,10 @@ from .defaults import (
     RESCALE_FACTOR,
     TEMPORAL_PATCH_SIZE,
 )
-from .errors import DeviceError, UnsupportedOptionError
-from .plans import Backend
-from .preprocess import ENGINES, OUTPUT_DTYPES, preprocess
+from .errors import UnsupportedOptionError
+from .options import parse_device, parse_dtype
+from .plans import Backend, parse_backend
+from .preprocess import ENGINES, preprocess
 from .sizing import smart_resize
 
 __all__ = [
@@ -65,37 +66,17 @@ def default_backend() -> Backend:
 
 def resolve_backend(backend: Backend | str | None) -> Backend:
     """``backend`` as a :class:`Backend`; ``None`` means :func:`default_backend`."""
-    if backend is None:
-        return default_backend()
-    try:
-        return Backend(getattr(backend, "value", backend))
-    except ValueError:
-        raise UnsupportedOptionError(f"backend must be one of {[b.value for b in Backend]}, got {backend!r}") from None
+    return default_backend() if backend is None else parse_backend(getattr(backend, "value", backend))
 
 
 def resolve_device(device: torch.device | str | int | None) -> torch.device | None:
     """``device`` as a ``torch.device`` (``None`` stays ``None``: the CPU); raises if it cannot be used."""
-    if device is None:
-        return None
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise DeviceError(f"invalid device {device!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {device} was requested but CUDA is not available")
-    if device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"vlfast writes to CPU or CUDA devices, got {device}")
-    return device
+    return None if device is None else parse_device(device)
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     """``dtype`` as a ``torch.dtype`` (names such as ``"bfloat16"`` accepted); ``None`` keeps the stock dtype."""
-    if dtype is None:
-        return None
-    resolved = getattr(torch, dtype.removeprefix("torch."), None) if isinstance(dtype, str) else dtype
-    if resolved not in OUTPUT_DTYPES:
-        raise UnsupportedOptionError(f"dtype must be one of {[str(d) for d in OUTPUT_DTYPES]}, got {dtype!r}")
-    return resolved
+    return None if dtype is None else parse_dtype(dtype)
 
 
 def resolve_engine(engine: str | None) -> str:
@@ -194,7 +175,11 @@ class _VlfastProcessorMixin:
         return_tensors = getattr(settings["return_tensors"], "value", settings["return_tensors"])
         device = settings["device"] or torch.device("cpu")
         if return_tensors in (None, "pt"):
-            return BatchFeature({name: value.to(device) for name, value in data.items()})
+            # Grids stay on the host, as the stock's: the processor reads them to expand the image
+            # tokens, and a device copy would cost a sync per image there.
+            return BatchFeature(
+                {name: value if name.endswith("grid_thw") else value.to(device) for name, value in data.items()}
+            )
         if return_tensors != "np":
             raise UnsupportedOptionError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         if device.type != "cpu" or settings["dtype"] is torch.bfloat16:

@@ -14,6 +14,7 @@ from .defaults import (
     QWEN_VL_UTILS_MIN_TOKENS,
 )
 from .errors import AspectRatioError, InvalidImageError, UnsupportedOptionError
+from .options import is_positive_int
 
 __all__ = ["smart_resize", "smart_resize_qwen_vl_utils"]
 
@@ -22,7 +23,7 @@ DEFAULT_FACTOR = PATCH_SIZE * MERGE_SIZE
 
 def _check(height: int, width: int, factor: int) -> None:
     for name, value in (("height", height), ("width", width), ("factor", factor)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if not is_positive_int(value):
             raise InvalidImageError(f"{name} must be a positive integer, got {value!r}")
     ratio = max(height, width) / min(height, width)
     if ratio > MAX_ASPECT_RATIO:

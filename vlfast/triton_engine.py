@@ -19,12 +19,11 @@ import numpy as np
 import torch
 
 from .errors import DeviceError, ImageTooLargeError, InvalidImageError, UnsupportedOptionError
+from .options import OUTPUT_DTYPES, check_positive_ints
 from .plans import ResamplePlan
 
-__all__ = ["SUPPORTED_DTYPES", "available", "run_batch"]
+__all__ = ["available", "interpreting", "run_batch"]
 
-#: Output (and table) dtypes: the kernels only copy table entries, so any of these is exact.
-SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.uint8)
 #: Offsets inside one frame are int32 in the kernels.
 _INT32_LIMIT = 2**31
 #: Uploaded metadata kept per (device, stream), by content: repeated calls on the same buffers
@@ -38,7 +37,8 @@ _metadata_lock = threading.Lock()
 _graph_buffers: list[object] = []
 
 
-def _interpreting() -> bool:
+def interpreting() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks for triton's CPU interpreter (the kernels then take CPU tensors)."""
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on")
 
 
@@ -48,11 +48,11 @@ def available() -> bool:
         import triton  # noqa: F401
     except ImportError:
         return False
-    return torch.cuda.is_available() or _interpreting()
+    return torch.cuda.is_available() or interpreting()
 
 
 def _check_device(device: torch.device) -> None:
-    if _interpreting():
+    if interpreting():
         if device.type != "cpu":
             raise DeviceError(f"TRITON_INTERPRET=1 runs the kernels on the CPU: tensors must be on 'cpu', got {device}")
     elif device.type != "cuda":
@@ -71,14 +71,11 @@ def _check_output(
     temporal_patch_size: int,
     max_channels: int,
 ) -> None:
-    sizes = {"patch_size": patch_size, "merge_size": merge_size, "temporal_patch_size": temporal_patch_size}
-    for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UnsupportedOptionError(f"{name} must be a positive int, got {value!r}")
+    check_positive_ints(patch_size=patch_size, merge_size=merge_size, temporal_patch_size=temporal_patch_size)
     if not isinstance(out, torch.Tensor) or not isinstance(table, torch.Tensor):
         raise UnsupportedOptionError("out and table must be torch.Tensor")
-    if out.dtype not in SUPPORTED_DTYPES:
-        raise UnsupportedOptionError(f"out dtype {out.dtype} is not supported; expected one of {SUPPORTED_DTYPES}")
+    if out.dtype not in OUTPUT_DTYPES:
+        raise UnsupportedOptionError(f"out dtype {out.dtype} is not supported; expected one of {OUTPUT_DTYPES}")
     if table.dtype != out.dtype:
         raise UnsupportedOptionError(
             f"table dtype {table.dtype} differs from out dtype {out.dtype}; convert the table on the host first "
@@ -244,7 +241,7 @@ def run_batch(
     if count == 0:
         return
 
-    config = batch.launch_config(patch_size, _interpreting())
+    config = batch.launch_config(patch_size, interpreting())
     plan_table = batch.plan_table(plans)
     inter_offsets, inter_size = batch.intermediate_layout(plan_table, channels)
     # At least one byte: a null pointer is no valid kernel argument even when nothing reads it.

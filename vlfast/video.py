@@ -41,9 +41,10 @@ from .defaults import (
     VIDEO_MIN_PIXELS_MARGIN,
     VIDEO_TOKEN_BUDGET_SHARE,
 )
-from .errors import InvalidImageError, UnsupportedModeError, UnsupportedOptionError
+from .errors import InvalidImageError, UnsupportedModeError
 from .inputs import ImageLike, parse_channel_format
 from .layout import patch_grid
+from .options import check_positive_ints, check_rescale_factor, parse_device, parse_dtype
 from .plans import Backend, Filter, resample_plan
 from .preprocess import FrameJob, render, select_engine, stage_frame
 from .processor import _VlfastProcessorMixin
@@ -236,16 +237,16 @@ def preprocess_videos(
         [[3, 20, 28]]
     """
     resample = Filter.from_any(resample)
-    device = torch.device(device)
-    if dtype is None:
-        dtype = stock_output_dtype(Backend.TORCHVISION, do_rescale, do_normalize)
-    for name, value in (
-        ("patch_size", patch_size),
-        ("merge_size", merge_size),
-        ("temporal_patch_size", temporal_patch_size),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UnsupportedOptionError(f"{name} must be a positive integer, got {value!r}")
+    device = parse_device(device)
+    dtype = stock_output_dtype(Backend.TORCHVISION, do_rescale, do_normalize) if dtype is None else parse_dtype(dtype)
+    check_positive_ints(
+        patch_size=patch_size,
+        merge_size=merge_size,
+        temporal_patch_size=temporal_patch_size,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+    check_rescale_factor(do_rescale, rescale_factor)
     engine = select_engine(engine, device)
     factor = patch_size * merge_size
 
