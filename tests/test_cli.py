@@ -201,3 +201,11 @@ def test_bench_writes_its_outputs(
     assert code == 0
     assert "| tiny | 84x56 |" in out
     assert {path.name for path in tmp_path.iterdir()} == {"results.csv", "results.md", "latency.png"}
+
+
+def test_unwritable_bench_folder_is_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli.main(["bench", "--quick", "--out", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and err[-1].startswith("vlfast: error:") and "Traceback" not in "\n".join(err)

@@ -163,8 +163,9 @@ def test_attributes(checkpoint):
 def test_number_of_image_patches(checkpoint):
     stock = Qwen2VLImageProcessor.from_pretrained(checkpoint)
     fast = ImageProcessor.from_pretrained(checkpoint)
+    size_override = {"size": {"shortest_edge": 3136, "longest_edge": 40000}}  # the stock ignores it here
     for height, width in [(512, 512), (300, 451), (10, 1000), (4000, 3000)]:
-        for kwargs in (None, {"max_pixels": 40000}, {"patch_size": 16, "merge_size": 1}):
+        for kwargs in (None, {"max_pixels": 40000}, {"patch_size": 16, "merge_size": 1}, size_override):
             count = fast.get_number_of_image_patches(height, width, kwargs)
             assert count == stock.get_number_of_image_patches(height, width, kwargs)
     rows = fast(np.zeros((300, 451, 3), np.uint8))["pixel_values"].shape[0]

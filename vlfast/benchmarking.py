@@ -477,6 +477,7 @@ def run_benchmark(
     repeats = repeats if repeats is not None else (QUICK_REPEATS if quick else FULL_REPEATS)
     if repeats < 1 or warmup < 1:
         raise ValueError(f"repeats and warmup must be at least 1, got {repeats} and {warmup}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before measuring, not after
     implementations, skipped = available_implementations(devices)
     machine = machine_info()
     from tqdm import tqdm

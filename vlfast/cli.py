@@ -343,10 +343,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
-    except CommandLineError as error:
+    except (CommandLineError, VlfastError) as error:
         message = str(error)
-    except VlfastError as error:
-        message = str(error)
+    except ImportError as error:  # e.g. `vlfast bench` without the [bench] extra
+        message = f"{error}; install the missing package (pip install 'vlfast[bench]')"
+    except (OSError, RuntimeError) as error:  # an unwritable --out folder, a CUDA ordinal that does not exist
+        message = f"{type(error).__name__}: {error}"
     except KeyboardInterrupt:
         message = "interrupted"
     print(f"vlfast: error: {message}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -168,7 +168,8 @@ def stage_frame(pixels: torch.Tensor, engine: str, device: torch.device) -> torc
     if pixels.device == device:
         return pixels
     if device.type == "cuda" and pixels.device.type == "cpu":
-        return pixels.contiguous().pin_memory().to(device, non_blocking=True)
+        pinned = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True).copy_(pixels)  # one host copy
+        return pinned.to(device, non_blocking=True)
     return pixels.to(device)
 
 
@@ -211,13 +212,15 @@ def render(
     temporal_patch_size: int,
     max_output_bytes: int | None,
 ) -> torch.Tensor:
-    """Allocate ``pixel_values`` (``rows`` rows), run every job into it and return it on ``device``.
+    """Check the output fits, stage every job's frame where ``engine`` reads it, allocate
+    ``pixel_values`` (``rows`` rows), run the jobs into it and return it on ``device``.
 
     The C++ engine writes into pinned host memory when the result goes to a GPU, so the
     final copy is asynchronous; the Triton engine writes on ``device`` directly.
     """
     columns = 3 * temporal_patch_size * patch_size * patch_size
     check_output_budget(rows, columns, dtype, max_output_bytes, device if engine == "triton" else None)
+    jobs = [replace(job, pixels=stage_frame(job.pixels, engine, device)) for job in jobs]
     if engine == "triton":
         work_device = device
         out = torch.empty((rows, columns), dtype=dtype, device=device)
@@ -395,7 +398,7 @@ def preprocess(
         target = model_input_size(height, width, do_resize, factor, min_pixels, max_pixels)
         grid = patch_grid(*target, patch_size, merge_size)
         plan = resample_plan(height, width, *target, resample, backend)
-        jobs.append(FrameJob(stage_frame(pixels, engine, device), plan, rows, 0, temporal_patch_size))
+        jobs.append(FrameJob(pixels, plan, rows, 0, temporal_patch_size))
         grids.append([1, grid.h, grid.w])
         original_sizes.append((height, width))
         resized_sizes.append(target)

@@ -335,14 +335,14 @@ class ImageProcessor(_VlfastProcessorMixin, BaseImageProcessor):
         )
 
     def get_number_of_image_patches(self, height: int, width: int, images_kwargs: dict[str, Any] | None = None) -> int:
-        """Patches (rows of ``pixel_values``) of a ``height x width`` image; ``images_kwargs`` may override
-        ``size``, ``min_pixels``, ``max_pixels``, ``patch_size`` and ``merge_size``."""
+        """Patches (rows of ``pixel_values``) of a ``height x width`` image, computed exactly as the stock
+        method (which vLLM calls): ``images_kwargs`` may override ``min_pixels``, ``max_pixels``,
+        ``patch_size`` and ``merge_size``; like the stock, a ``size`` entry there is not read."""
         images_kwargs = images_kwargs or {}
-        size = dict(images_kwargs.get("size") or self.size)
-        min_pixels = images_kwargs.get("min_pixels") or size["shortest_edge"]
-        max_pixels = images_kwargs.get("max_pixels") or size["longest_edge"]
-        patch_size = images_kwargs.get("patch_size") or self.patch_size
-        merge_size = images_kwargs.get("merge_size") or self.merge_size
+        min_pixels = images_kwargs["min_pixels"] if "min_pixels" in images_kwargs else self.size["shortest_edge"]
+        max_pixels = images_kwargs["max_pixels"] if "max_pixels" in images_kwargs else self.size["longest_edge"]
+        patch_size = images_kwargs.get("patch_size", self.patch_size)
+        merge_size = images_kwargs.get("merge_size", self.merge_size)
         resized_height, resized_width = smart_resize(
             height, width, factor=patch_size * merge_size, min_pixels=min_pixels, max_pixels=max_pixels
         )

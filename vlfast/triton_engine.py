@@ -149,11 +149,14 @@ def _upload(meta: np.ndarray, device: torch.device) -> torch.Tensor:
             host = torch.from_numpy(meta).pin_memory()
             # Asynchronous and ordered on the current stream, before the kernels that read it.
             uploaded = host.to(device, non_blocking=True)
-            _metadata_cache[key] = uploaded
-            if len(_metadata_cache) > _METADATA_CACHE_SIZE:
-                _metadata_cache.popitem(last=False)
             if capturing:
+                # A captured copy only runs at replay: caching its (still empty) result would hand
+                # garbage to an eager call made before the first replay.
                 _graph_buffers.append(host)  # the captured copy re-reads it on every replay
+            else:
+                _metadata_cache[key] = uploaded
+                if len(_metadata_cache) > _METADATA_CACHE_SIZE:
+                    _metadata_cache.popitem(last=False)
         else:
             _metadata_cache.move_to_end(key)
         if capturing:

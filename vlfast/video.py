@@ -46,7 +46,7 @@ from .inputs import ImageLike, parse_channel_format
 from .layout import patch_grid
 from .options import check_positive_ints, check_rescale_factor, parse_device, parse_dtype
 from .plans import Backend, Filter, resample_plan
-from .preprocess import FrameJob, render, select_engine, stage_frame
+from .preprocess import FrameJob, render, select_engine
 from .processor import _VlfastProcessorMixin
 from .sizing import smart_resize
 from .tables import stock_output_dtype
@@ -273,14 +273,13 @@ def preprocess_videos(
         grid_t = -(-num_frames // temporal_patch_size)
         grid = patch_grid(*target, patch_size, merge_size, t=grid_t)
         plan = resample_plan(height, width, *target, resample, Backend.TORCHVISION)
-        staged = stage_frame(clip, engine, device)
         block_rows = grid.h * grid.w
         for index in range(num_frames):
             slot = index % temporal_patch_size
             # The stock processor pads the clip with copies of its last frame: that frame fills the rest of its block.
             slots = temporal_patch_size - slot if index == num_frames - 1 else 1
             row_offset = rows + (index // temporal_patch_size) * block_rows
-            jobs.append(FrameJob(staged[index], plan, row_offset, slot, slots))
+            jobs.append(FrameJob(clip[index], plan, row_offset, slot, slots))
         grids.append([grid.t, grid.h, grid.w])
         original_sizes.append((num_frames, height, width))
         resized_sizes.append(target)

@@ -111,6 +111,8 @@ class PlanTable:
     _on_device: dict[tuple[torch.device, int], torch.Tensor] = field(default_factory=dict, repr=False)
     # The pinned source of the copies: a copy captured in a CUDA graph re-reads it on replay.
     _pinned: torch.Tensor | None = field(default=None, repr=False)
+    # Device copies made during CUDA-graph capture, which the graph reads on every replay.
+    _captured: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def on(self, device: torch.device) -> torch.Tensor:
         """The table on ``device`` for the current stream, copied once and kept (it never changes)."""
@@ -123,7 +125,12 @@ class PlanTable:
                 if self._pinned is None:
                     self._pinned = torch.from_numpy(self.rows).pin_memory()
                 cached = self._pinned.to(device, non_blocking=True)
-                self._on_device[key] = cached
+                if torch.cuda.is_current_stream_capturing():
+                    # The captured copy runs only at replay: keep the copy alive for the graph, but
+                    # never hand its (still empty) memory to an eager call.
+                    self._captured.append(cached)
+                else:
+                    self._on_device[key] = cached
         return cached
 
 
