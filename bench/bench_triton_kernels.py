@@ -23,7 +23,6 @@ import csv
 import datetime
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,11 +31,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vlfast.benchmarking import nvidia_driver
+from vlfast.defaults import (
+    MERGE_SIZE,
+    PATCH_SIZE,
+    QWEN25_VL_MAX_PIXELS,
+    QWEN25_VL_MIN_PIXELS,
+    TEMPORAL_PATCH_SIZE,
+)
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 from vlfast.sizing import smart_resize
 
-PATCH, MERGE, TEMPORAL, CHANNELS = 14, 2, 2, 3
-MIN_PIXELS, MAX_PIXELS = 3136, 12845056
+PATCH, MERGE, TEMPORAL = PATCH_SIZE, MERGE_SIZE, TEMPORAL_PATCH_SIZE
+MIN_PIXELS, MAX_PIXELS = QWEN25_VL_MIN_PIXELS, QWEN25_VL_MAX_PIXELS
+CHANNELS = 3  # RGB
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "uint8": torch.uint8}
 #: Photo and video-frame sizes (height, width) the mixed batches cycle through.
 MIXED_SIZES = [
@@ -132,20 +140,6 @@ def bytes_moved(plans: Sequence[ResamplePlan], element_size: int) -> int:
     return total
 
 
-def driver_version() -> str:
-    try:
-        result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip().splitlines()[0] if result.stdout.strip() else "unknown"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every case, print a table and append the CSV rows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     copy_bytes_per_s = copy_bandwidth(args.runs, args.warmup)
     environment = {
         "device": torch.cuda.get_device_name(),
-        "driver": driver_version(),
+        "driver": nvidia_driver() or "unknown",
         "cuda": torch.version.cuda or "",
         "torch": torch.__version__,
         "triton": triton.__version__,

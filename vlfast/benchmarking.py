@@ -323,7 +323,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _nvidia_driver() -> str:
+def nvidia_driver() -> str:
+    """The NVIDIA driver version from ``nvidia-smi``, or "" when there is none."""
     executable = shutil.which("nvidia-smi")
     if executable is None:
         return ""
@@ -350,7 +351,7 @@ def machine_info() -> dict[str, str]:
         "torch_threads": str(torch.get_num_threads()),
         "load_average_1m": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "",
         "gpu": gpu,
-        "gpu_driver": _nvidia_driver() if gpu else "",
+        "gpu_driver": nvidia_driver() if gpu else "",
         "cuda": (torch.version.cuda or "") if gpu else "",
     }
     info.update(library_versions())

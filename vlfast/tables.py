@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .defaults import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, RESCALE_FACTOR
 from .errors import UnsupportedOptionError
 from .plans import Backend, parse_backend
 
@@ -96,10 +97,10 @@ def normalization_table(
     backend: Backend | str,
     *,
     do_rescale: bool = True,
-    rescale_factor: float = 1 / 255,
+    rescale_factor: float = RESCALE_FACTOR,
     do_normalize: bool = True,
-    image_mean: float | Sequence[float] = (0.0, 0.0, 0.0),
-    image_std: float | Sequence[float] = (1.0, 1.0, 1.0),
+    image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN,
+    image_std: float | Sequence[float] = OPENAI_CLIP_STD,
     channels: int = 3,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",

@@ -22,10 +22,11 @@ from .errors import DeviceError, ImageTooLargeError, InvalidImageError, Unsuppor
 from .options import OUTPUT_DTYPES, check_positive_ints
 from .plans import ResamplePlan
 
+#: Offsets inside one frame or intermediate image are int32 in the kernels (bases are int64).
+INT32_LIMIT = 2**31
+
 __all__ = ["available", "interpreting", "run_batch"]
 
-#: Offsets inside one frame are int32 in the kernels.
-_INT32_LIMIT = 2**31
 #: Uploaded metadata kept per (device, stream), by content: repeated calls on the same buffers
 #: (static inputs, benchmarks, CUDA graphs) skip the host-to-device copy. Per stream, because
 #: a copy read on another stream could be overtaken by its reader.
@@ -132,7 +133,7 @@ def _check_frame(
             f"not a multiple of patch_size*merge_size={factor}"
         )
     extent = sum((size - 1) * stride for size, stride in zip(frame.shape, frame.stride(), strict=True))
-    if extent >= _INT32_LIMIT:
+    if extent >= INT32_LIMIT:
         raise ImageTooLargeError(f"frame {index} spans {extent + 1} bytes; the kernels address at most 2**31")
     return (plan.out_height // patch_size) * (plan.out_width // patch_size)
 

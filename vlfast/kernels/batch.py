@@ -22,6 +22,7 @@ import triton
 
 from ..errors import ImageTooLargeError
 from ..plans import AxisPlan, ResamplePlan
+from ..triton_engine import INT32_LIMIT
 from . import PLAN_COUNT, PLAN_START, PLAN_WEIGHTS
 from . import resample_pass as first_pass
 from . import resample_patchify as second_pass
@@ -38,8 +39,6 @@ __all__ = [
     "work_tables",
 ]
 
-#: Per-image offsets inside the kernels are int32; only bases are int64.
-_INT32_LIMIT = 2**31
 #: Plan tables kept for reuse; a serving loop sees few distinct tuples of plans.
 _PLAN_CACHE_SIZE = 64
 #: The identity "resample" of an axis that keeps its size: one tap of weight 2 at precision 1
@@ -247,7 +246,7 @@ def intermediate_layout(table: PlanTable, channels: int) -> tuple[list[int], int
     for step in table.steps:
         offsets.append(total)
         size = channels * step.inter_height * step.inter_width
-        if size >= _INT32_LIMIT:
+        if size >= INT32_LIMIT:
             raise ImageTooLargeError(f"intermediate image of {size} bytes exceeds the kernels' 2**31 limit")
         total += size
     return offsets, total
