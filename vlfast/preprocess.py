@@ -33,6 +33,7 @@ __all__ = [
     "preprocess",
     "FrameJob",
     "render",
+    "resolve_run_options",
     "run_frames",
     "select_engine",
     "ENGINES",
@@ -105,6 +106,35 @@ def select_engine(engine: str, device: torch.device) -> str:
     elif engine == "cpp" and not cpu_kernel.available():
         raise DeviceError("the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler")
     return engine
+
+
+def resolve_run_options(
+    backend: Backend,
+    device: torch.device | str,
+    dtype: torch.dtype | str | None,
+    engine: str,
+    *,
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    patch_size: int,
+    merge_size: int,
+    temporal_patch_size: int,
+    min_pixels: int,
+    max_pixels: int,
+) -> tuple[torch.device, torch.dtype, str]:
+    """Validate the options images and videos share; return the device, output dtype and engine."""
+    device = parse_device(device)
+    dtype = stock_output_dtype(backend, do_rescale, do_normalize) if dtype is None else parse_dtype(dtype)
+    check_positive_ints(
+        patch_size=patch_size,
+        merge_size=merge_size,
+        temporal_patch_size=temporal_patch_size,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+    )
+    check_rescale_factor(do_rescale, rescale_factor)
+    return device, dtype, select_engine(engine, device)
 
 
 def run_frames(
@@ -367,19 +397,22 @@ def preprocess(
     """
     backend = parse_backend(backend)
     resample = Filter.from_any(resample)
-    device = parse_device(device)
     min_pixels = IMAGE_MIN_PIXELS if min_pixels is None else min_pixels
     max_pixels = IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
-    dtype = stock_output_dtype(backend, do_rescale, do_normalize) if dtype is None else parse_dtype(dtype)
-    check_positive_ints(
+    device, dtype, engine = resolve_run_options(
+        backend,
+        device,
+        dtype,
+        engine,
+        do_rescale=do_rescale,
+        rescale_factor=rescale_factor,
+        do_normalize=do_normalize,
         patch_size=patch_size,
         merge_size=merge_size,
         temporal_patch_size=temporal_patch_size,
         min_pixels=min_pixels,
         max_pixels=max_pixels,
     )
-    check_rescale_factor(do_rescale, rescale_factor)
-    engine = select_engine(engine, device)
     factor = patch_size * merge_size
 
     pictures = [

@@ -44,12 +44,10 @@ from .defaults import (
 from .errors import InvalidImageError, UnsupportedModeError
 from .inputs import ImageLike, parse_channel_format
 from .layout import patch_grid
-from .options import check_positive_ints, check_rescale_factor, parse_device, parse_dtype
 from .plans import Backend, Filter, resample_plan
-from .preprocess import FrameJob, render, select_engine
+from .preprocess import FrameJob, render, resolve_run_options
 from .processor import _VlfastProcessorMixin
 from .sizing import smart_resize
-from .tables import stock_output_dtype
 
 __all__ = [
     "PreprocessedVideos",
@@ -237,17 +235,20 @@ def preprocess_videos(
         [[3, 20, 28]]
     """
     resample = Filter.from_any(resample)
-    device = parse_device(device)
-    dtype = stock_output_dtype(Backend.TORCHVISION, do_rescale, do_normalize) if dtype is None else parse_dtype(dtype)
-    check_positive_ints(
+    device, dtype, engine = resolve_run_options(
+        Backend.TORCHVISION,
+        device,
+        dtype,
+        engine,
+        do_rescale=do_rescale,
+        rescale_factor=rescale_factor,
+        do_normalize=do_normalize,
         patch_size=patch_size,
         merge_size=merge_size,
         temporal_patch_size=temporal_patch_size,
         min_pixels=min_pixels,
         max_pixels=max_pixels,
     )
-    check_rescale_factor(do_rescale, rescale_factor)
-    engine = select_engine(engine, device)
     factor = patch_size * merge_size
 
     clips = [
