@@ -29,6 +29,7 @@ from .errors import UnsupportedOptionError
 
 __all__ = [
     "parse_backend",
+    "supported_filters",
     "AxisPlan",
     "Backend",
     "Filter",
@@ -293,6 +294,13 @@ def _pil_nearest_indices(in_size: int, out_size: int) -> list[int]:
         indices.append(min(max(index, 0), in_size - 1))
         coordinate += step
     return indices
+
+
+def supported_filters(backend: Backend | str) -> tuple[Filter, ...]:
+    """The filters whose stock ``backend`` resize vlfast reproduces bit for bit."""
+    backend = parse_backend(backend)
+    nearest = (Filter.NEAREST,) if backend is Backend.PIL else ()
+    return nearest + tuple(_FILTERS[backend])
 
 
 def axis_plan(in_size: int, out_size: int, resample: Filter | str | int, backend: Backend | str) -> AxisPlan:
