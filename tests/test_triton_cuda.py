@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from launch_counter import LaunchCounter
 
 pytestmark = pytest.mark.cuda
 
@@ -94,18 +95,6 @@ def run(
 
 def random_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-class LaunchCounter:
-    """Stands in for a ``@triton.jit`` kernel and counts its launches."""
-
-    def __init__(self, kernel):
-        self.kernel = kernel
-        self.launches = 0
-
-    def __getitem__(self, grid):
-        self.launches += 1
-        return self.kernel[grid]
 
 
 @pytest.mark.parametrize(("height", "width"), [(1080, 1920), (2160, 3840)], ids=["1080p", "4k"])

@@ -16,6 +16,7 @@ import re  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from launch_counter import LaunchCounter  # noqa: E402
 
 pytest.importorskip("triton", reason="triton is not installed: the Triton kernels cannot run")
 
@@ -101,18 +102,6 @@ def run_and_expect(
     )
     got = out.cpu()
     return (got if dtype == torch.uint8 else got.float()).numpy(), np.concatenate(expected)
-
-
-class LaunchCounter:
-    """Stands in for a ``@triton.jit`` kernel and counts its launches."""
-
-    def __init__(self, kernel):
-        self.kernel = kernel
-        self.launches = 0
-
-    def __getitem__(self, grid):
-        self.launches += 1
-        return self.kernel[grid]
 
 
 @pytest.mark.parametrize(("backend", "resample"), FILTERS, ids=lambda v: v.value)
