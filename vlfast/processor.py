@@ -170,6 +170,33 @@ class _VlfastProcessorMixin:
         return settings
 
     @staticmethod
+    def _pipeline_options(settings: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of :func:`vlfast.preprocess` (and ``preprocess_videos``) from call settings."""
+        size = settings["size"]
+        names = (
+            "dtype",
+            "engine",
+            "resample",
+            "patch_size",
+            "merge_size",
+            "temporal_patch_size",
+            "do_resize",
+            "do_rescale",
+            "rescale_factor",
+            "do_normalize",
+            "image_mean",
+            "image_std",
+            "do_convert_rgb",
+            "input_data_format",
+        )
+        return {
+            **{name: settings[name] for name in names},
+            "device": settings["device"] or "cpu",
+            "min_pixels": size.shortest_edge,
+            "max_pixels": size.longest_edge,
+        }
+
+    @staticmethod
     def _batch_feature(data: dict[str, torch.Tensor], settings: dict[str, Any]) -> BatchFeature:
         """Outputs where the model reads them: on ``settings["device"]``, or NumPy for ``return_tensors="np"``."""
         return_tensors = getattr(settings["return_tensors"], "value", settings["return_tensors"])
@@ -308,27 +335,10 @@ class ImageProcessor(_VlfastProcessorMixin, BaseImageProcessor):
         """``pixel_values`` and ``image_grid_thw`` of ``images`` (one image or a nested list), with call-time
         overrides of any setting, ``device`` and ``dtype``."""
         settings = self._call_settings(kwargs)
-        size = settings["size"]
         result = preprocess(
             make_flat_list_of_images(self.fetch_images(images)),
             backend=self._backend,
-            device=settings["device"] or "cpu",
-            dtype=settings["dtype"],
-            engine=settings["engine"],
-            resample=settings["resample"],
-            min_pixels=size.shortest_edge,
-            max_pixels=size.longest_edge,
-            patch_size=settings["patch_size"],
-            merge_size=settings["merge_size"],
-            temporal_patch_size=settings["temporal_patch_size"],
-            do_resize=settings["do_resize"],
-            do_rescale=settings["do_rescale"],
-            rescale_factor=settings["rescale_factor"],
-            do_normalize=settings["do_normalize"],
-            image_mean=settings["image_mean"],
-            image_std=settings["image_std"],
-            do_convert_rgb=settings["do_convert_rgb"],
-            input_data_format=settings["input_data_format"],
+            **self._pipeline_options(settings),
         )
         return self._batch_feature(
             {"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw}, settings

@@ -389,28 +389,11 @@ class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
             do_sample_frames=settings["do_sample_frames"],
             sample_indices_fn=sample_indices_fn,
         )
-        size = settings["size"]
         result = preprocess_videos(
             clips,
-            device=settings["device"] or "cpu",
-            dtype=settings["dtype"],
-            engine=settings["engine"],
-            resample=settings["resample"],
-            min_pixels=size.shortest_edge,
-            max_pixels=size.longest_edge,
             # The stock resize reads the instance's max_video_tokens, whatever the call passes.
             max_video_tokens=self.max_video_tokens if settings["cap_pixels_per_frame"] else None,
-            patch_size=settings["patch_size"],
-            merge_size=settings["merge_size"],
-            temporal_patch_size=settings["temporal_patch_size"],
-            do_resize=settings["do_resize"],
-            do_rescale=settings["do_rescale"],
-            rescale_factor=settings["rescale_factor"],
-            do_normalize=settings["do_normalize"],
-            image_mean=settings["image_mean"],
-            image_std=settings["image_std"],
-            do_convert_rgb=settings["do_convert_rgb"],
-            input_data_format=settings["input_data_format"],
+            **self._pipeline_options(settings),
         )
         features = self._batch_feature(
             {"pixel_values_videos": result.pixel_values_videos, "video_grid_thw": result.video_grid_thw}, settings
