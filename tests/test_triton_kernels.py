@@ -56,8 +56,8 @@ def random_image(rng: np.random.Generator, height: int, width: int, channels: in
 
 def random_table(channels: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    if dtype == torch.uint8:
-        return torch.stack([torch.randperm(256, generator=generator) for _ in range(channels)]).to(torch.uint8)
+    if dtype == torch.uint8:  # never 0: the value `out` is pre-filled with, so skipped rows show
+        return torch.randint(1, 256, (channels, 256), generator=generator).to(torch.uint8)
     return torch.randn(channels, 256, generator=generator).to(dtype)
 
 
@@ -83,7 +83,7 @@ def run_and_expect(
         for image, plan in zip(images, plans, strict=True)
     ]
     row_offsets = np.cumsum([0] + [e.shape[0] for e in expected])[:-1].tolist()
-    fill = 0 if dtype == torch.uint8 else float("nan")  # NaN: a row the kernel skips cannot pass
+    fill = 0 if dtype == torch.uint8 else float("nan")  # not in any table: a row the kernel skips cannot pass
     out = torch.full((sum(e.shape[0] for e in expected), expected[0].shape[1]), fill, dtype=dtype, device=DEVICE)
     if to_frame is None:
         frames = [torch.from_numpy(image).to(DEVICE) for image in images]
