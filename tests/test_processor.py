@@ -304,3 +304,13 @@ def test_patch_processor_rejects_unknown_parts(tiny_folder):
     with pytest.raises(UnsupportedOptionError, match="CLIPImageProcessorPil"):
         patch_processor(foreign)
     assert type(foreign.video_processor) is Qwen2VLVideoProcessor  # nothing replaced on failure
+
+
+def test_no_resize_needs_no_pixel_bounds():
+    """As the stock: with do_resize=False, a size without both bounds is fine."""
+    image = np.random.default_rng(0).integers(0, 256, (56, 84, 3), dtype=np.uint8)
+    call = {"do_resize": False, "size": {"longest_edge": 1000}}
+    expected = Qwen2VLImageProcessor()(images=[image], return_tensors="pt", **call)
+    got = ImageProcessor(backend="torchvision")(images=[image], return_tensors="pt", **call)
+    assert torch.equal(got["pixel_values"], expected["pixel_values"])
+    assert torch.equal(got["image_grid_thw"], expected["image_grid_thw"])

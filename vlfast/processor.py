@@ -163,7 +163,8 @@ class _VlfastProcessorMixin:
                 kwargs[name] = getattr(self, name, None)
         settings = self._standardize_kwargs(**kwargs)
         size = settings["size"]
-        if size is None or not size.shortest_edge or not size.longest_edge:
+        if settings["do_resize"] and (size is None or not size.shortest_edge or not size.longest_edge):
+            # As the stock's resize: the bounds are only needed when resizing.
             raise UnsupportedOptionError(
                 f"size must give 'shortest_edge' and 'longest_edge' (min and max pixels), got {size}"
             )
@@ -192,8 +193,8 @@ class _VlfastProcessorMixin:
         return {
             **{name: settings[name] for name in names},
             "device": settings["device"] or "cpu",
-            "min_pixels": size.shortest_edge,
-            "max_pixels": size.longest_edge,
+            "min_pixels": size.shortest_edge if size is not None else None,
+            "max_pixels": size.longest_edge if size is not None else None,
         }
 
     @staticmethod
