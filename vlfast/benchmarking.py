@@ -12,6 +12,7 @@ with the machine's description), ``results.md`` (a Markdown table) and ``latency
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime
 import os
@@ -666,3 +667,24 @@ def write_report(report: BenchmarkReport, out_dir: Path) -> dict[str, Path]:
     files["markdown"].write_text(markdown_table(report), encoding="utf-8")
     plot_latency(report, files["plot"])
     return files
+
+
+def suite_parser(description: str, default_out: Path) -> argparse.ArgumentParser:
+    """The options every benchmark script shares: ``--quick``, ``--out``, ``--repeats``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
+    parser.add_argument("--out", type=Path, default=default_out, help=f"output folder (default: {default_out})")
+    parser.add_argument(
+        "--repeats", type=int, help=f"timed runs per case (default: {FULL_REPEATS}, --quick: {QUICK_REPEATS})"
+    )
+    return parser
+
+
+def run_suite(args: argparse.Namespace, parser: argparse.ArgumentParser, devices: Sequence[str]) -> int:
+    """Run :func:`run_benchmark` for parsed :func:`suite_parser` options, print the table and the files."""
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    report = run_benchmark(args.out, quick=args.quick, devices=tuple(devices), repeats=args.repeats)
+    print(report.files["markdown"].read_text(encoding="utf-8"))
+    print(f"wrote {', '.join(str(path) for path in report.files.values())}")
+    return 0
