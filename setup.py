@@ -3,7 +3,7 @@
 import sys
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 # No -march=native: wheels must run on any x86-64. The AVX2 kernels carry their own target
@@ -16,5 +16,8 @@ extension = Pybind11Extension(
     cxx_std=17,
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
+
+# Compile the sources in parallel (NPY_NUM_BUILD_JOBS overrides the default of one job per core).
+ParallelCompile("NPY_NUM_BUILD_JOBS").install()
 
 setup(ext_modules=[extension], cmdclass={"build_ext": build_ext})

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The whole GPU proof in one command: install (no network), the CUDA tests, the kernel,
+# end-to-end and throughput benchmarks, and the machine's description, all written under
+# OUT_DIR (logs/ holds one log per step, summary.md the tables and each step's status).
+#
+# Usage: bench/gpu_check.sh OUT_DIR [--tune] [--skip STEP,...] [--dry-run]
+#   --tune     also sweep the Triton launch configurations (bench/tune_triton.py)
+#   --skip     leave out the named steps (e.g. --skip end-to-end,throughput)
+#   --dry-run  on a machine without a GPU: run every step that can run there (the install is
+#              checked, the test files are collected, each benchmark's argument parsing and
+#              setup run on the CPU) and fail if any of them breaks
+# Runs on the GPU machine's stack as it is (python3 with torch, triton, transformers,
+# torchvision, pytest already installed); nothing is downloaded. Exit status: the number of
+# failed steps (0: all passed).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT_DIR=""
+TUNE=0
+DRY_RUN=0
+SKIP=","
+while [[ $# -gt 0 ]]; do
+    argument="$1"
+    shift
+    case "$argument" in
+        --tune) TUNE=1 ;;
+        --skip) SKIP=",${1:-},"; shift ;;
+        --dry-run) DRY_RUN=1 ;;
+        -*) echo "gpu_check.sh: unknown option $argument" >&2; exit 2 ;;
+        *) OUT_DIR="$argument" ;;
+    esac
+done
+if [[ -z "$OUT_DIR" ]]; then
+    echo "usage: bench/gpu_check.sh OUT_DIR [--tune] [--skip STEP,...] [--dry-run]" >&2
+    exit 2
+fi
+PY="${PYTHON:-python3}"
+mkdir -p "$OUT_DIR/logs"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+SUMMARY="$OUT_DIR/summary.md"
+FAILED=0
+export PYTHONUNBUFFERED=1
+unset TRITON_INTERPRET
+
+# step NAME TIMEOUT_S COMMAND...: run one step, log it, record its status and time.
+step() {
+    local name="$1" limit="$2"
+    shift 2
+    if [[ "$SKIP" == *",$name,"* ]]; then
+        echo "| $name | skipped (--skip) | |" >>"$OUT_DIR/steps.md"
+        return
+    fi
+    local start=$SECONDS status
+    echo "== $name: $*" | tee -a "$OUT_DIR/logs/steps.log"
+    timeout "$limit" "$@" >"$OUT_DIR/logs/$name.log" 2>&1
+    status=$?
+    tail -n 25 "$OUT_DIR/logs/$name.log"
+    local verdict="ok"
+    if [[ $status -ne 0 ]]; then
+        verdict="FAILED (exit $status)"
+        FAILED=$((FAILED + 1))
+    fi
+    echo "| $name | $verdict | $((SECONDS - start)) s |" >>"$OUT_DIR/steps.md"
+    echo "== $name: $verdict in $((SECONDS - start)) s" | tee -a "$OUT_DIR/logs/steps.log"
+}
+
+: >"$OUT_DIR/steps.md"
+step environment 60 bash -c "date -u; nvidia-smi || true; $PY -c 'import platform, torch, triton, transformers, torchvision, numpy, PIL; print(platform.platform(), platform.python_version()); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(\"triton\", triton.__version__, \"transformers\", transformers.__version__, \"torchvision\", torchvision.__version__, \"numpy\", numpy.__version__, \"pillow\", PIL.__version__); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no GPU\")'"
+
+if [[ $DRY_RUN -eq 1 ]]; then
+    # CPU only: the install must already be there; every script must parse its arguments,
+    # import its dependencies and refuse cleanly (exit 2, one line) without CUDA.
+    step install 60 "$PY" -c "import vlfast, vlfast._C, vlfast.kernels; print(vlfast.__file__)"
+    step tests-collect 120 "$PY" -m pytest -q --collect-only tests/test_triton_cuda.py tests/test_triton_kernels.py \
+        tests/test_triton_preprocess.py
+    for script in bench_triton_kernels bench_gpu bench_throughput tune_triton; do
+        step "dry-$script" 120 bash -c "$PY bench/$script.py --help >/dev/null && { $PY bench/$script.py; test \$? -eq 2; }"
+    done
+else
+    step install 600 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e .
+    step tests-kernels 420 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT_DIR/logs/tests-kernels.xml" \
+        tests/test_triton_cuda.py tests/test_triton_kernels.py tests/test_triton_preprocess.py
+    step tests-cuda 300 "$PY" -m pytest -q -p no:cacheprovider -rs -m cuda --junitxml="$OUT_DIR/logs/tests-cuda.xml" \
+        tests/test_io_gpu_decode.py tests/test_video.py tests/test_model_e2e.py
+    step kernels-bf16 300 "$PY" bench/bench_triton_kernels.py --dtype bfloat16 --backend torchvision \
+        --csv "$OUT_DIR/triton_kernels.csv"
+    step kernels-fp32 300 "$PY" bench/bench_triton_kernels.py --dtype float32 --backend torchvision \
+        --csv "$OUT_DIR/triton_kernels.csv"
+    if [[ $TUNE -eq 1 ]]; then
+        step tune 300 "$PY" bench/tune_triton.py --csv "$OUT_DIR/tune_triton.csv"
+    fi
+    step end-to-end 420 "$PY" bench/bench_gpu.py --with-cpu --repeats 9 --out "$OUT_DIR/end_to_end"
+    step throughput 300 "$PY" bench/bench_throughput.py --csv "$OUT_DIR/throughput.csv"
+fi
+
+{
+    echo "# GPU check $(date -u +%FT%TZ)"
+    echo
+    echo "| step | status | time |"
+    echo "| --- | --- | --- |"
+    cat "$OUT_DIR/steps.md"
+    for name in environment kernels-bf16 kernels-fp32 tune end-to-end throughput; do
+        if [[ -f "$OUT_DIR/logs/$name.log" ]]; then
+            echo
+            echo "## $name"
+            echo
+            echo '```'
+            tail -n 40 "$OUT_DIR/logs/$name.log"
+            echo '```'
+        fi
+    done
+} >"$SUMMARY"
+rm -f "$OUT_DIR/steps.md"
+echo "gpu_check: $FAILED failed step(s); summary in $SUMMARY"
+exit "$FAILED"
