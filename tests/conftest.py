@@ -4,10 +4,15 @@
   must be set before anything imports triton, so it is set here, first.
 - In CI (``CI`` set), the C++ extension must import: the exactness suites skip without it,
   and a broken build must fail the run, not skip most of it.
+- transformers 5.17 changes class-level settings in place (``Qwen2VLImageProcessor(min_pixels=...)``
+  writes into the class's ``size``; ``_get_num_multimodal_tokens`` into the processor's kwargs
+  ``_defaults``): every test starts from the class settings as imported, so no test depends on order.
 """
 
+import copy
 import os
 
+import pytest
 import torch
 
 if not torch.cuda.is_available():
@@ -15,3 +20,35 @@ if not torch.cuda.is_available():
 
 if os.environ.get("CI"):
     import vlfast._C  # noqa: F401
+
+from transformers.models.qwen2_5_vl import processing_qwen2_5_vl  # noqa: E402
+from transformers.models.qwen2_vl import processing_qwen2_vl  # noqa: E402
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil  # noqa: E402
+from transformers.utils import is_torchvision_available  # noqa: E402
+
+
+def _mutable_class_settings() -> list[tuple[type, str]]:
+    settings = [(Qwen2VLImageProcessorPil, "size")]
+    if is_torchvision_available():
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+        settings += [(Qwen2VLImageProcessor, "size"), (Qwen2VLVideoProcessor, "size")]
+    for module, name in (
+        (processing_qwen2_vl, "Qwen2VLProcessorKwargs"),
+        (processing_qwen2_5_vl, "Qwen2_5_VLProcessorKwargs"),
+    ):
+        kwargs_class = vars(module).get(name)  # transformers 5.23 dropped these classes
+        if kwargs_class is not None:
+            settings.append((kwargs_class, "_defaults"))
+    return settings
+
+
+_AS_IMPORTED = {(owner, name): copy.deepcopy(getattr(owner, name)) for owner, name in _mutable_class_settings()}
+
+
+@pytest.fixture(autouse=True)
+def stock_class_settings_as_imported() -> None:
+    """Reset the stock classes' mutable class-level settings before each test (after its module fixtures)."""
+    for (owner, name), value in _AS_IMPORTED.items():
+        setattr(owner, name, copy.deepcopy(value))

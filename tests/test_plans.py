@@ -10,10 +10,14 @@ import torch
 import torchvision.transforms.v2.functional as tvF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
+from transformers.image_processing_backends import TorchvisionBackend
+from transformers.image_utils import SizeDict
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
 
 from vlfast import UnsupportedOptionError
-from vlfast.plans import Backend, Filter, axis_plan, pillow_vertical_first, resample_plan
+from vlfast.plans import Backend, Filter, axis_plan, resample_plan
 from vlfast.reference import resize_reference
+from vlfast.releases import pillow_vertical_first
 
 PIL_FILTERS = {
     Filter.NEAREST: Image.Resampling.NEAREST,
@@ -23,11 +27,7 @@ PIL_FILTERS = {
     Filter.BICUBIC: Image.Resampling.BICUBIC,
     Filter.LANCZOS: Image.Resampling.LANCZOS,
 }
-TORCH_FILTERS = {
-    Filter.BILINEAR: InterpolationMode.BILINEAR,
-    Filter.BICUBIC: InterpolationMode.BICUBIC,
-    Filter.LANCZOS: InterpolationMode.LANCZOS,
-}
+TORCH_FILTERS = (Filter.BILINEAR, Filter.BICUBIC, Filter.LANCZOS)
 
 
 def _test_image(rng: np.random.Generator, height: int, width: int, kind: int) -> np.ndarray:
@@ -60,13 +60,16 @@ def test_pil_plans_match_pillow_resize(resample):
         assert np.array_equal(got, expected), (height, width, out_h, out_w)
 
 
-@pytest.mark.parametrize("resample", list(TORCH_FILTERS))
-def test_torchvision_plans_match_torch_uint8_resize(resample):
+@pytest.mark.parametrize("resample", TORCH_FILTERS)
+def test_torchvision_plans_match_the_stock_resize(resample):
+    """Against the stock torchvision backend's resize (torch's uint8 antialiased kernel), which with
+    torchvision < 0.27 resizes LANCZOS requests with BICUBIC."""
+    stock = Qwen2VLImageProcessor()
     rng = np.random.default_rng(1)
     for height, width, out_h, out_w, kind in _random_sizes(2, 60):
         image = _test_image(rng, height, width, kind)
         chw = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-        expected = tvF.resize(chw, [out_h, out_w], interpolation=TORCH_FILTERS[resample], antialias=True)
+        expected = TorchvisionBackend.resize(stock, chw, SizeDict(height=out_h, width=out_w), PIL_FILTERS[resample])
         got = resize_reference(image, resample_plan(height, width, out_h, out_w, resample, Backend.TORCHVISION))
         assert np.array_equal(got, expected.permute(1, 2, 0).numpy()), (height, width, out_h, out_w)
 

@@ -26,7 +26,7 @@ from transformers import (  # noqa: E402
 )
 from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor  # noqa: E402
 
-from vlfast.defaults import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD  # noqa: E402
+from vlfast.defaults import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD  # noqa: E402
 from vlfast.errors import DeviceError, UnsupportedOptionError  # noqa: E402
 from vlfast.processor import ImageProcessor, from_pretrained_processor, patch_processor  # noqa: E402
 from vlfast.video import VideoProcessor  # noqa: E402
@@ -129,47 +129,55 @@ def test_dtype_and_device_overrides(checkpoint, dtype):
     assert_same(stock, ImageProcessor.from_pretrained(checkpoint, dtype=dtype)(IMAGES["astronaut"]), resolved)
 
 
-def test_pixel_aliases_override_size(checkpoint):
+@pytest.mark.filterwarnings("ignore:Passing `min_pixels` and `max_pixels`:FutureWarning")
+def test_pixel_aliases_as_the_stock_reads_them(checkpoint):
     stock = Qwen2VLImageProcessor.from_pretrained(checkpoint)
     fast = ImageProcessor.from_pretrained(checkpoint)
     image = IMAGES["chelsea PIL"]
     expected = stock(image, return_tensors="pt", size={"shortest_edge": 3136, "longest_edge": 40000})
-    assert_same(expected, fast(image, return_tensors="pt", max_pixels=40000))
     assert_same(expected, ImageProcessor(min_pixels=3136, max_pixels=40000)(image, return_tensors="pt"))
     assert_same(expected, fast(image, size={"shortest_edge": 3136, "longest_edge": 40000}))
+    # At call time, transformers 5.17 reads the aliases only as a pair; later releases one at a time.
+    for aliases in ({"max_pixels": 40000}, {"min_pixels": 100000}, {"min_pixels": 3136, "max_pixels": 40000}):
+        assert_same(stock(image, return_tensors="pt", **aliases), fast(image, return_tensors="pt", **aliases))
 
 
 def test_attributes(checkpoint):
     fast = ImageProcessor.from_pretrained(checkpoint)
     stock = AutoImageProcessor.from_pretrained(checkpoint)
     assert fast.backend == stock.backend == "torchvision"
-    assert (fast.min_pixels, fast.max_pixels) == (3136, 12845056)
     assert fast.size == {"shortest_edge": 3136, "longest_edge": 12845056}
     assert (fast.patch_size, fast.merge_size, fast.temporal_patch_size) == (14, 2, 2)
     assert (fast.image_mean, fast.image_std) == (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
     assert fast.model_input_names == ["pixel_values", "image_grid_thw"]
     assert (fast.device, fast.dtype, fast.engine) == (None, None, "auto")
-    defaults = ImageProcessor()
-    assert (defaults.min_pixels, defaults.max_pixels) == (IMAGE_MIN_PIXELS, IMAGE_MAX_PIXELS)
-    defaults.max_pixels = 50000
-    assert defaults.size["longest_edge"] == 50000
-    # Explicit size: transformers 5.17 changes the stock class default when a config sets min/max pixels.
-    stock_defaults = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": IMAGE_MIN_PIXELS, "longest_edge": IMAGE_MAX_PIXELS}
-    )
-    assert ImageProcessor(backend="pil").to_dict() == stock_defaults.to_dict()
+    # The stock's own methods (token counts, option merging) read these attributes: they must be the stock's,
+    # min_pixels / max_pixels included (the stock has none).
+    for name in Qwen2VLImageProcessorPil.valid_kwargs.__annotations__:
+        assert getattr(fast, name, None) == getattr(stock, name, None), name
+    assert ImageProcessor(backend="pil").to_dict() == Qwen2VLImageProcessorPil().to_dict()
 
 
-def test_number_of_image_patches(checkpoint):
-    stock = Qwen2VLImageProcessor.from_pretrained(checkpoint)
+def test_own_defaults_survive_the_stock_class_default_leak():
+    """transformers 5.17 writes min/max pixels given to a stock constructor into the stock class's ``size``;
+    vlfast's classes keep their own defaults, the stock's as imported."""
+    stock_defaults = (dict(Qwen2VLImageProcessorPil.size), dict(Qwen2VLVideoProcessor.size))
+    for make in (
+        Qwen2VLImageProcessor,
+        Qwen2VLImageProcessorPil,
+        Qwen2VLVideoProcessor,
+        ImageProcessor,
+        VideoProcessor,
+    ):
+        make(min_pixels=1000, max_pixels=2000)
+    assert (ImageProcessor().size, VideoProcessor().size) == stock_defaults
+
+
+def test_token_count_is_the_row_count(checkpoint):
     fast = ImageProcessor.from_pretrained(checkpoint)
-    size_override = {"size": {"shortest_edge": 3136, "longest_edge": 40000}}  # the stock ignores it here
-    for height, width in [(512, 512), (300, 451), (10, 1000), (4000, 3000)]:
-        for kwargs in (None, {"max_pixels": 40000}, {"patch_size": 16, "merge_size": 1}, size_override):
-            count = fast.get_number_of_image_patches(height, width, kwargs)
-            assert count == stock.get_number_of_image_patches(height, width, kwargs)
-    rows = fast(np.zeros((300, 451, 3), np.uint8))["pixel_values"].shape[0]
-    assert fast.get_number_of_image_patches(300, 451) == rows
+    for height, width in [(300, 451), (10, 1000), (4000, 3000)]:
+        rows = fast(np.zeros((height, width, 3), np.uint8))["pixel_values"].shape[0]
+        assert fast.get_number_of_image_patches(height, width) == rows
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -178,7 +186,7 @@ def test_save_and_load_round_trip(tmp_path, checkpoint, backend):
     fast.save_pretrained(tmp_path)
     loaded = ImageProcessor.from_pretrained(tmp_path, backend=backend)
     assert loaded.to_dict() == fast.to_dict()
-    assert loaded.max_pixels == 200000
+    assert loaded.size["longest_edge"] == 200000
     assert loaded.dtype is None  # runtime options are not saved
     stock = STOCK_CLASSES[backend].from_pretrained(tmp_path)
     image = IMAGES["astronaut"]
@@ -289,7 +297,7 @@ def test_from_pretrained_processor(tiny_folder):
     fast = from_pretrained_processor(tiny_folder, dtype=torch.float16)
     assert isinstance(fast, Qwen2_5_VLProcessor)
     assert isinstance(fast.image_processor, ImageProcessor) and fast.image_processor.dtype == torch.float16
-    assert fast.video_processor.min_pixels == PUBLISHED_PREPROCESSOR_CONFIG["min_pixels"]
+    assert fast.video_processor.size["shortest_edge"] == PUBLISHED_PREPROCESSOR_CONFIG["min_pixels"]
     out = fast(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[IMAGES["odd synthetic"]])
     assert out["pixel_values"].dtype == torch.float16
 

@@ -1,9 +1,12 @@
 """In-memory images (PIL, NumPy, torch) to uint8 RGB ``(H, W, 3)`` tensors, as the stock processors convert them.
 
-The conversion is part of exactness: an RGBA array is composited onto white with float64
-and round-half-even by the PIL backend, with float32 and truncation by the torchvision
-backend, so each backend's rule is reproduced here. PIL images are converted by Pillow
-itself in both backends (``transformers.image_transforms.convert_to_rgb``).
+The conversion is part of exactness, and follows the installed transformers
+(:func:`vlfast.releases.rgb_conversion_composites`). From 5.21 on, an RGBA array is composited
+onto white with float64 and round-half-even by the PIL backend, with float32 and truncation by
+the torchvision backend, so each backend's rule is reproduced here; PIL images are converted by
+Pillow itself in both backends (``transformers.image_transforms.convert_to_rgb``). Before 5.21,
+PIL images get a plain ``convert("RGB")`` and arrays are not converted at all: 1- and 4-channel
+arrays, which those releases fail on or keep as they are, are refused.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 
 from .errors import DecodeError, DeviceError, InvalidImageError, UnsupportedModeError, UnsupportedOptionError
 from .plans import Backend, parse_backend
+from .releases import inferred_channel_counts, installed_version, rgb_conversion_composites
 
 __all__ = ["ImageLike", "is_image_like", "parse_channel_format", "to_rgb_uint8"]
 
@@ -36,7 +40,7 @@ def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
     try:
         if not do_convert_rgb:
             array = np.array(image)
-        elif "A" in image.getbands() or image.info.get("transparency") is not None:
+        elif rgb_conversion_composites() and ("A" in image.getbands() or image.info.get("transparency") is not None):
             rgba = image.convert("RGBA")
             white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             array = np.array(PIL.Image.alpha_composite(white, rgba).convert("RGB"))
@@ -70,12 +74,14 @@ def _channels_first(shape: tuple[int, ...], input_data_format: object) -> bool:
     if explicit is not None:
         return explicit
     # transformers' infer_channel_dimension_format: the first axis wins when both could be channels.
-    if shape[0] in _CHANNEL_COUNTS:
+    counts = inferred_channel_counts()
+    if shape[0] in counts:
         return True
-    if shape[-1] in _CHANNEL_COUNTS:
+    if shape[-1] in counts:
         return False
     raise InvalidImageError(
-        f"cannot find the channel axis of an image of shape {tuple(shape)}: expected 1, 3 or 4 channels"
+        f"cannot find the channel axis of an image of shape {tuple(shape)}: expected {' or '.join(map(str, counts))} "
+        "channels (or pass input_data_format)"
     )
 
 
@@ -102,12 +108,13 @@ def to_rgb_uint8(
     """One image as a uint8 ``(H, W, 3)`` tensor (a strided view when no conversion is needed).
 
     Accepts a PIL image (any mode Pillow converts to RGB), a uint8 NumPy array or torch
-    tensor with 1, 3 or 4 channels, channels first or last (inferred as transformers does
-    unless ``input_data_format`` says), or a 2-D grayscale array. Tensors stay on their device.
+    tensor with 1, 3 or 4 channels, channels first or last (inferred as the installed transformers
+    does unless ``input_data_format`` says), or a 2-D grayscale array. Tensors stay on their device.
 
     Raises:
         InvalidImageError: wrong type, dtype, rank, channel count or an empty image.
-        UnsupportedModeError: a PIL mode that cannot be converted to RGB.
+        UnsupportedModeError: a PIL mode that cannot be converted to RGB; a 1- or 4-channel array
+            with transformers < 5.21, which does not convert arrays.
     """
     backend = parse_backend(backend)
     if isinstance(image, PIL.Image.Image):
@@ -137,6 +144,13 @@ def to_rgb_uint8(
         channels = tensor.shape[2]
         if channels not in _CHANNEL_COUNTS:
             raise InvalidImageError(f"an image must have 1, 3 or 4 channels, got {channels}")
+        if do_convert_rgb and channels != 3 and not rgb_conversion_composites():
+            version = ".".join(map(str, installed_version("transformers")))
+            raise UnsupportedModeError(
+                f"transformers {version} does not convert {channels}-channel arrays to RGB (its processors fail on "
+                "them or keep the channels as they are; 5.21 and later convert them): pass a 3-channel array or "
+                "a PIL image"
+            )
         if do_convert_rgb:
             if channels == 1:
                 tensor = tensor.expand(-1, -1, 3).contiguous()

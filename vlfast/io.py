@@ -3,9 +3,11 @@
 Given a string, transformers' Qwen2-VL processors load the image themselves, and each
 backend decodes differently: ``Qwen2VLImageProcessor`` (torchvision) uses
 ``torchvision.io.decode_image`` and ``Qwen2VLImageProcessorPil`` uses Pillow
-(``transformers.image_utils.load_image``). Both apply the EXIF orientation and drop an alpha
-channel (in-memory images are composited on white instead). :func:`load_image` reproduces the decoder of
-the ``backend`` you name and returns the pixels that stock processor goes on to use, so that::
+(``transformers.image_utils.load_image``). Both drop an alpha channel (in-memory images are
+composited on white instead, from transformers 5.21); the PIL one applies the EXIF orientation, the
+torchvision one from transformers 5.21 on (:func:`vlfast.releases.loader_applies_exif`).
+:func:`load_image` reproduces the decoder of the ``backend`` you name and returns the pixels that
+stock processor goes on to use, so that::
 
     vlfast.preprocess(vlfast.load_image(source, backend=b), backend=b)
 
@@ -41,6 +43,7 @@ from .errors import (
 )
 from .inputs import ImageLike, to_rgb_uint8
 from .plans import Backend, parse_backend
+from .releases import loader_applies_exif
 
 __all__ = [
     "ImageSource",
@@ -270,9 +273,9 @@ def _pillow_pixels(image: PIL.Image.Image, origin: str, exif_transpose: bool, ba
     """``(3, H, W)`` pixels of a Pillow-decoded image, as the stock processor of ``backend`` gets them.
 
     ``transformers.image_utils.load_image`` (decode, EXIF-orient, ``convert("RGB")``: alpha
-    dropped), then the PIL processor's RGB conversion, which paints a colour marked transparent
-    (``info["transparency"]``, a palette or RGB PNG with tRNS) white; the torchvision processor
-    gets a tensor from its decoder, with no such mark.
+    dropped), then the PIL processor's RGB conversion, which from transformers 5.21 paints a colour
+    marked transparent (``info["transparency"]``, a palette or RGB PNG with tRNS) white; the
+    torchvision processor gets a tensor from its decoder, with no such mark.
     """
     try:
         image.load()
@@ -372,18 +375,20 @@ def load_image(
       (``load_image_as_tensor`` when torchcodec is not installed), for JPEG, GIF and WebP. PNGs
       are decoded by Pillow, whose pixels are identical, because torchvision's PNG decoder
       crashes the process on corrupt data. Formats torchvision cannot decode (BMP, TIFF...)
-      also go to Pillow, where the stock raises. Alpha is dropped.
+      also go to Pillow, where the stock raises. Alpha is dropped. EXIF orientation applied
+      from transformers 5.21 on, as ``load_image_as_tensor``.
     * ``"pil"``: Pillow + ``ImageOps.exif_transpose`` + ``convert("RGB")``
       (``transformers.image_utils.load_image``) then the processor's own RGB conversion, as
-      ``Qwen2VLImageProcessorPil``: alpha is dropped, but a colour marked transparent (a
-      palette or RGB PNG with tRNS) is painted white.
+      ``Qwen2VLImageProcessorPil``: alpha is dropped, but from transformers 5.21 a colour marked
+      transparent (a palette or RGB PNG with tRNS) is painted white.
 
     Args:
         source: the image or where to read it from.
         backend: the stock backend whose decoder is reproduced; pass the same to :func:`vlfast.preprocess`.
         exif_transpose: apply the EXIF orientation. ``None`` (default): for decoded sources, as
-            both stock loaders do; ``False`` never (as qwen-vl-utils' ``fetch_image``); ``True``
-            also to PIL images given in memory.
+            the stock loader of ``backend`` does (always for ``"pil"``; for ``"torchvision"`` with
+            transformers >= 5.21, whose ``load_image_as_tensor`` started to); ``False`` never (as
+            qwen-vl-utils' ``fetch_image``); ``True`` also to PIL images given in memory.
         timeout: seconds for a URL: each network operation, and the whole body (checked between reads).
         max_bytes: largest encoded source read (file, download, decoded base64).
         max_pixels: largest ``width * height`` decoded, checked from the header before decoding.
@@ -419,7 +424,7 @@ def load_image(
     gpu_device = _gpu_decode_device(gpu_decode)
     data, origin = _source_bytes(source, timeout, max_bytes)
     image = _open_header(data, origin, max_pixels)
-    orient = exif_transpose is not False
+    orient = exif_transpose if exif_transpose is not None else backend is Backend.PIL or loader_applies_exif()
     if gpu_device is not None and image.format == "JPEG":
         return _decode_jpeg_on_gpu(data, origin, orient, gpu_device)
     if backend is Backend.PIL:

@@ -26,9 +26,11 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import UnsupportedOptionError
+from .releases import pillow_vertical_first, torchvision_resizes_lanczos
 
 __all__ = [
     "parse_backend",
+    "stock_filter",
     "supported_filters",
     "AxisPlan",
     "Backend",
@@ -36,7 +38,6 @@ __all__ = [
     "ResamplePlan",
     "axis_plan",
     "resample_plan",
-    "pillow_vertical_first",
 ]
 
 #: Pillow's fixed-point precision for 8-bit images: 32 bits - 8 for the pixel - 2 for overshoot.
@@ -313,7 +314,16 @@ def axis_plan(in_size: int, out_size: int, resample: Filter | str | int, backend
     """
     # Normalised before the cache: a str Enum hashes like its value, so "pil" and Backend.PIL
     # would share a cache entry that one of them computed with the wrong rules.
-    return _axis_plan(in_size, out_size, Filter.from_any(resample), parse_backend(backend))
+    backend = parse_backend(backend)
+    return _axis_plan(in_size, out_size, stock_filter(Filter.from_any(resample), backend), backend)
+
+
+def stock_filter(resample: Filter, backend: Backend) -> Filter:
+    """The filter the stock ``backend`` resizes with when asked for ``resample``: the torchvision backend
+    swaps LANCZOS for BICUBIC unless torchvision >= 0.27 is installed (see :mod:`vlfast.releases`)."""
+    if backend is Backend.TORCHVISION and resample is Filter.LANCZOS and not torchvision_resizes_lanczos():
+        return Filter.BICUBIC
+    return resample
 
 
 @lru_cache(maxsize=1024)
@@ -359,36 +369,6 @@ def _axis_plan(in_size: int, out_size: int, resample: Filter, backend: Backend) 
     return _pack(in_size, out_size, starts, counts, int_rows, precision)
 
 
-def pillow_vertical_first(
-    in_height: int, in_width: int, out_height: int, out_width: int, version: tuple[int, ...]
-) -> bool:
-    """Pass order of the installed Pillow release when both axes change size.
-
-    - Pillow >= 13.0 (``ImagingResampleInner``): vertical first when the height shrinks
-      by more pixels than twice what the width shrinks.
-    - Pillow 12.2 (``Image.resize``): vertical first for images over 100x taller than
-      wide that shrink in height (two chained resize calls).
-    - Older releases: always horizontal first.
-    """
-    if version >= (13, 0):
-        shrink_h = in_height - out_height
-        return shrink_h > 0 and shrink_h > (in_width - out_width) * 2
-    if version >= (12, 2):
-        return in_height > in_width * 100 and out_height < in_height
-    return False
-
-
-@lru_cache(maxsize=1)
-def _installed_pillow_version() -> tuple[int, ...]:
-    import PIL
-
-    parts = []
-    for piece in PIL.__version__.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
-
-
 def resample_plan(
     in_height: int,
     in_width: int,
@@ -416,5 +396,5 @@ def _resample_plan(
     vertical = axis_plan(in_height, out_height, resample, backend) if in_height != out_height else None
     vertical_first = False
     if backend is Backend.PIL and horizontal is not None and vertical is not None:
-        vertical_first = pillow_vertical_first(in_height, in_width, out_height, out_width, _installed_pillow_version())
+        vertical_first = pillow_vertical_first(in_height, in_width, out_height, out_width)
     return ResamplePlan(in_height, in_width, out_height, out_width, horizontal, vertical, vertical_first)

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,7 +40,6 @@ from .errors import UnsupportedOptionError
 from .options import parse_device, parse_dtype
 from .plans import Backend, parse_backend
 from .preprocess import ENGINES, preprocess
-from .sizing import smart_resize
 
 __all__ = [
     "ImageProcessor",
@@ -88,32 +87,15 @@ def resolve_engine(engine: str | None) -> str:
 
 
 class _VlfastProcessorMixin:
-    """What vlfast's image and video processors share: pixel-bound aliases, runtime options, call-time
-    keyword handling and the ``BatchFeature`` hand-off. Mixed in before a transformers processor class."""
+    """What vlfast's image and video processors share: runtime options, call-time keyword handling and the
+    ``BatchFeature`` hand-off. Mixed in before the stock processor class, whose attributes it keeps as they
+    are: the stock's methods (token counts, option merging) read them and must see what they see there."""
 
     size: SizeDict | dict
     valid_kwargs: type
     device: torch.device | None = None
     dtype: torch.dtype | None = None
     engine: str = "auto"
-
-    @property
-    def min_pixels(self) -> int:
-        """Smallest resized area (``size["shortest_edge"]``)."""
-        return self.size["shortest_edge"]
-
-    @min_pixels.setter
-    def min_pixels(self, value: int) -> None:
-        self.size = SizeDict(**{**dict(self.size), "shortest_edge": value})
-
-    @property
-    def max_pixels(self) -> int:
-        """Largest resized area (``size["longest_edge"]``)."""
-        return self.size["longest_edge"]
-
-    @max_pixels.setter
-    def max_pixels(self, value: int) -> None:
-        self.size = SizeDict(**{**dict(self.size), "longest_edge": value})
 
     def _initial_size(self, kwargs: dict[str, Any]) -> dict[str, int]:
         """A new ``size`` dict from constructor ``kwargs`` (``size``, ``min_pixels``, ``max_pixels``, popped)
@@ -127,21 +109,14 @@ class _VlfastProcessorMixin:
 
     def _standardize_kwargs(
         self,
-        size: Mapping[str, int] | SizeDict | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | str | None = None,
         engine: str | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        # min_pixels / max_pixels are aliases of the size bounds, as in the stock processors.
-        bounds = dict(size) if size is not None else {}
-        if min_pixels is not None:
-            bounds["shortest_edge"] = min_pixels
-        if max_pixels is not None:
-            bounds["longest_edge"] = max_pixels
-        settings = super()._standardize_kwargs(size=bounds or None, **kwargs)
+        # The stock's own standardization (size, and min_pixels / max_pixels as the installed release reads
+        # them), plus vlfast's runtime options.
+        settings = super()._standardize_kwargs(**kwargs)
         settings.update(device=resolve_device(device), dtype=resolve_dtype(dtype), engine=resolve_engine(engine))
         return settings
 
@@ -158,8 +133,8 @@ class _VlfastProcessorMixin:
         except StrictDataclassError as error:
             raise UnsupportedOptionError(str(error)) from None
         for name in known:
-            # The size aliases only override when given; None means "the instance's setting".
-            if kwargs.get(name) is None and name not in _PIXEL_ALIASES:
+            # None means "the instance's setting", as in the stock's preprocess.
+            if kwargs.get(name) is None:
                 kwargs[name] = getattr(self, name, None)
         settings = self._standardize_kwargs(**kwargs)
         size = settings["size"]
@@ -231,7 +206,7 @@ class ImageProcessorKwargs(Qwen2VLImageProcessorPil.valid_kwargs, total=False):
     engine: str | None
 
 
-class ImageProcessor(_VlfastProcessorMixin, BaseImageProcessor):
+class ImageProcessor(_VlfastProcessorMixin, Qwen2VLImageProcessorPil):
     """Bit-exact, fused replacement of ``Qwen2VLImageProcessor`` (``backend="torchvision"``) and
     ``Qwen2VLImageProcessorPil`` (``backend="pil"``).
 
@@ -246,6 +221,10 @@ class ImageProcessor(_VlfastProcessorMixin, BaseImageProcessor):
 
     Calls take the same options as overrides, plus ``device`` and ``dtype``, and return a ``BatchFeature``
     with ``pixel_values`` ``(sum(t*h*w), 3*T*patch_size**2)`` and int64 ``image_grid_thw`` ``(N, 3)``.
+
+    A subclass of ``Qwen2VLImageProcessorPil`` for everything but the pixels: option handling and the token
+    count ``get_number_of_image_patches`` (which vLLM calls) are the installed release's own, the same in
+    both stock classes.
     """
 
     do_resize = True
@@ -344,20 +323,6 @@ class ImageProcessor(_VlfastProcessorMixin, BaseImageProcessor):
         return self._batch_feature(
             {"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw}, settings
         )
-
-    def get_number_of_image_patches(self, height: int, width: int, images_kwargs: dict[str, Any] | None = None) -> int:
-        """Patches (rows of ``pixel_values``) of a ``height x width`` image, computed exactly as the stock
-        method (which vLLM calls): ``images_kwargs`` may override ``min_pixels``, ``max_pixels``,
-        ``patch_size`` and ``merge_size``; like the stock, a ``size`` entry there is not read."""
-        images_kwargs = images_kwargs or {}
-        min_pixels = images_kwargs["min_pixels"] if "min_pixels" in images_kwargs else self.size["shortest_edge"]
-        max_pixels = images_kwargs["max_pixels"] if "max_pixels" in images_kwargs else self.size["longest_edge"]
-        patch_size = images_kwargs.get("patch_size", self.patch_size)
-        merge_size = images_kwargs.get("merge_size", self.merge_size)
-        resized_height, resized_width = smart_resize(
-            height, width, factor=patch_size * merge_size, min_pixels=min_pixels, max_pixels=max_pixels
-        )
-        return (resized_height // patch_size) * (resized_width // patch_size)
 
     def to_dict(self) -> dict[str, Any]:
         """The preprocessing config, typed as the stock ``Qwen2VLImageProcessor`` (which loads it)."""

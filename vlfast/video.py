@@ -47,6 +47,7 @@ from .layout import patch_grid
 from .plans import Backend, Filter, resample_plan
 from .preprocess import FrameJob, render, resolve_run_options
 from .processor import _VlfastProcessorMixin
+from .releases import video_cap_reads_call_budget
 from .sizing import smart_resize
 
 __all__ = [
@@ -391,8 +392,7 @@ class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
         )
         result = preprocess_videos(
             clips,
-            # The stock resize reads the instance's max_video_tokens, whatever the call passes.
-            max_video_tokens=self.max_video_tokens if settings["cap_pixels_per_frame"] else None,
+            max_video_tokens=self._frame_cap_budget(settings),
             **self._pipeline_options(settings),
         )
         features = self._batch_feature(
@@ -401,6 +401,12 @@ class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
         if settings["return_metadata"]:
             features["video_metadata"] = metadata
         return features
+
+    def _frame_cap_budget(self, settings: dict[str, Any]) -> int | None:
+        """The ``max_video_tokens`` the stock's per-frame cap uses for this call; ``None`` when it does not cap."""
+        if not settings["cap_pixels_per_frame"]:
+            return None
+        return settings["max_video_tokens"] if video_cap_reads_call_budget() else self.max_video_tokens
 
     def to_dict(self) -> dict[str, Any]:
         """The preprocessing config, typed as the stock ``Qwen2VLVideoProcessor`` (which loads it)."""
