@@ -130,11 +130,14 @@ def test_mixed_batch_matches_reference(backend: Backend, resample: Filter, monke
     assert (first.launches, second.launches) == (1, 1)
 
 
-def test_gpu_tile_shapes_split_images(monkeypatch) -> None:
-    """The GPU's small tiles: each image spans many tiles of both passes (rows and columns)."""
+@pytest.mark.parametrize("gpu_default", [False, True], ids=["tiny-tiles", "gpu-default"])
+def test_gpu_tile_shapes_split_images(monkeypatch, gpu_default: bool) -> None:
+    """The GPU's tiles: each image spans several tiles of both passes (rows and columns), and
+    pass 1 writes padded intermediate rows."""
     from vlfast.kernels import batch
 
-    monkeypatch.setattr(batch, "launch_config", lambda patch_size, interpret: batch.LaunchConfig(4, 16, 4, 4, 4))
+    config = batch.launch_config(14, False) if gpu_default else batch.LaunchConfig(4, 16, 4, 4, 4)
+    monkeypatch.setattr(batch, "launch_config", lambda patch_size, interpret: config)
     rng = np.random.default_rng(10)
     shapes = [(13, 29, 28, 56, False), (40, 23, 28, 28, True), (61, 30, 56, 56, False), (56, 40, 56, 28, False)]
     images = [random_image(rng, h, w) for h, w, *_ in shapes]
@@ -270,12 +273,17 @@ def test_video_frames_fill_one_slot_each() -> None:
     np.testing.assert_array_equal(out.cpu().numpy(), np.concatenate([expected_still] + groups))
 
 
-def test_plan_table_is_cached() -> None:
+def test_plans_are_tabulated_once_per_axis() -> None:
     from vlfast.kernels import batch
 
-    plans = [make_plan(40, 23, 28, 28, Filter.BICUBIC, Backend.PIL)] * 3
-    assert batch.plan_table(plans) is batch.plan_table(list(plans))
-    assert batch.plan_table(plans).rows.shape[0] == 28 + 28  # each axis plan stored once
+    plan = make_plan(40, 23, 28, 56, Filter.BICUBIC, Backend.PIL)
+    assert batch.image_steps(plan) is batch.image_steps(plan)
+    rows = batch.axis_rows(plan.horizontal)
+    assert rows is batch.axis_rows(plan.horizontal)
+    assert rows.shape == (56, 2 + plan.horizontal.taps) and rows.dtype == np.int32
+    np.testing.assert_array_equal(rows[:, 0], plan.horizontal.starts)
+    np.testing.assert_array_equal(rows[:, 1], plan.horizontal.counts)
+    np.testing.assert_array_equal(rows[:, 2:], plan.horizontal.weights)
 
 
 def test_empty_batch_is_a_no_op() -> None:

@@ -246,35 +246,42 @@ def run_batch(
         return
 
     config = batch.launch_config(patch_size, interpreting())
-    plan_table = batch.plan_table(plans)
-    inter_offsets, inter_size = batch.intermediate_layout(plan_table, channels)
+    steps = [batch.image_steps(plan) for plan in plans]
+    pitches, inter_offsets, inter_size = batch.intermediate_layout(steps, channels, config)
+    if any(channels * step.inter_height * pitch >= INT32_LIMIT for step, pitch in zip(steps, pitches, strict=True)):
+        raise ImageTooLargeError("an intermediate image exceeds the kernels' 2**31-byte offsets")
     # At least one byte: a null pointer is no valid kernel argument even when nothing reads it.
     intermediate = torch.empty(max(inter_size, 1), dtype=torch.uint8, device=device)
+    keep = _graph_buffers if device.type == "cuda" and torch.cuda.is_current_stream_capturing() else []
+    with _device_scope(device):
+        plan_addresses = [
+            (
+                0 if step.first is None else batch.axis_on_device(step.first.axis, device, keep).data_ptr(),
+                batch.axis_on_device(step.second.axis, device, keep).data_ptr(),
+            )
+            for step in steps
+        ]
     work = batch.work_tables(
-        plan_table,
+        steps,
         plans,
         [batch.source_view(frame, channels_last) for frame in frames],
+        plan_addresses,
         [int(offset) for offset in row_offsets],
         slot_begins,
         slot_counts,
+        intermediate_pitches=pitches,
         intermediate_offsets=inter_offsets,
-        channels=channels,
-        patch_size=patch_size,
-        merge_size=merge_size,
         config=config,
+        patch_size=patch_size,
     )
     meta = _upload(work.meta, device)
-    plan_rows = plan_table.on(device)
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        _graph_buffers.append(plan_table)  # the plan-table cache may drop it; the graph may not
     table = table.contiguous()
     with _device_scope(device):
-        if work.first_images:
+        if work.first_tiles:
             resample_pass(
-                meta[: work.second_offset],
-                plan_rows,
+                meta,
                 intermediate,
-                work.first_images,
+                count,
                 work.first_tiles,
                 channels=channels,
                 block_rows=config.pass_rows,
@@ -282,12 +289,11 @@ def run_batch(
                 num_warps=config.pass_warps,
             )
         resample_patchify(
-            meta[work.second_offset :],
-            plan_rows,
+            meta,
             intermediate,
             table,
             out,
-            work.second_images,
+            count,
             work.second_tiles,
             patch_size=patch_size,
             merge_size=merge_size,

@@ -1,13 +1,16 @@
-"""Triton kernels of the exact resize -> normalize -> patchify pipeline, and what they share.
+"""Triton kernels of the exact resize -> normalize -> patchify pipeline, and the schema they share.
 
-- :mod:`.resample_pass`: one uint8 -> uint8 axis pass into a planar intermediate buffer.
-- :mod:`.resample_patchify`: the last axis pass fused with the table lookup, the temporal
-  copies and the patch-layout write.
-- :mod:`.batch`: the host side (concatenated plans, per-image metadata, block sizes).
+- :mod:`.resample_pass`: the first axis pass of the images whose both axes change size,
+  uint8 -> uint8, into a planar intermediate buffer with 16-byte aligned rows.
+- :mod:`.resample_patchify`: the last (or only) axis pass fused with the table lookup, the
+  temporal copies and the patch-layout write.
+- :mod:`.batch`: the host side (concatenated plans, the per-image metadata, block sizes).
 
-Both kernels read the same int32 *plan table*, one row per output pixel of an axis plan:
-``[start, count, weight_0, ..., weight_{taps-1}]`` (weights are zero past ``count``), and
-find their image the same way (:func:`find_image`). Importing this package imports triton.
+Each axis plan is an int32 table on the device, one row per output pixel:
+``[start, count, weight_0, ..., weight_{taps-1}]`` (weights are zero past ``count``). Both
+kernels read the same int64 *metadata table*, one row of ``META_FIELDS`` per image (or video frame), whose
+columns are the ``META_*`` constants below. A program finds its image with
+:func:`find_image`. Importing this package imports triton.
 """
 
 import triton
@@ -19,19 +22,51 @@ PLAN_START = tl.constexpr(0)
 PLAN_COUNT = tl.constexpr(1)
 PLAN_WEIGHTS = tl.constexpr(2)
 
+# Columns of a metadata row (int64: addresses and offsets into the shared buffers need it).
+META_FIRST_TILE = tl.constexpr(0)  # first pass-1 program of the image (an image without pass 1 owns none)
+META_SECOND_TILE = tl.constexpr(1)  # first pass-2 program of the image
+META_SRC = tl.constexpr(2)  # address of the source's first byte: each image is its own tensor
+META_SRC_ROW_STRIDE = tl.constexpr(3)  # source strides in bytes: HWC, CHW and views alike
+META_SRC_COL_STRIDE = tl.constexpr(4)
+META_SRC_CHAN_STRIDE = tl.constexpr(5)
+META_ROW_LO = tl.constexpr(6)  # first source row pass 1 reads (a horizontal pass 1 skips unread rows)
+META_INTER_HEIGHT = tl.constexpr(7)  # pass-1 output (intermediate) rows; 0: the image has no pass 1
+META_INTER_WIDTH = tl.constexpr(8)
+META_INTER_PITCH = tl.constexpr(9)  # intermediate row stride: a multiple of pass 1's tile width and of 16
+META_INTER_OFFSET = tl.constexpr(10)  # byte offset of the image's planes in the intermediate buffer
+META_FIRST_PLAN = tl.constexpr(11)  # address of pass 1's axis plan table (int32 rows)
+META_FIRST_PLAN_STRIDE = tl.constexpr(12)  # its row length: 2 + taps
+META_FIRST_TAPS = tl.constexpr(13)  # the tap loop's trip count
+META_FIRST_PRECISION = tl.constexpr(14)
+META_FIRST_VERTICAL = tl.constexpr(15)  # 1: pass 1 resamples the height, 0: the width
+META_FIRST_LAST = tl.constexpr(16)  # last source index along pass 1's axis (taps are clamped to it)
+META_SECOND_PLAN = tl.constexpr(17)
+META_SECOND_PLAN_STRIDE = tl.constexpr(18)
+META_SECOND_TAPS = tl.constexpr(19)
+META_SECOND_PRECISION = tl.constexpr(20)
+META_SECOND_VERTICAL = tl.constexpr(21)
+META_SECOND_LAST = tl.constexpr(22)  # last index pass 2 may read along its axis (plan coordinates)
+META_OUT_HEIGHT = tl.constexpr(23)  # the model-input size of the image, in pixels
+META_OUT_WIDTH = tl.constexpr(24)
+META_OUT_ROW = tl.constexpr(25)  # first pixel_values row of the image
+META_SLOT_BEGIN = tl.constexpr(26)  # temporal slots written: a still image all T, a video frame one
+META_SLOT_COUNT = tl.constexpr(27)
+META_FIELDS = tl.constexpr(28)
+
 
 @triton.jit
-def find_image(meta_ptr, program, num_images, search_steps, FIELDS: tl.constexpr, TILE_BEGIN: tl.constexpr):
+def find_image(meta_ptr, program, num_images, search_steps, TILE_COLUMN: tl.constexpr):
     """The image whose tiles contain ``program``: a binary search over the images' first tile ids.
 
-    The host would otherwise have to upload one (image, tile) entry per program, which for a
-    batch of 4K images is megabytes per call; the first-tile column is one entry per image.
+    Returns the last row whose ``TILE_COLUMN`` is ``<= program``, so images that own no tiles
+    (same first id as the next image) are skipped. The host would otherwise upload one entry
+    per program, which for a batch of 4K images is megabytes per call.
     """
     low = program * 0
     high = low + num_images
     for _ in range(search_steps):
         middle = (low + high) // 2
-        begins_before = tl.load(meta_ptr + middle * FIELDS + TILE_BEGIN) <= program
+        begins_before = tl.load(meta_ptr + middle * META_FIELDS + TILE_COLUMN) <= program
         low = tl.where(begins_before, middle, low)
         high = tl.where(begins_before, high, middle)
     return low

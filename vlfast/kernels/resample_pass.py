@@ -1,113 +1,144 @@
 """Triton op: the first axis pass of a batch, uint8 -> uint8, in one launch.
 
-Each image resamples one axis of its source (any strides, so HWC and CHW alike) into its
-slice of a shared planar ``(C, H, W)`` uint8 intermediate buffer::
+Each image whose both axes change size resamples one axis of its source (any strides, so
+HWC and CHW alike) into its slice of a shared planar ``(C, H, pitch)`` uint8 intermediate::
 
-    acc = (1 << (precision - 1)) + sum(src[start + k] * weight[k] for k < count)
+    acc = (1 << (precision - 1)) + sum(src[start + k] * weight[k] for k < taps)
     out = clamp(acc >> precision, 0, 255)
 
-A program writes one ``BLOCK_ROWS x BLOCK_COLS`` tile of the intermediate, whose rows are
-the ``C * H`` plane rows (channel-major) so that every store is a contiguous run.
+A program writes one ``BLOCK_ROWS x BLOCK_COLS`` tile of pixels, every channel: the plan is
+loaded once per row (vertical) or column (horizontal) and shared by the channels, taps past a
+pixel's count (weight 0) read a clamped, valid index instead of being masked, and the rows of
+the intermediate are padded to whole tiles, so stores are unmasked along the row and 16-byte wide.
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from . import PLAN_COUNT, PLAN_START, PLAN_WEIGHTS, find_image
+from . import (
+    META_FIELDS,
+    META_FIRST_LAST,
+    META_FIRST_PLAN,
+    META_FIRST_PLAN_STRIDE,
+    META_FIRST_PRECISION,
+    META_FIRST_TAPS,
+    META_FIRST_TILE,
+    META_FIRST_VERTICAL,
+    META_INTER_HEIGHT,
+    META_INTER_OFFSET,
+    META_INTER_PITCH,
+    META_INTER_WIDTH,
+    META_ROW_LO,
+    META_SRC,
+    META_SRC_CHAN_STRIDE,
+    META_SRC_COL_STRIDE,
+    META_SRC_ROW_STRIDE,
+    PLAN_START,
+    PLAN_WEIGHTS,
+    find_image,
+)
 
-# Fields of one row of the int64 metadata table, one row per image, built by
-# ``vlfast.kernels.batch``. int64 because addresses and offsets into the shared buffer need it.
-TILE_BEGIN = tl.constexpr(0)  # first program id of the image; rows are sorted by it
-SRC_ADDR = tl.constexpr(1)  # address of the source's first byte: each image is its own tensor
-SRC_ROW_STRIDE = tl.constexpr(2)  # source strides in bytes, which covers HWC, CHW and views
-SRC_COL_STRIDE = tl.constexpr(3)
-SRC_CHAN_STRIDE = tl.constexpr(4)
-SRC_ROW_LO = tl.constexpr(5)  # first source row read: a horizontal pass skips rows nobody reads
-HEIGHT = tl.constexpr(6)  # intermediate plane size of the image
-WIDTH = tl.constexpr(7)
-INTER_OFFSET = tl.constexpr(8)  # element offset of the image's planes in the shared buffer
-PLAN_ROW = tl.constexpr(9)  # plan-table row of output pixel 0 of the axis
-TAPS = tl.constexpr(10)  # width of the axis's weights: the tap loop's trip count
-PRECISION = tl.constexpr(11)
-VERTICAL = tl.constexpr(12)  # 1: resample along the height, 0: along the width
-FIELDS = tl.constexpr(13)
+
+@triton.jit
+def _tap(src, offsets, weight):
+    """One source byte per pixel times its weight, in int32 (every offset is in bounds)."""
+    return tl.load(src + offsets).to(tl.int32) * weight
+
+
+@triton.jit
+def _store(acc, precision, dst, ok):
+    tl.store(dst, tl.minimum(tl.maximum(acc >> precision, 0), 255).to(tl.uint8), mask=ok)
 
 
 @triton.jit(do_not_specialize=["num_images", "search_steps"])
 def resample_pass_kernel(
     meta_ptr,
-    plan_ptr,
     inter_ptr,
     num_images,
     search_steps,
-    plan_stride,
     CHANNELS: tl.constexpr,
     BLOCK_ROWS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
 ):
-    """One ``BLOCK_ROWS x BLOCK_COLS`` tile of one image's planar intermediate."""
+    """One ``BLOCK_ROWS x BLOCK_COLS`` pixel tile of one image's intermediate, all channels."""
     program = tl.program_id(0)
-    meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, FIELDS, TILE_BEGIN) * FIELDS
-    tile = program - tl.load(meta + TILE_BEGIN).to(tl.int32)
-    src = tl.load(meta + SRC_ADDR).to(tl.pointer_type(tl.uint8))
-    row_stride = tl.load(meta + SRC_ROW_STRIDE).to(tl.int32)
-    col_stride = tl.load(meta + SRC_COL_STRIDE).to(tl.int32)
-    chan_stride = tl.load(meta + SRC_CHAN_STRIDE).to(tl.int32)
-    row_lo = tl.load(meta + SRC_ROW_LO).to(tl.int32)
-    height = tl.load(meta + HEIGHT).to(tl.int32)
-    width = tl.load(meta + WIDTH).to(tl.int32)
-    dst = inter_ptr + tl.load(meta + INTER_OFFSET)
-    plan_row = tl.load(meta + PLAN_ROW).to(tl.int32)
-    taps = tl.load(meta + TAPS).to(tl.int32)
-    precision = tl.load(meta + PRECISION).to(tl.int32)
-    vertical = tl.load(meta + VERTICAL).to(tl.int32)
+    meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, META_FIRST_TILE) * META_FIELDS
+    tile = program - tl.load(meta + META_FIRST_TILE).to(tl.int32)
+    src = tl.load(meta + META_SRC).to(tl.pointer_type(tl.uint8))
+    row_stride = tl.load(meta + META_SRC_ROW_STRIDE).to(tl.int32)
+    col_stride = tl.load(meta + META_SRC_COL_STRIDE).to(tl.int32)
+    chan_stride = tl.load(meta + META_SRC_CHAN_STRIDE).to(tl.int32)
+    row_lo = tl.load(meta + META_ROW_LO).to(tl.int32)
+    height = tl.load(meta + META_INTER_HEIGHT).to(tl.int32)
+    width = tl.load(meta + META_INTER_WIDTH).to(tl.int32)
+    pitch = tl.multiple_of(tl.load(meta + META_INTER_PITCH).to(tl.int32), 16)
+    dst = inter_ptr + tl.multiple_of(tl.load(meta + META_INTER_OFFSET), 16)
+    plan = tl.load(meta + META_FIRST_PLAN).to(tl.pointer_type(tl.int32))
+    plan_stride = tl.load(meta + META_FIRST_PLAN_STRIDE).to(tl.int32)
+    taps = tl.load(meta + META_FIRST_TAPS).to(tl.int32)
+    precision = tl.load(meta + META_FIRST_PRECISION).to(tl.int32)
+    vertical = tl.load(meta + META_FIRST_VERTICAL)
+    last = tl.load(meta + META_FIRST_LAST).to(tl.int32)
 
-    col_blocks = tl.cdiv(width, BLOCK_COLS)
-    rows = (tile // col_blocks) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # plane rows: c * height + y
-    cols = (tile % col_blocks) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
-    row_ok = rows < CHANNELS * height
-    col_ok = cols < width
-    ok = row_ok[:, None] & col_ok[None, :]
-    channel = rows // height
-    y = rows % height
+    col_blocks = pitch // BLOCK_COLS
+    ys = (tile // col_blocks) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    xs = (tile % col_blocks) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
+    # Rows past the image and the padding columns compute a copy of the last pixel; only the
+    # rows are masked at the store (the padding is the image's own, and never read).
+    y = tl.minimum(ys, height - 1)
+    x = tl.minimum(xs, width - 1)
+    # One base pointer per channel, so a tap costs one address per pixel, not one per channel.
+    src1 = src + chan_stride
+    src2 = src + 2 * chan_stride
+    src3 = src + 3 * chan_stride
+    acc0 = tl.zeros([BLOCK_ROWS, BLOCK_COLS], tl.int32) + (1 << (precision - 1))
+    acc1 = acc0
+    acc2 = acc0
+    acc3 = acc0
+    if vertical != 0:
+        plan_y = plan + y * plan_stride  # one plan row per output row
+        start_y = tl.load(plan_y + PLAN_START)
+        cols_y = (x * col_stride)[None, :]
+        for k in range(taps):
+            weight_y = tl.load(plan_y + PLAN_WEIGHTS + k)[:, None]
+            offsets_y = (tl.minimum(start_y + k, last) * row_stride)[:, None] + cols_y
+            acc0 += _tap(src, offsets_y, weight_y)
+            if CHANNELS > 1:
+                acc1 += _tap(src1, offsets_y, weight_y)
+            if CHANNELS > 2:
+                acc2 += _tap(src2, offsets_y, weight_y)
+            if CHANNELS > 3:
+                acc3 += _tap(src3, offsets_y, weight_y)
+    else:
+        plan_x = plan + x * plan_stride  # one plan row per output column
+        start_x = tl.load(plan_x + PLAN_START)
+        rows_x = ((y + row_lo) * row_stride)[:, None]
+        for k in range(taps):
+            weight_x = tl.load(plan_x + PLAN_WEIGHTS + k)[None, :]
+            offsets_x = rows_x + (tl.minimum(start_x + k, last) * col_stride)[None, :]
+            acc0 += _tap(src, offsets_x, weight_x)
+            if CHANNELS > 1:
+                acc1 += _tap(src1, offsets_x, weight_x)
+            if CHANNELS > 2:
+                acc2 += _tap(src2, offsets_x, weight_x)
+            if CHANNELS > 3:
+                acc3 += _tap(src3, offsets_x, weight_x)
 
-    # The plan depends on y only (vertical) or x only (horizontal): load it per row or per
-    # column, not per pixel. The other side's mask is all false, so it contributes zeros.
-    plan_y = plan_ptr + (plan_row + y) * plan_stride
-    plan_x = plan_ptr + (plan_row + cols) * plan_stride
-    load_y = row_ok & (vertical != 0)
-    load_x = col_ok & (vertical == 0)
-    count = (
-        (tl.load(plan_y + PLAN_COUNT, mask=load_y, other=0)[:, None])
-        + (tl.load(plan_x + PLAN_COUNT, mask=load_x, other=0)[None, :])
-    )
-    start = (
-        (tl.load(plan_y + PLAN_START, mask=load_y, other=0)[:, None])
-        + (tl.load(plan_x + PLAN_START, mask=load_x, other=0)[None, :])
-    )
-    # Byte offset of tap 0; each further tap is one step along the resampled axis.
-    axis_stride = row_stride * vertical + col_stride * (1 - vertical)
-    fixed_row = (y + row_lo) * row_stride * (1 - vertical) + channel * chan_stride
-    fixed_col = cols * col_stride * vertical
-    offsets = fixed_row[:, None] + fixed_col[None, :] + start * axis_stride
-
-    acc = tl.full([BLOCK_ROWS, BLOCK_COLS], 1, tl.int32) << (precision - 1)
-    for k in range(taps):
-        # Weights are zero past each pixel's count; only the source read must stop there.
-        weight = (
-            (tl.load(plan_y + PLAN_WEIGHTS + k, mask=load_y, other=0)[:, None])
-            + (tl.load(plan_x + PLAN_WEIGHTS + k, mask=load_x, other=0)[None, :])
-        )
-        pixel = tl.load(src + offsets + k * axis_stride, mask=ok & (k < count), other=0)
-        acc += pixel.to(tl.int32) * weight
-    value = tl.minimum(tl.maximum(acc >> precision, 0), 255).to(tl.uint8)
-    tl.store(dst + rows[:, None] * width + cols[None, :], value, mask=ok)
+    plane = pitch * height
+    out = dst + ys[:, None] * pitch + xs[None, :]
+    ok = (ys < height)[:, None]  # constant along the row: the stores stay vectorized
+    _store(acc0, precision, out, ok)
+    if CHANNELS > 1:
+        _store(acc1, precision, out + plane, ok)
+    if CHANNELS > 2:
+        _store(acc2, precision, out + 2 * plane, ok)
+    if CHANNELS > 3:
+        _store(acc3, precision, out + 3 * plane, ok)
 
 
 def resample_pass(
     meta: torch.Tensor,
-    plan_table: torch.Tensor,
     intermediate: torch.Tensor,
     num_images: int,
     num_tiles: int,
@@ -117,14 +148,12 @@ def resample_pass(
     block_cols: int,
     num_warps: int,
 ) -> None:
-    """Launch the pass for ``num_images`` metadata rows covering ``num_tiles`` tiles."""
+    """Launch the pass over ``num_tiles`` tiles of the ``num_images`` metadata rows."""
     resample_pass_kernel[(num_tiles,)](
         meta,
-        plan_table,
         intermediate,
         num_images,
         max(num_images - 1, 0).bit_length(),
-        plan_table.shape[1],
         CHANNELS=channels,
         BLOCK_ROWS=block_rows,
         BLOCK_COLS=block_cols,

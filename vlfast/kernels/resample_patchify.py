@@ -7,46 +7,53 @@ resamples the remaining axis with the integer taps (from the intermediate buffer
 the source when only one axis or none changes size), looks ``table[c, value]`` up and
 stores it into each temporal slot the image owns. Floats are only ever copied from the
 table, never computed, so every backend (and the interpreter) writes the same bits.
+
+The plan is loaded once per patch row (vertical) or column (horizontal) and shared by the
+channels; padding lanes and taps past a pixel's count read clamped, valid indices, so only
+the stores are masked.
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from . import PLAN_COUNT, PLAN_START, PLAN_WEIGHTS, find_image
+from . import (
+    META_FIELDS,
+    META_INTER_HEIGHT,
+    META_INTER_OFFSET,
+    META_INTER_PITCH,
+    META_OUT_HEIGHT,
+    META_OUT_ROW,
+    META_OUT_WIDTH,
+    META_ROW_LO,
+    META_SECOND_LAST,
+    META_SECOND_PLAN,
+    META_SECOND_PLAN_STRIDE,
+    META_SECOND_PRECISION,
+    META_SECOND_TAPS,
+    META_SECOND_TILE,
+    META_SECOND_VERTICAL,
+    META_SLOT_BEGIN,
+    META_SLOT_COUNT,
+    META_SRC,
+    META_SRC_CHAN_STRIDE,
+    META_SRC_COL_STRIDE,
+    META_SRC_ROW_STRIDE,
+    PLAN_START,
+    PLAN_WEIGHTS,
+    find_image,
+)
 
-# Fields of one row of the int64 metadata table, one row per image (or video frame), built
-# by ``vlfast.kernels.batch``.
-TILE_BEGIN = tl.constexpr(0)  # first program id of the image; rows are sorted by it
-SRC_BASE = tl.constexpr(1)  # the source's address, or the image's offset in the intermediate buffer
-SRC_ROW_STRIDE = tl.constexpr(2)  # strides in bytes, so HWC, CHW and views need no staging copy
-SRC_COL_STRIDE = tl.constexpr(3)
-SRC_CHAN_STRIDE = tl.constexpr(4)
-AXIS_SHIFT = tl.constexpr(5)  # subtracted from plan starts: the first source row pass 1 kept
-PLAN_ROW = tl.constexpr(6)  # plan-table row of output pixel 0 of the axis
-TAPS = tl.constexpr(7)  # width of the axis's weights: the tap loop's trip count
-PRECISION = tl.constexpr(8)
-VERTICAL = tl.constexpr(9)  # 1: resample along the height, 0: along the width
-BLOCKS_PER_ROW = tl.constexpr(10)  # merge blocks per block row: grid_w // merge_size
-NUM_ROWS = tl.constexpr(11)  # pixel_values rows of the image: grid_h * grid_w
-OUT_ROW = tl.constexpr(12)  # first pixel_values row of the image
-SLOT_BEGIN = tl.constexpr(13)  # temporal slots written: a still image all T, a video frame one
-SLOT_COUNT = tl.constexpr(14)
-# 1: SRC_BASE is an offset into the intermediate buffer. Its address is a launch argument, not
-# metadata, so the metadata of a repeated call is identical and its upload can be reused.
-FROM_INTERMEDIATE = tl.constexpr(15)
-FIELDS = tl.constexpr(16)
-
-# The table has one row of 256 entries per channel: table[c, v] for every uint8 value v.
+# The table has one row of 256 entries per channel: table[c, v] is written for value v.
 TABLE_ROW = tl.constexpr(256)
 # Up to four channel accumulators share one pass over the taps (and one load of each weight).
 MAX_CHANNELS = 4
 
 
 @triton.jit
-def _tap(src, offsets, mask, weight):
-    """One source byte times its weight, in int32."""
-    return tl.load(src + offsets, mask=mask, other=0).to(tl.int32) * weight
+def _tap(src, offsets, weight):
+    """One source byte per pixel times its weight, in int32 (every offset is in bounds)."""
+    return tl.load(src + offsets).to(tl.int32) * weight
 
 
 @triton.jit
@@ -54,8 +61,7 @@ def _store_channel(
     acc,
     precision,
     table_ptr,
-    out_rows,
-    local,
+    out,
     ok,
     slot_begin,
     slot_count,
@@ -65,22 +71,20 @@ def _store_channel(
 ):
     """Round the accumulator to uint8, look the table up and store it into the image's slots."""
     value = tl.minimum(tl.maximum(acc >> precision, 0), 255)
-    normalized = tl.load(table_ptr + CHANNEL * TABLE_ROW + value, mask=ok, other=0)
+    normalized = tl.load(table_ptr + CHANNEL * TABLE_ROW + value)
     for t in tl.static_range(TEMPORAL):
         in_slots = (t >= slot_begin) & (t < slot_begin + slot_count)
-        tl.store(out_rows + local + (CHANNEL * TEMPORAL + t) * PATCH * PATCH, normalized, mask=ok & in_slots)
+        tl.store(out + (CHANNEL * TEMPORAL + t) * PATCH * PATCH, normalized, mask=ok & in_slots)
 
 
 @triton.jit(do_not_specialize=["num_images", "search_steps"])
 def resample_patchify_kernel(
     meta_ptr,
-    plan_ptr,
     inter_ptr,
     table_ptr,
     out_ptr,
     num_images,
     search_steps,
-    plan_stride,
     CHANNELS: tl.constexpr,
     PATCH: tl.constexpr,
     MERGE: tl.constexpr,
@@ -90,86 +94,103 @@ def resample_patchify_kernel(
 ):
     """``ROWS`` pixel_values rows (patches) of one image, every channel and temporal slot."""
     program = tl.program_id(0)
-    meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, FIELDS, TILE_BEGIN) * FIELDS
-    tile = program - tl.load(meta + TILE_BEGIN).to(tl.int32)
-    inter_base = inter_ptr.to(tl.int64) * tl.load(meta + FROM_INTERMEDIATE)
-    src = (inter_base + tl.load(meta + SRC_BASE)).to(tl.pointer_type(tl.uint8))
-    row_stride = tl.load(meta + SRC_ROW_STRIDE).to(tl.int32)
-    col_stride = tl.load(meta + SRC_COL_STRIDE).to(tl.int32)
-    chan_stride = tl.load(meta + SRC_CHAN_STRIDE).to(tl.int32)
-    axis_shift = tl.load(meta + AXIS_SHIFT).to(tl.int32)
-    plan_row = tl.load(meta + PLAN_ROW).to(tl.int32)
-    taps = tl.load(meta + TAPS).to(tl.int32)
-    precision = tl.load(meta + PRECISION).to(tl.int32)
-    vertical = tl.load(meta + VERTICAL).to(tl.int32)
-    blocks_per_row = tl.load(meta + BLOCKS_PER_ROW).to(tl.int32)
-    num_rows = tl.load(meta + NUM_ROWS).to(tl.int32)
-    slot_begin = tl.load(meta + SLOT_BEGIN).to(tl.int32)
-    slot_count = tl.load(meta + SLOT_COUNT).to(tl.int32)
+    meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, META_SECOND_TILE) * META_FIELDS
+    tile = program - tl.load(meta + META_SECOND_TILE).to(tl.int32)
+    out_height = tl.load(meta + META_OUT_HEIGHT).to(tl.int32)
+    out_width = tl.load(meta + META_OUT_WIDTH).to(tl.int32)
+    plan = tl.load(meta + META_SECOND_PLAN).to(tl.pointer_type(tl.int32))
+    plan_stride = tl.load(meta + META_SECOND_PLAN_STRIDE).to(tl.int32)
+    taps = tl.load(meta + META_SECOND_TAPS).to(tl.int32)
+    precision = tl.load(meta + META_SECOND_PRECISION).to(tl.int32)
+    vertical = tl.load(meta + META_SECOND_VERTICAL)
+    last = tl.load(meta + META_SECOND_LAST).to(tl.int32)
+    slot_begin = tl.load(meta + META_SLOT_BEGIN).to(tl.int32)
+    slot_count = tl.load(meta + META_SLOT_COUNT).to(tl.int32)
+    inter_height = tl.load(meta + META_INTER_HEIGHT).to(tl.int32)
+    if inter_height > 0:  # pass 1 wrote this image's planes into the intermediate buffer
+        pitch = tl.load(meta + META_INTER_PITCH).to(tl.int32)
+        src = inter_ptr + tl.load(meta + META_INTER_OFFSET)
+        row_stride = pitch
+        col_stride = pitch * 0 + 1
+        chan_stride = pitch * inter_height
+        shift = tl.load(meta + META_ROW_LO).to(tl.int32)  # its row 0 is source row row_lo
+    else:
+        src = tl.load(meta + META_SRC).to(tl.pointer_type(tl.uint8))
+        row_stride = tl.load(meta + META_SRC_ROW_STRIDE).to(tl.int32)
+        col_stride = tl.load(meta + META_SRC_COL_STRIDE).to(tl.int32)
+        chan_stride = tl.load(meta + META_SRC_CHAN_STRIDE).to(tl.int32)
+        shift = row_stride * 0
 
     # Patch (ph, pw) of each row, inverting row = ((bh * blocks_per_row + bw) * M + mh) * M + mw.
-    row = tile * ROWS + tl.arange(0, ROWS)
-    row_ok = row < num_rows
+    # Rows past the image compute a copy of its last row (the stores are masked).
+    grid_w = out_width // PATCH
+    num_rows = (out_height // PATCH) * grid_w
+    row_id = tile * ROWS + tl.arange(0, ROWS)
+    row = tl.minimum(row_id, num_rows - 1)
     block = row // (MERGE * MERGE)
     inside = row % (MERGE * MERGE)
+    blocks_per_row = grid_w // MERGE
     ph = (block // blocks_per_row) * MERGE + inside // MERGE
     pw = (block % blocks_per_row) * MERGE + inside % MERGE
 
-    # Tile [ROWS, y, x]: the plan of a vertical pass varies along y only, a horizontal one
-    # along x only, so it is loaded on a [ROWS, y, 1] or [ROWS, 1, x] slice, not per pixel.
+    # Tile [ROWS, y, x]; the padding lanes (PATCH <= i < PATCH_POW2) read clamped pixels.
     ys = tl.arange(0, PATCH_POW2)
     xs = tl.arange(0, PATCH_POW2)
-    py = ph[:, None, None] * PATCH + ys[None, :, None]
-    px = pw[:, None, None] * PATCH + xs[None, None, :]
-    ok_y = row_ok[:, None, None] & (ys < PATCH)[None, :, None]
-    ok_x = row_ok[:, None, None] & (xs < PATCH)[None, None, :]
-    ok = ok_y & ok_x
-    plan_y = plan_ptr + (plan_row + py) * plan_stride
-    plan_x = plan_ptr + (plan_row + px) * plan_stride
-    load_y = ok_y & (vertical != 0)
-    load_x = ok_x & (vertical == 0)
-    count = tl.load(plan_y + PLAN_COUNT, mask=load_y, other=0) + tl.load(plan_x + PLAN_COUNT, mask=load_x, other=0)
-    start = tl.load(plan_y + PLAN_START, mask=load_y, other=0) + tl.load(plan_x + PLAN_START, mask=load_x, other=0)
-    # Byte offset of tap 0 (channel 0); each further tap is one step along the resampled axis.
-    axis_stride = row_stride * vertical + col_stride * (1 - vertical)
-    offsets = (start - axis_shift) * axis_stride + py * row_stride * (1 - vertical) + px * col_stride * vertical
-
-    bias = tl.full([ROWS, PATCH_POW2, PATCH_POW2], 1, tl.int32) << (precision - 1)
-    acc0 = bias
-    acc1 = bias
-    acc2 = bias
-    acc3 = bias
-    for k in range(taps):
-        # Weights are zero past each pixel's count; only the source reads must stop there.
-        weight = tl.load(plan_y + PLAN_WEIGHTS + k, mask=load_y, other=0) + tl.load(
-            plan_x + PLAN_WEIGHTS + k, mask=load_x, other=0
-        )
-        tap_ok = ok & (k < count)
-        tap = offsets + k * axis_stride
-        acc0 += _tap(src, tap, tap_ok, weight)
-        if CHANNELS > 1:
-            acc1 += _tap(src, tap + chan_stride, tap_ok, weight)
-        if CHANNELS > 2:
-            acc2 += _tap(src, tap + 2 * chan_stride, tap_ok, weight)
-        if CHANNELS > 3:
-            acc3 += _tap(src, tap + 3 * chan_stride, tap_ok, weight)
+    py = tl.minimum(ph[:, None, None] * PATCH + ys[None, :, None], out_height - 1)  # [ROWS, y, 1]
+    px = tl.minimum(pw[:, None, None] * PATCH + xs[None, None, :], out_width - 1)  # [ROWS, 1, x]
+    src1 = src + chan_stride
+    src2 = src + 2 * chan_stride
+    src3 = src + 3 * chan_stride
+    acc0 = tl.zeros([ROWS, PATCH_POW2, PATCH_POW2], tl.int32) + (1 << (precision - 1))
+    acc1 = acc0
+    acc2 = acc0
+    acc3 = acc0
+    if vertical != 0:
+        plan_y = plan + py * plan_stride  # one plan row per pixel row
+        start_y = tl.load(plan_y + PLAN_START)
+        cols_y = px * col_stride
+        for k in range(taps):
+            weight_y = tl.load(plan_y + PLAN_WEIGHTS + k)
+            offsets_y = (tl.minimum(start_y + k, last) - shift) * row_stride + cols_y
+            acc0 += _tap(src, offsets_y, weight_y)
+            if CHANNELS > 1:
+                acc1 += _tap(src1, offsets_y, weight_y)
+            if CHANNELS > 2:
+                acc2 += _tap(src2, offsets_y, weight_y)
+            if CHANNELS > 3:
+                acc3 += _tap(src3, offsets_y, weight_y)
+    else:
+        plan_x = plan + px * plan_stride  # one plan row per pixel column
+        start_x = tl.load(plan_x + PLAN_START)
+        rows_x = (py - shift) * row_stride
+        for k in range(taps):
+            weight_x = tl.load(plan_x + PLAN_WEIGHTS + k)
+            offsets_x = rows_x + tl.minimum(start_x + k, last) * col_stride
+            acc0 += _tap(src, offsets_x, weight_x)
+            if CHANNELS > 1:
+                acc1 += _tap(src1, offsets_x, weight_x)
+            if CHANNELS > 2:
+                acc2 += _tap(src2, offsets_x, weight_x)
+            if CHANNELS > 3:
+                acc3 += _tap(src3, offsets_x, weight_x)
 
     # int64 only for the tile's first row: the whole output can pass 2**31 elements.
     row_elements = CHANNELS * TEMPORAL * PATCH * PATCH
-    out_rows = out_ptr + (tl.load(meta + OUT_ROW) + tile * ROWS) * row_elements
+    out_rows = out_ptr + (tl.load(meta + META_OUT_ROW) + tile * ROWS) * row_elements
     local = (tl.arange(0, ROWS) * row_elements)[:, None, None] + (ys * PATCH)[None, :, None] + xs[None, None, :]
-    _store_channel(acc0, precision, table_ptr, out_rows, local, ok, slot_begin, slot_count, 0, TEMPORAL, PATCH)
+    out = out_rows + local
+    ok = (row_id < num_rows)[:, None, None] & (ys < PATCH)[None, :, None] & (xs < PATCH)[None, None, :]
+    _store_channel(acc0, precision, table_ptr, out, ok, slot_begin, slot_count, 0, TEMPORAL, PATCH)
     if CHANNELS > 1:
-        _store_channel(acc1, precision, table_ptr, out_rows, local, ok, slot_begin, slot_count, 1, TEMPORAL, PATCH)
+        _store_channel(acc1, precision, table_ptr, out, ok, slot_begin, slot_count, 1, TEMPORAL, PATCH)
     if CHANNELS > 2:
-        _store_channel(acc2, precision, table_ptr, out_rows, local, ok, slot_begin, slot_count, 2, TEMPORAL, PATCH)
+        _store_channel(acc2, precision, table_ptr, out, ok, slot_begin, slot_count, 2, TEMPORAL, PATCH)
     if CHANNELS > 3:
-        _store_channel(acc3, precision, table_ptr, out_rows, local, ok, slot_begin, slot_count, 3, TEMPORAL, PATCH)
+        _store_channel(acc3, precision, table_ptr, out, ok, slot_begin, slot_count, 3, TEMPORAL, PATCH)
 
 
 def resample_patchify(
     meta: torch.Tensor,
-    plan_table: torch.Tensor,
     intermediate: torch.Tensor,
     table: torch.Tensor,
     out: torch.Tensor,
@@ -182,16 +203,14 @@ def resample_patchify(
     rows_per_tile: int,
     num_warps: int,
 ) -> None:
-    """Launch the pass for ``num_images`` metadata rows covering ``num_tiles`` tiles."""
+    """Launch the pass over ``num_tiles`` tiles of the ``num_images`` metadata rows."""
     resample_patchify_kernel[(num_tiles,)](
         meta,
-        plan_table,
         intermediate,
         table,
         out,
         num_images,
         max(num_images - 1, 0).bit_length(),
-        plan_table.shape[1],
         CHANNELS=table.shape[0],
         PATCH=patch_size,
         MERGE=merge_size,
