@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from . import cpu_kernel, triton_engine
+from . import cpu_kernel, staging, triton_engine
 from .defaults import (
     IMAGE_MAX_PIXELS,
     IMAGE_MIN_PIXELS,
@@ -190,19 +190,6 @@ def _flatten(images: ImageLike | Sequence) -> list[ImageLike]:
     )
 
 
-def stage_frame(pixels: torch.Tensor, engine: str, device: torch.device) -> torch.Tensor:
-    """Put a uint8 HWC frame where ``engine`` reads it: host memory for "cpp", ``device`` for "triton"
-    (host frames go through pinned memory with an asynchronous copy on the current stream)."""
-    if engine == "cpp":
-        return pixels if pixels.device.type == "cpu" else pixels.cpu()
-    if pixels.device == device:
-        return pixels
-    if device.type == "cuda" and pixels.device.type == "cpu":
-        pinned = torch.empty(pixels.shape, dtype=pixels.dtype, pin_memory=True).copy_(pixels)  # one host copy
-        return pinned.to(device, non_blocking=True)
-    return pixels.to(device)
-
-
 def check_output_budget(
     rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None, device: torch.device | None = None
 ) -> None:
@@ -215,8 +202,10 @@ def check_output_budget(
             f"{max_output_bytes / 2**20:.1f} MiB; split the batch (vlfast.preprocess_in_chunks) or lower max_pixels"
         )
     if device is not None and device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        free = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        if size <= free:  # the allocator's cache holds it (a serving loop's usual case): no driver call
+            return
+        free += torch.cuda.mem_get_info(device)[0]
         if size > free:
             raise ImageTooLargeError(
                 f"pixel_values would take {size / 2**20:.1f} MiB on {device}, which has {free / 2**20:.1f} MiB free; "
@@ -242,15 +231,17 @@ def render(
     temporal_patch_size: int,
     max_output_bytes: int | None,
 ) -> torch.Tensor:
-    """Check the output fits, stage every job's frame where ``engine`` reads it, allocate
-    ``pixel_values`` (``rows`` rows), run the jobs into it and return it on ``device``.
+    """Check the output fits, allocate ``pixel_values`` (``rows`` rows), run the jobs into it and
+    return it on ``device``.
 
-    The C++ engine writes into pinned host memory when the result goes to a GPU, so the
-    final copy is asynchronous; the Triton engine writes on ``device`` directly.
+    The Triton engine writes on ``device``; host frames reach it through
+    :func:`vlfast.staging.upload_in_chunks`, chunk by chunk, each chunk's kernels queued as soon
+    as its upload is. The C++ engine reads host frames and writes into pinned host memory when
+    the result goes to a GPU, so the final copy is asynchronous.
     """
     columns = 3 * temporal_patch_size * patch_size * patch_size
-    check_output_budget(rows, columns, dtype, max_output_bytes, device if engine == "triton" else None)
-    jobs = [replace(job, pixels=stage_frame(job.pixels, engine, device)) for job in jobs]
+    on_gpu = engine == "triton" and device.type == "cuda"
+    check_output_budget(rows, columns, dtype, max_output_bytes, device if on_gpu else None)
     if engine == "triton":
         work_device = device
         out = torch.empty((rows, columns), dtype=dtype, device=device)
@@ -270,15 +261,15 @@ def render(
         dtype=dtype,
         device=work_device,
     )
-    run_frames(
-        jobs,
-        table,
-        out,
-        engine=engine,
-        patch_size=patch_size,
-        merge_size=merge_size,
-        temporal_patch_size=temporal_patch_size,
-    )
+    options = dict(engine=engine, patch_size=patch_size, merge_size=merge_size, temporal_patch_size=temporal_patch_size)
+    if on_gpu:
+        for chunk, frames in staging.upload_in_chunks([job.pixels for job in jobs], device):
+            chunk_jobs = [replace(jobs[index], pixels=frame) for index, frame in zip(chunk, frames, strict=True)]
+            run_frames(chunk_jobs, table, out, **options)
+    else:
+        # The C++ engine reads host memory; the interpreter runs the Triton kernels on CPU tensors.
+        host_jobs = [replace(job, pixels=job.pixels.cpu()) for job in jobs]
+        run_frames(host_jobs, table, out, **options)
     return out if out.device == device else out.to(device, non_blocking=True)
 
 

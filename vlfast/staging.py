@@ -1,0 +1,126 @@
+"""Staging: uint8 frames from host memory to the GPU, overlapped with the kernels that read them.
+
+:func:`upload_in_chunks` splits a batch into chunks of about ``chunk_bytes`` of input and, chunk
+by chunk, copies its frames to the device on a side stream and makes the current stream wait
+for that copy only, so the upload of chunk ``k + 1`` overlaps the kernels of chunk ``k``:
+
+- frames already on the device are used as they are;
+- pinned host frames (dense: contiguous or permuted) are uploaded as they are (no host copy; like ``tensor.to(device,
+  non_blocking=True)``, the copy reads them after the call returns, so they must not be
+  modified until the result has been used);
+- pageable host frames (NumPy arrays, PIL images, ordinary tensors) are copied once into one
+  pinned buffer for the whole batch (torch's pinned-memory pool reuses it from call to call),
+  then uploaded from it.
+
+Each chunk's frames land in one device buffer per batch, as contiguous ``(H, W, C)`` views.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from .errors import DeviceError
+
+__all__ = ["CHUNK_BYTES", "upload_in_chunks"]
+
+#: Input bytes per chunk: large enough that a chunk's launches cost little next to its copy
+#: (about four 1080p images), small enough that the first kernels start early.
+CHUNK_BYTES = 24 * 2**20
+
+_side_streams: dict[torch.device, torch.cuda.Stream] = {}
+_lock = threading.Lock()
+
+
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    with _lock:
+        stream = _side_streams.get(device)
+        if stream is None:
+            stream = _side_streams[device] = torch.cuda.Stream(device)
+        return stream
+
+
+def _chunks(sizes: Sequence[int], chunk_bytes: int) -> list[range]:
+    """Consecutive index ranges of about ``chunk_bytes`` each (at least one frame each)."""
+    chunks, begin, total = [], 0, 0
+    for index, size in enumerate(sizes):
+        total += size
+        if total >= chunk_bytes:
+            chunks.append(range(begin, index + 1))
+            begin, total = index + 1, 0
+    if begin < len(sizes):
+        chunks.append(range(begin, len(sizes)))
+    return chunks
+
+
+def _shaped_like(flat: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """``flat`` (``frame.numel()`` bytes) viewed with ``frame``'s strides when they are dense (a
+    CHW or permuted frame copies as one block), else as a contiguous tensor of its shape."""
+    if frame.is_non_overlapping_and_dense():
+        return flat.as_strided(frame.shape, frame.stride())
+    return flat.view(frame.shape)
+
+
+def upload_in_chunks(
+    frames: Sequence[torch.Tensor], device: torch.device, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[range, list[torch.Tensor]]]:
+    """Yield ``(indices, frames on device)`` chunk by chunk, in order.
+
+    When a chunk is yielded its copies are queued and the current stream of ``device`` waits
+    for them, so kernels queued on it next read complete frames; the caller should queue the
+    chunk's kernels before asking for the next chunk.
+
+    Args:
+        frames: uint8 tensors, any layout, on the CPU or on ``device``.
+        device: a CUDA device.
+
+    Raises:
+        DeviceError: a frame on another device, or host frames while a CUDA graph is captured
+            (a graph would re-read host memory that no longer holds them).
+    """
+    for index, frame in enumerate(frames):
+        if frame.device.type != "cpu" and frame.device != device:
+            raise DeviceError(f"frame {index} is on {frame.device}, not on the CPU or {device}")
+    on_host = [index for index, frame in enumerate(frames) if frame.device.type == "cpu"]
+    if on_host and torch.cuda.is_current_stream_capturing():
+        raise DeviceError("host frames cannot be staged while a CUDA graph is captured; move them to the GPU first")
+    sizes = [frame.numel() if frame.device.type == "cpu" else 0 for frame in frames]
+    host_offsets, total = {}, 0
+    for index in on_host:
+        host_offsets[index] = total
+        total += sizes[index]
+    current = torch.cuda.current_stream(device)
+    side = _side_stream(device)
+    staged = list(frames)
+    if total:
+        pageable = sum(
+            sizes[i] for i in on_host if not (frames[i].is_pinned() and frames[i].is_non_overlapping_and_dense())
+        )
+        pinned = torch.empty(pageable, dtype=torch.uint8, pin_memory=True) if pageable else None
+        target = torch.empty(total, dtype=torch.uint8, device=device)  # on the current stream
+        side.wait_stream(current)  # the buffer's earlier users, and the caller's earlier work
+    pinned_offset = 0
+    for chunk in _chunks(sizes, chunk_bytes):
+        copies = []
+        for index in chunk:
+            if sizes[index] == 0:
+                continue
+            frame = frames[index]
+            if not (frame.is_pinned() and frame.is_non_overlapping_and_dense()):
+                view = _shaped_like(pinned[pinned_offset : pinned_offset + sizes[index]], frame)
+                view.copy_(frame)  # the one host copy of a pageable frame
+                pinned_offset += sizes[index]
+                frame = view
+            begin = host_offsets[index]
+            staged[index] = _shaped_like(target[begin : begin + sizes[index]], frame)
+            copies.append((staged[index], frame))
+        if copies:
+            with torch.cuda.stream(side):
+                for destination, source in copies:
+                    destination.copy_(source, non_blocking=True)
+                ready = torch.cuda.Event()
+                ready.record(side)
+            current.wait_event(ready)
+        yield chunk, [staged[index] for index in chunk]
