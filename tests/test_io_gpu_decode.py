@@ -11,8 +11,9 @@ import torch
 import vlfast
 from vlfast import DeviceError
 
-#: Bound on nvJPEG vs libjpeg-turbo differences (IDCT and chroma upsampling differ by a few levels).
-MAX_LEVEL_DIFFERENCE = 16
+#: Bound on nvJPEG vs libjpeg-turbo differences: IDCT and chroma upsampling differ, by up to 36
+#: levels at sharp edges (H200, torchvision 0.26: mean 0.68, 27% of the values differ).
+MAX_LEVEL_DIFFERENCE = 48
 MAX_MEAN_DIFFERENCE = 1.0
 
 
