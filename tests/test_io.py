@@ -341,7 +341,7 @@ def test_encode_image_errors():
         ("data:image/png;base64,", DecodeError, "is empty"),
         ("aGVsbG8gd29ybGQ=", DecodeError, "base64 string .* is not an image format"),
         (b"", DecodeError, "image data \\(0 bytes\\) is empty"),
-        (b"GIF89a", DecodeError, "GIF89a"),
+        (b"GIF89a", DecodeError, "image data \\(6 bytes\\) is not an image format"),
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 30, DecodeError, "not an image format Pillow recognises"),
         (42, ImageSourceError, "unsupported image source type int"),
         (None, ImageSourceError, "unsupported image source type NoneType"),
@@ -377,9 +377,9 @@ def test_pixel_limit_is_checked_from_the_header(zoo):
     "options, message",
     [
         ({"backend": "opencv"}, "backend must be 'torchvision' or 'pil'"),
-        ({"timeout": 0}, "timeout must be a positive number"),
-        ({"max_bytes": -1}, "max_bytes must be a positive number"),
-        ({"max_pixels": True}, "max_pixels must be a positive number"),
+        ({"timeout": 0}, "timeout must be a positive, finite number of seconds"),
+        ({"max_bytes": -1}, "max_bytes must be a positive integer"),
+        ({"max_pixels": True}, "max_pixels must be a positive integer"),
     ],
 )
 def test_bad_options(zoo, options, message):

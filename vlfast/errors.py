@@ -17,6 +17,9 @@ __all__ = [
     "DeviceError",
     "ImageSourceError",
     "InvalidCoordinatesError",
+    "SourceNotAllowedError",
+    "SourceTimeoutError",
+    "SourceTooLargeError",
 ]
 
 
@@ -58,3 +61,15 @@ class ImageSourceError(VlfastError, ValueError):
 
 class InvalidCoordinatesError(VlfastError, ValueError):
     """Coordinates or sizes that cannot be mapped: wrong shape, non-finite, an inverted box, a bad size."""
+
+
+class SourceNotAllowedError(ImageSourceError):
+    """A source the source policy does not allow: its kind, host, network address or directory."""
+
+
+class SourceTimeoutError(ImageSourceError):
+    """A download that did not finish within the policy's deadline."""
+
+
+class SourceTooLargeError(ImageSourceError, ImageTooLargeError):
+    """A source with more bytes than the policy's ``max_bytes`` (after HTTP decompression too)."""

@@ -304,12 +304,11 @@ class ImageProcessor(_VlfastProcessorMixin, Qwen2VLImageProcessorPil):
         return cls(backend=backend, device=device, dtype=dtype, engine=engine, **config)
 
     def fetch_images(self, image_url_or_urls: Any) -> Any:
-        """Load path and URL images as the stock processor of this backend does; other images pass through."""
-        if self._backend is Backend.TORCHVISION:
-            from transformers.image_processing_backends import TorchvisionBackend
+        """Load paths, URLs and base64 strings as the stock processor of this backend decodes them, with vlfast's
+        loader: its guards, and the process-wide source policy (:func:`vlfast.set_source_policy`)."""
+        from .io import fetch_images
 
-            return TorchvisionBackend.fetch_images(self, image_url_or_urls)
-        return super().fetch_images(image_url_or_urls)
+        return fetch_images(image_url_or_urls, self._backend)
 
     def preprocess(self, images: Any, **kwargs: Any) -> BatchFeature:
         """``pixel_values`` and ``image_grid_thw`` of ``images`` (one image or a nested list), with call-time
