@@ -64,13 +64,25 @@ def configurations() -> list[tuple[str, ASTSource, int]]:
         for dtype in OUTPUT_DTYPES:
             source = _source(
                 resample_patchify_kernel,
-                {"meta_ptr": "*i64", "plan_ptr": "*i32", "inter_ptr": "*u8", "table_ptr": f"*{dtype}",
-                 "out_ptr": f"*{dtype}"},
-                {"CHANNELS": CHANNELS, "PATCH": patch, "MERGE": MERGE, "TEMPORAL": TEMPORAL,
-                 "ROWS": config.patch_rows, "PATCH_POW2": triton.next_power_of_2(patch)},
+                {
+                    "meta_ptr": "*i64",
+                    "plan_ptr": "*i32",
+                    "inter_ptr": "*u8",
+                    "table_ptr": f"*{dtype}",
+                    "out_ptr": f"*{dtype}",
+                },
+                {
+                    "CHANNELS": CHANNELS,
+                    "PATCH": patch,
+                    "MERGE": MERGE,
+                    "TEMPORAL": TEMPORAL,
+                    "ROWS": config.patch_rows,
+                    "PATCH_POW2": triton.next_power_of_2(patch),
+                },
             )
-            found.append((f"resample_patchify C{CHANNELS} p{patch} {dtype} rows{config.patch_rows}", source,
-                          config.patch_warps))
+            found.append(
+                (f"resample_patchify C{CHANNELS} p{patch} {dtype} rows{config.patch_rows}", source, config.patch_warps)
+            )
     return found
 
 
@@ -80,8 +92,9 @@ def resource_usage(cubin: bytes) -> dict[str, int]:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as handle:
         handle.write(cubin)
         handle.flush()
-        report = subprocess.run([str(tool), "--dump-resource-usage", handle.name], capture_output=True, text=True,
-                                check=True).stdout
+        report = subprocess.run(
+            [str(tool), "--dump-resource-usage", handle.name], capture_output=True, text=True, check=True
+        ).stdout
     return {key: int(value) for key, value in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", report)}
 
 
@@ -101,8 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         spilled = usage.get("LOCAL", 0) > 0 or usage.get("STACK", 0) > 0
         failures += spilled
-        print(f"{name:<46}{warps:>6}{usage.get('REG', -1):>6}{usage.get('STACK', 0):>7}{usage.get('LOCAL', 0):>7}"
-              f"{compiled.metadata.shared:>8}{'  SPILLS' if spilled else ''}")
+        print(
+            f"{name:<46}{warps:>6}{usage.get('REG', -1):>6}{usage.get('STACK', 0):>7}{usage.get('LOCAL', 0):>7}"
+            f"{compiled.metadata.shared:>8}{'  SPILLS' if spilled else ''}"
+        )
     print(f"sm_90, triton {triton.__version__}: {failures} failure(s)")
     return 1 if failures else 0
 

@@ -7,8 +7,8 @@
 #   --tune     also sweep the Triton launch configurations (bench/tune_triton.py)
 #   --skip     leave out the named steps (e.g. --skip end-to-end,throughput)
 #   --dry-run  on a machine without a GPU: run every step that can run there (the install is
-#              checked, the test files are collected, each benchmark's argument parsing and
-#              setup run on the CPU) and fail if any of them breaks
+#              checked, every kernel configuration is compiled for sm_90, the test files are
+#              collected, each script parses its arguments and refuses cleanly without CUDA)
 # Runs on the GPU machine's stack as it is (python3 with torch, triton, transformers,
 # torchvision, pytest already installed); nothing is downloaded. Exit status: the number of
 # failed steps (0: all passed).
@@ -67,25 +67,33 @@ step() {
 : >"$OUT_DIR/steps.md"
 step environment 60 bash -c "date -u; nvidia-smi || true; $PY -c 'import platform, torch, triton, transformers, torchvision, numpy, PIL; print(platform.platform(), platform.python_version()); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(\"triton\", triton.__version__, \"transformers\", transformers.__version__, \"torchvision\", torchvision.__version__, \"numpy\", numpy.__version__, \"pillow\", PIL.__version__); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no GPU\")'"
 
+KERNEL_TESTS=(tests/test_triton_cuda.py tests/test_triton_kernels.py tests/test_triton_preprocess.py
+    tests/test_staging_cuda.py)
+CUDA_TESTS=(tests/test_io_gpu_decode.py tests/test_video.py tests/test_model_e2e.py)
+BENCHES=(bench_transfer bench_triton_kernels profile_triton tune_triton bench_gpu bench_throughput)
+
 if [[ $DRY_RUN -eq 1 ]]; then
-    # CPU only: the install must already be there; every script must parse its arguments,
-    # import its dependencies and refuse cleanly (exit 2, one line) without CUDA.
+    # CPU only: the install must already be there; the kernels must compile for sm_90; the tests
+    # must collect; every script must parse its arguments, import what it needs and refuse
+    # cleanly (exit 2, one line) without CUDA.
     step install 60 "$PY" -c "import vlfast, vlfast._C, vlfast.kernels; print(vlfast.__file__)"
-    step tests-collect 120 "$PY" -m pytest -q --collect-only tests/test_triton_cuda.py tests/test_triton_kernels.py \
-        tests/test_triton_preprocess.py
-    for script in bench_triton_kernels bench_gpu bench_throughput tune_triton; do
-        step "dry-$script" 120 bash -c "$PY bench/$script.py --help >/dev/null && { $PY bench/$script.py; test \$? -eq 2; }"
+    step aot-sm90 300 "$PY" bench/aot_compile.py
+    step tests-collect 120 "$PY" -m pytest -q --collect-only -p no:cacheprovider "${KERNEL_TESTS[@]}" "${CUDA_TESTS[@]}"
+    for script in "${BENCHES[@]}"; do
+        step "dry-$script" 120 bash -c "$PY bench/$script.py; test \$? -eq 2"
     done
 else
     step install 600 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e .
     step tests-kernels 420 "$PY" -m pytest -q -p no:cacheprovider -rs --junitxml="$OUT_DIR/logs/tests-kernels.xml" \
-        tests/test_triton_cuda.py tests/test_triton_kernels.py tests/test_triton_preprocess.py
+        "${KERNEL_TESTS[@]}"
     step tests-cuda 300 "$PY" -m pytest -q -p no:cacheprovider -rs -m cuda --junitxml="$OUT_DIR/logs/tests-cuda.xml" \
-        tests/test_io_gpu_decode.py tests/test_video.py tests/test_model_e2e.py
+        "${CUDA_TESTS[@]}"
+    step transfer 120 "$PY" bench/bench_transfer.py
     step kernels-bf16 300 "$PY" bench/bench_triton_kernels.py --dtype bfloat16 --backend torchvision \
         --csv "$OUT_DIR/triton_kernels.csv"
     step kernels-fp32 300 "$PY" bench/bench_triton_kernels.py --dtype float32 --backend torchvision \
         --csv "$OUT_DIR/triton_kernels.csv"
+    step passes 300 bash -c "$PY bench/profile_triton.py --case 1920x1080 && $PY bench/profile_triton.py --case 3840x2160"
     if [[ $TUNE -eq 1 ]]; then
         step tune 300 "$PY" bench/tune_triton.py --csv "$OUT_DIR/tune_triton.csv"
     fi
@@ -99,7 +107,7 @@ fi
     echo "| step | status | time |"
     echo "| --- | --- | --- |"
     cat "$OUT_DIR/steps.md"
-    for name in environment kernels-bf16 kernels-fp32 tune end-to-end throughput; do
+    for name in environment aot-sm90 transfer kernels-bf16 kernels-fp32 passes tune end-to-end throughput; do
         if [[ -f "$OUT_DIR/logs/$name.log" ]]; then
             echo
             echo "## $name"

@@ -191,8 +191,16 @@ class Implementation:
     bind: Callable[[list[np.ndarray]], Runner]
 
 
-def _vlfast(device: str, engine: str) -> Callable[[list[np.ndarray]], Runner]:
+def _vlfast(device: str, engine: str, source: str = "host") -> Callable[[list[np.ndarray]], Runner]:
+    """``source``: the images as NumPy arrays (``"host"``), pinned host tensors (``"pinned"``)
+    or tensors already on the GPU (``"device"``), converted before timing."""
+
     def bind(images: list[np.ndarray]) -> Runner:
+        if source == "pinned":
+            images = [torch.from_numpy(image).pin_memory() for image in images]
+        elif source == "device":
+            images = [torch.from_numpy(image).to(device) for image in images]
+
         def run() -> torch.Tensor:
             return preprocess(
                 images,
@@ -225,6 +233,8 @@ def _transformers(processor_class: str, device: str | None) -> Callable[[list[np
 
 VLFAST_CPU = "vlfast-cpu"
 VLFAST_GPU = "vlfast-gpu"
+VLFAST_GPU_PINNED = "vlfast-gpu-pinned"
+VLFAST_GPU_RESIDENT = "vlfast-gpu-resident"
 TORCHVISION_CPU = "transformers-torchvision-cpu"
 TORCHVISION_CUDA = "transformers-torchvision-cuda"
 PIL_BACKEND = "transformers-pil"
@@ -252,7 +262,15 @@ def available_implementations(devices: Iterable[str] = ("cpu", "cuda")) -> tuple
             skipped.append(f"{VLFAST_CPU}: the C++ extension vlfast._C is not built")
     if "cuda" in devices:
         if _triton_on_cuda():
-            chosen.append(Implementation(VLFAST_GPU, "vlfast GPU (Triton)", "cuda", False, _vlfast("cuda", "triton")))
+            chosen += [
+                Implementation(VLFAST_GPU, "vlfast GPU (Triton)", "cuda", False, _vlfast("cuda", "triton")),
+                Implementation(
+                    VLFAST_GPU_PINNED, "vlfast GPU, pinned input", "cuda", False, _vlfast("cuda", "triton", "pinned")
+                ),
+                Implementation(
+                    VLFAST_GPU_RESIDENT, "vlfast GPU, input on GPU", "cuda", False, _vlfast("cuda", "triton", "device")
+                ),
+            ]
         else:
             skipped.append(f"{VLFAST_GPU}: needs a CUDA GPU and Triton")
     if "cpu" in devices:

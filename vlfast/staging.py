@@ -24,7 +24,7 @@ import torch
 
 from .errors import DeviceError
 
-__all__ = ["CHUNK_BYTES", "upload_in_chunks"]
+__all__ = ["CHUNK_BYTES", "chunk_ranges", "upload_in_chunks"]
 
 #: Input bytes per chunk: large enough that a chunk's launches cost little next to its copy
 #: (about four 1080p images), small enough that the first kernels start early.
@@ -42,7 +42,7 @@ def _side_stream(device: torch.device) -> torch.cuda.Stream:
         return stream
 
 
-def _chunks(sizes: Sequence[int], chunk_bytes: int) -> list[range]:
+def chunk_ranges(sizes: Sequence[int], chunk_bytes: int) -> list[range]:
     """Consecutive index ranges of about ``chunk_bytes`` each (at least one frame each)."""
     chunks, begin, total = [], 0, 0
     for index, size in enumerate(sizes):
@@ -64,7 +64,7 @@ def _shaped_like(flat: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
 
 
 def upload_in_chunks(
-    frames: Sequence[torch.Tensor], device: torch.device, chunk_bytes: int = CHUNK_BYTES
+    frames: Sequence[torch.Tensor], device: torch.device, chunk_bytes: int | None = None
 ) -> Iterator[tuple[range, list[torch.Tensor]]]:
     """Yield ``(indices, frames on device)`` chunk by chunk, in order.
 
@@ -75,6 +75,7 @@ def upload_in_chunks(
     Args:
         frames: uint8 tensors, any layout, on the CPU or on ``device``.
         device: a CUDA device.
+        chunk_bytes: input bytes per chunk (default :data:`CHUNK_BYTES`).
 
     Raises:
         DeviceError: a frame on another device, or host frames while a CUDA graph is captured
@@ -102,7 +103,7 @@ def upload_in_chunks(
         target = torch.empty(total, dtype=torch.uint8, device=device)  # on the current stream
         side.wait_stream(current)  # the buffer's earlier users, and the caller's earlier work
     pinned_offset = 0
-    for chunk in _chunks(sizes, chunk_bytes):
+    for chunk in chunk_ranges(sizes, CHUNK_BYTES if chunk_bytes is None else chunk_bytes):
         copies = []
         for index in chunk:
             if sizes[index] == 0:
