@@ -14,6 +14,8 @@ from skimage import data
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
+from vlfast import releases
+from vlfast.errors import UnsupportedModeError, VlfastError
 from vlfast.plans import Filter
 
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
@@ -45,13 +47,34 @@ def stock_processor(backend: str, **config):
     return _stock_cache[key]
 
 
+def _unconverted_array(image) -> bool:
+    """A 1- or 4-channel array (the first axis wins, as in transformers), which transformers converts to
+    RGB only from 5.21 on."""
+    if not isinstance(image, (np.ndarray, torch.Tensor)):
+        return False
+    channels = 1 if image.ndim == 2 else image.shape[0] if image.shape[0] in (1, 3, 4) else image.shape[-1]
+    return channels != 3
+
+
 def assert_exact(images, backend, config, resample=Filter.BICUBIC, dtypes=(torch.float32,)):
+    """vlfast equals the stock bit for bit; where the stock fails, or where vlfast refuses an input the
+    installed release does not convert (see vlfast.releases), a typed error instead of other numbers."""
     stock_config = dict(config)
     if resample is not Filter.BICUBIC:
         stock_config["resample"] = PIL_CODES[resample]
-    expected = stock_processor(backend, **stock_config)(images=images, return_tensors="pt")
+    options = {"backend": backend, "resample": resample, "engine": "cpp", **config}
+    try:
+        expected = stock_processor(backend, **stock_config)(images=images, return_tensors="pt")
+    except ValueError:  # this release's stock cannot process the input
+        with pytest.raises(VlfastError):
+            vlfast.preprocess(images, **options)
+        return
+    if not releases.rgb_conversion_composites() and any(_unconverted_array(image) for image in images):
+        with pytest.raises(UnsupportedModeError, match="does not convert"):
+            vlfast.preprocess(images, **options)
+        return
     for dtype in dtypes:
-        got = vlfast.preprocess(images, backend=backend, dtype=dtype, resample=resample, engine="cpp", **config)
+        got = vlfast.preprocess(images, dtype=dtype, **options)
         assert got.pixel_values.dtype == dtype
         assert torch.equal(got.image_grid_thw, expected["image_grid_thw"])
         assert got.image_grid_thw.dtype == torch.int64

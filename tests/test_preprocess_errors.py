@@ -13,6 +13,7 @@ from vlfast import (
     UnsupportedModeError,
     UnsupportedOptionError,
     VlfastError,
+    releases,
 )
 
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
@@ -76,7 +77,14 @@ def test_triton_engine_without_gpu_or_interpreter(monkeypatch):
 
 def test_unconvertible_channel_count_without_rgb_conversion():
     with pytest.raises(UnsupportedModeError, match="needs do_convert_rgb=True"):
-        vlfast.preprocess(np.zeros((40, 60, 4), np.uint8), do_convert_rgb=False)
+        vlfast.preprocess(np.zeros((40, 60, 4), np.uint8), do_convert_rgb=False, input_data_format="channels_last")
+
+
+@pytest.mark.skipif(releases.rgb_conversion_composites(), reason="transformers >= 5.21 converts 1/4-channel arrays")
+@pytest.mark.parametrize("shape", [(40, 60), (40, 60, 1), (1, 40, 60), (40, 60, 4), (4, 40, 60)])
+def test_arrays_the_installed_release_does_not_convert_are_refused(shape):
+    with pytest.raises(UnsupportedModeError, match=r"transformers 5\.\d+\.\d+ does not convert [14]-channel arrays"):
+        vlfast.preprocess(np.zeros(shape, np.uint8))
 
 
 def test_non_contiguous_inputs_are_accepted():
@@ -125,6 +133,7 @@ def test_dtype_by_name_and_numpy_integer_sizes():
     assert vlfast.smart_resize(np.int64(1080), np.int32(1920)) == (728, 1316)
 
 
+@pytest.mark.skipif(not releases.rgb_conversion_composites(), reason="transformers < 5.21 does not convert them")
 def test_grayscale_2d_arrays_keep_their_orientation():
     """A 2-D array is (H, W) even when H is 1, 3 or 4 (it has no channel axis to infer)."""
     gray = np.random.default_rng(0).integers(0, 256, (3, 150), dtype=np.uint8)

@@ -79,10 +79,25 @@ def _channels_first(shape: tuple[int, ...], input_data_format: object) -> bool:
         return True
     if shape[-1] in counts:
         return False
+    if _CHANNEL_COUNTS[-1] in (shape[0], shape[-1]):  # RGBA, which this release neither infers nor converts
+        raise _unconverted(_CHANNEL_COUNTS[-1])
     raise InvalidImageError(
         f"cannot find the channel axis of an image of shape {tuple(shape)}: expected {' or '.join(map(str, counts))} "
         "channels (or pass input_data_format)"
     )
+
+
+def _unconverted(channels: int) -> UnsupportedModeError:
+    version = ".".join(map(str, installed_version("transformers")))
+    return UnsupportedModeError(
+        f"transformers {version} does not convert {channels}-channel arrays to RGB (its processors fail on them "
+        "or keep the channels as they are; 5.21 and later convert them): pass a 3-channel array or a PIL image"
+    )
+
+
+def _check_not_empty(image_hwc: torch.Tensor) -> None:
+    if image_hwc.shape[0] == 0 or image_hwc.shape[1] == 0:
+        raise InvalidImageError(f"image is empty: {image_hwc.shape[0]}x{image_hwc.shape[1]} pixels")
 
 
 def _composite_on_white(image_hwc4: torch.Tensor, backend: Backend) -> torch.Tensor:
@@ -144,13 +159,9 @@ def to_rgb_uint8(
         channels = tensor.shape[2]
         if channels not in _CHANNEL_COUNTS:
             raise InvalidImageError(f"an image must have 1, 3 or 4 channels, got {channels}")
+        _check_not_empty(tensor)
         if do_convert_rgb and channels != 3 and not rgb_conversion_composites():
-            version = ".".join(map(str, installed_version("transformers")))
-            raise UnsupportedModeError(
-                f"transformers {version} does not convert {channels}-channel arrays to RGB (its processors fail on "
-                "them or keep the channels as they are; 5.21 and later convert them): pass a 3-channel array or "
-                "a PIL image"
-            )
+            raise _unconverted(channels)
         if do_convert_rgb:
             if channels == 1:
                 tensor = tensor.expand(-1, -1, 3).contiguous()
@@ -163,6 +174,5 @@ def to_rgb_uint8(
             f"unsupported image type {type(image).__name__}; expected a PIL image, a NumPy array or a torch tensor "
             "(use vlfast.load_image for paths, URLs and bytes)"
         )
-    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
-        raise InvalidImageError(f"image is empty: {tensor.shape[0]}x{tensor.shape[1]} pixels")
+    _check_not_empty(tensor)
     return tensor
