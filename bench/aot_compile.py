@@ -56,7 +56,12 @@ def configurations() -> list[tuple[str, ASTSource, int]]:
     first = _source(
         resample_pass_kernel,
         {"meta_ptr": "*i64", "plan_ptr": "*i32", "inter_ptr": "*u8"},
-        {"CHANNELS": CHANNELS, "BLOCK_ROWS": config.pass_rows, "BLOCK_COLS": config.pass_cols},
+        {
+            "CHANNELS": CHANNELS,
+            "BLOCK_ROWS": config.pass_rows,
+            "BLOCK_COLS": config.pass_cols,
+            "WIDE_STORES": config.pass_wide_stores,
+        },
     )
     found.append((f"resample_pass C{CHANNELS} {config.pass_rows}x{config.pass_cols}", first, config.pass_warps))
     for patch in PATCHES:

@@ -29,9 +29,9 @@ from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 from vlfast.plans import Backend, Filter, resample_plan
 from vlfast.sizing import smart_resize
 
-#: (rows, cols, warps) of the first pass; (patches per program, warps) of the second.
-FIRST_PASS = [(8, 128, 4), (2, 512, 4), (8, 256, 8), (16, 128, 8), (4, 128, 2)]
-SECOND_PASS = [(2, 2), (4, 2), (8, 4), (8, 8), (16, 8)]
+#: (rows, cols, warps, wide stores) of the first pass; (patches per program, warps) of the second.
+FIRST_PASS = [(2, 512, 4, False), (4, 128, 2, False), (8, 128, 4, False), (2, 512, 4, True), (16, 64, 4, True)]
+SECOND_PASS = [(4, 4), (4, 8), (8, 4), (16, 8)]
 TUNED_CASES = ("1920x1080", "3840x2160", "mixed-32")
 DTYPES = (torch.bfloat16,)
 
@@ -50,8 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     default = batch.launch_config(PATCH, False)
     candidates = [("default", default)]
     candidates += [
-        (f"pass1 {r}x{c} w{w}", dataclasses.replace(default, pass_rows=r, pass_cols=c, pass_warps=w))
-        for r, c, w in FIRST_PASS
+        (
+            f"pass1 {r}x{c} w{w}{' wide' if wide else ''}",
+            dataclasses.replace(default, pass_rows=r, pass_cols=c, pass_warps=w, pass_wide_stores=wide),
+        )
+        for r, c, w, wide in FIRST_PASS
     ]
     candidates += [
         (f"pass2 {r}p w{w}", dataclasses.replace(default, patch_rows=r, patch_warps=w)) for r, w in SECOND_PASS

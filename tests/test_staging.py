@@ -1,8 +1,9 @@
 """How a batch is split into upload chunks (the uploads themselves: tests/test_staging_cuda.py)."""
 
 import pytest
+import torch
 
-from vlfast.staging import chunk_ranges
+from vlfast.staging import chunk_ranges, is_dense
 
 
 @pytest.mark.parametrize(
@@ -18,3 +19,20 @@ from vlfast.staging import chunk_ranges
 )
 def test_chunk_ranges(sizes, chunk_bytes, expected):
     assert chunk_ranges(sizes, chunk_bytes) == expected
+
+
+@pytest.mark.parametrize(
+    ("frame", "dense"),
+    [
+        (torch.zeros(4, 5, 3, dtype=torch.uint8), True),
+        (torch.zeros(3, 4, 5, dtype=torch.uint8).permute(1, 2, 0), True),  # an HWC view of a CHW tensor
+        (torch.zeros(4, 5, 3, dtype=torch.uint8).permute(2, 0, 1), True),
+        (torch.zeros(6, 5, 3, dtype=torch.uint8)[1:5], True),  # whole rows: a contiguous block
+        (torch.zeros(4, 7, 3, dtype=torch.uint8)[:, 1:6], False),  # a crop: rows with gaps
+        (torch.zeros(4, 5, 4, dtype=torch.uint8)[..., :3], False),  # RGB of RGBA
+        (torch.zeros(1, 5, 3, dtype=torch.uint8).expand(4, 5, 3), False),  # overlapping rows
+        (torch.zeros(4, 1, 3, dtype=torch.uint8), True),
+    ],
+)
+def test_is_dense(frame: torch.Tensor, dense: bool) -> None:
+    assert is_dense(frame) is dense

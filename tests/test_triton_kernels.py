@@ -130,13 +130,18 @@ def test_mixed_batch_matches_reference(backend: Backend, resample: Filter, monke
     assert (first.launches, second.launches) == (1, 1)
 
 
-@pytest.mark.parametrize("gpu_default", [False, True], ids=["tiny-tiles", "gpu-default"])
-def test_gpu_tile_shapes_split_images(monkeypatch, gpu_default: bool) -> None:
+@pytest.mark.parametrize("tiles", ["tiny", "tiny-wide-stores", "gpu-default"])
+def test_gpu_tile_shapes_split_images(monkeypatch, tiles: str) -> None:
     """The GPU's tiles: each image spans several tiles of both passes (rows and columns), and
     pass 1 writes padded intermediate rows."""
     from vlfast.kernels import batch
 
-    config = batch.launch_config(14, False) if gpu_default else batch.LaunchConfig(4, 16, 4, 4, 4)
+    configs = {
+        "tiny": batch.LaunchConfig(4, 16, 4, 4, 4),
+        "tiny-wide-stores": batch.LaunchConfig(4, 16, 4, 4, 4, pass_wide_stores=True),
+        "gpu-default": batch.launch_config(14, False),
+    }
+    config = configs[tiles]
     monkeypatch.setattr(batch, "launch_config", lambda patch_size, interpret: config)
     rng = np.random.default_rng(10)
     shapes = [(13, 29, 28, 56, False), (40, 23, 28, 28, True), (61, 30, 56, 56, False), (56, 40, 56, 28, False)]

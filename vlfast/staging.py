@@ -24,7 +24,7 @@ import torch
 
 from .errors import DeviceError
 
-__all__ = ["CHUNK_BYTES", "chunk_ranges", "upload_in_chunks"]
+__all__ = ["CHUNK_BYTES", "chunk_ranges", "is_dense", "upload_in_chunks"]
 
 #: Input bytes per chunk: large enough that a chunk's launches cost little next to its copy
 #: (about four 1080p images), small enough that the first kernels start early.
@@ -55,10 +55,23 @@ def chunk_ranges(sizes: Sequence[int], chunk_bytes: int) -> list[range]:
     return chunks
 
 
+def is_dense(frame: torch.Tensor) -> bool:
+    """Whether ``frame`` covers exactly ``numel()`` consecutive elements in some dimension order
+    (contiguous, or a permutation of a contiguous tensor such as a CHW view of an HWC one)."""
+    expected = 1
+    for stride, size in sorted(zip(frame.stride(), frame.shape, strict=True)):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def _shaped_like(flat: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     """``flat`` (``frame.numel()`` bytes) viewed with ``frame``'s strides when they are dense (a
     CHW or permuted frame copies as one block), else as a contiguous tensor of its shape."""
-    if frame.is_non_overlapping_and_dense():
+    if is_dense(frame):
         return flat.as_strided(frame.shape, frame.stride())
     return flat.view(frame.shape)
 
@@ -96,9 +109,7 @@ def upload_in_chunks(
     side = _side_stream(device)
     staged = list(frames)
     if total:
-        pageable = sum(
-            sizes[i] for i in on_host if not (frames[i].is_pinned() and frames[i].is_non_overlapping_and_dense())
-        )
+        pageable = sum(sizes[i] for i in on_host if not (frames[i].is_pinned() and is_dense(frames[i])))
         pinned = torch.empty(pageable, dtype=torch.uint8, pin_memory=True) if pageable else None
         target = torch.empty(total, dtype=torch.uint8, device=device)  # on the current stream
         side.wait_stream(current)  # the buffer's earlier users, and the caller's earlier work
@@ -109,7 +120,7 @@ def upload_in_chunks(
             if sizes[index] == 0:
                 continue
             frame = frames[index]
-            if not (frame.is_pinned() and frame.is_non_overlapping_and_dense()):
+            if not (frame.is_pinned() and is_dense(frame)):
                 view = _shaped_like(pinned[pinned_offset : pinned_offset + sizes[index]], frame)
                 view.copy_(frame)  # the one host copy of a pageable frame
                 pinned_offset += sizes[index]

@@ -286,6 +286,7 @@ def run_batch(
                 channels=channels,
                 block_rows=config.pass_rows,
                 block_cols=config.pass_cols,
+                wide_stores=config.pass_wide_stores,
                 num_warps=config.pass_warps,
             )
         resample_patchify(

@@ -86,11 +86,12 @@ _lock = threading.Lock()
 class LaunchConfig:
     """Tile shapes and warps of both kernels."""
 
-    pass_rows: int  # plane rows per resample_pass tile
-    pass_cols: int  # columns per resample_pass tile
+    pass_rows: int  # pixel rows per resample_pass tile
+    pass_cols: int  # pixel columns per resample_pass tile (intermediate rows are padded to it)
     pass_warps: int
     patch_rows: int  # pixel_values rows (patches) per resample_patchify tile
     patch_warps: int
+    pass_wide_stores: bool = False  # let resample_pass store 8-16 bytes per thread
 
 
 def launch_config(patch_size: int, interpret: bool) -> LaunchConfig:
@@ -99,13 +100,11 @@ def launch_config(patch_size: int, interpret: bool) -> LaunchConfig:
     if interpret:
         # The interpreter costs per program and per op, not per element: few, large programs.
         return LaunchConfig(64, 128, 4, max(1, 16384 // patch_elements), 4)
-    # ~1024 pixels per program of 4 warps: 8 per thread, enough independent loads in flight to
-    # hide latency, small enough that mixed batches split evenly over the SMs. Pass 1 tiles are
-    # 64 bytes wide (rows padded to that, stored 16 bytes per thread); a merge block of 2x2
-    # patches of 14 px (padded to 16) is exactly one 1024-element resample_patchify tile.
-    patch_rows = max(1, 1024 // patch_elements)
-    patch_warps = 4 if patch_rows * patch_elements <= 2048 else 8
-    return LaunchConfig(16, 64, 4, patch_rows, patch_warps)
+    # Chosen by measurement on an H200 (bench/tune_triton.py; bench/results/gpu-2026-12-04):
+    # pass 1, ~1024 pixels per program of 4 warps, wide rows so a warp's tap loads share cache
+    # lines; pass 2, 8 patches of 14 px (padded to 16: two merge blocks) per program of 8 warps.
+    patch_rows = max(1, 2048 // patch_elements)
+    return LaunchConfig(4, 256, 4, patch_rows, 8)
 
 
 @lru_cache(maxsize=256)

@@ -9,7 +9,7 @@ HWC and CHW alike) into its slice of a shared planar ``(C, H, pitch)`` uint8 int
 A program writes one ``BLOCK_ROWS x BLOCK_COLS`` tile of pixels, every channel: the plan is
 loaded once per row (vertical) or column (horizontal) and shared by the channels, taps past a
 pixel's count (weight 0) read a clamped, valid index instead of being masked, and the rows of
-the intermediate are padded to whole tiles, so stores are unmasked along the row and 16-byte wide.
+the intermediate are padded to whole tiles, so stores need no column mask.
 """
 
 import torch
@@ -60,6 +60,7 @@ def resample_pass_kernel(
     CHANNELS: tl.constexpr,
     BLOCK_ROWS: tl.constexpr,
     BLOCK_COLS: tl.constexpr,
+    WIDE_STORES: tl.constexpr,
 ):
     """One ``BLOCK_ROWS x BLOCK_COLS`` pixel tile of one image's intermediate, all channels."""
     program = tl.program_id(0)
@@ -72,8 +73,15 @@ def resample_pass_kernel(
     row_lo = tl.load(meta + META_ROW_LO).to(tl.int32)
     height = tl.load(meta + META_INTER_HEIGHT).to(tl.int32)
     width = tl.load(meta + META_INTER_WIDTH).to(tl.int32)
-    pitch = tl.multiple_of(tl.load(meta + META_INTER_PITCH).to(tl.int32), 16)
-    dst = inter_ptr + tl.multiple_of(tl.load(meta + META_INTER_OFFSET), 16)
+    pitch = tl.load(meta + META_INTER_PITCH).to(tl.int32)
+    offset = tl.load(meta + META_INTER_OFFSET)
+    if WIDE_STORES:
+        # Known 16-byte alignment lets the compiler store 8-16 bytes per thread; its layout then
+        # gives each thread consecutive pixels, which spreads each warp's tap loads over many cache
+        # lines. Measured slower on an H200 (byte loads dominate), so off by default.
+        pitch = tl.multiple_of(pitch, 16)
+        offset = tl.multiple_of(offset, 16)
+    dst = inter_ptr + offset
     plan = tl.load(meta + META_FIRST_PLAN).to(tl.pointer_type(tl.int32))
     plan_stride = tl.load(meta + META_FIRST_PLAN_STRIDE).to(tl.int32)
     taps = tl.load(meta + META_FIRST_TAPS).to(tl.int32)
@@ -127,7 +135,7 @@ def resample_pass_kernel(
 
     plane = pitch * height
     out = dst + ys[:, None] * pitch + xs[None, :]
-    ok = (ys < height)[:, None]  # constant along the row: the stores stay vectorized
+    ok = (ys < height)[:, None]  # constant along the row: stores may be vectorized
     _store(acc0, precision, out, ok)
     if CHANNELS > 1:
         _store(acc1, precision, out + plane, ok)
@@ -146,6 +154,7 @@ def resample_pass(
     channels: int,
     block_rows: int,
     block_cols: int,
+    wide_stores: bool,
     num_warps: int,
 ) -> None:
     """Launch the pass over ``num_tiles`` tiles of the ``num_images`` metadata rows."""
@@ -157,5 +166,6 @@ def resample_pass(
         CHANNELS=channels,
         BLOCK_ROWS=block_rows,
         BLOCK_COLS=block_cols,
+        WIDE_STORES=wide_stores,
         num_warps=num_warps,
     )
