@@ -37,6 +37,7 @@ from .errors import (
     DeviceError,
     ImageSourceError,
     ImageTooLargeError,
+    SourceNotAllowedError,
     SourceTooLargeError,
     UnsupportedModeError,
 )
@@ -79,7 +80,7 @@ _PNG_BIT_DEPTH_OFFSET = 24
 PNG_COMPRESS_LEVEL = 1
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 #: A file path and line in a decoder's message (its build tree), left out of vlfast's messages.
-_SOURCE_LOCATION = re.compile(r"\S*[\\/]\S+\.(?:c|cc|cpp|cxx|h|hpp)(?::\d+)?,?")
+_SOURCE_LOCATION = re.compile(r"\S*[\\/]\S+\.(?:cpp|cxx|cc|hpp|c|h)\b(?::\d+)?,?")
 #: A bytes literal in a decoder's message (data from the file), left out of vlfast's messages.
 _BYTES_LITERAL = re.compile(r"""b(['"])(?:\\.|(?!\1).)*\1""")
 
@@ -132,19 +133,26 @@ def _describe(text: str) -> str:
 
 
 def _string_bytes(source: str, policy: SourcePolicy) -> tuple[bytes, str]:
-    """A bare string: an existing file (when the policy allows files), else base64. Without files allowed,
-    the file system is not looked at, so the answer does not depend on whether a file exists."""
-    if "file" in policy.allow and os.path.exists(source):
-        return read_file(source, policy), f"file {source!r}"
-    policy.require("base64", f"{_describe(source)} (not an http(s) URL or data URI)")
-    looked_for = "no such file: " if "file" in policy.allow else "local files are not allowed by the source policy: "
+    """A bare string: an existing file (where the policy allows files), else base64. Where it does not, the file
+    system is not looked at, so the answer does not depend on whether a file exists."""
+    if "file" not in policy.allow:
+        where = "local files are not allowed by the source policy"
+    elif not policy.permits_path(source):
+        where = "outside the directories the source policy allows"
+    else:
+        where = "no such file"
+        if os.path.exists(source):
+            return read_file(source, policy), f"file {source!r}"
+    if "base64" not in policy.allow:
+        error = ImageSourceError if where == "no such file" else SourceNotAllowedError
+        raise error(f"{where}: {_describe(source)} (and the source policy does not allow base64 strings)")
     try:
         data = _decode_base64(source, "string", policy.max_bytes)
     except SourceTooLargeError:
         raise
     except ImageSourceError as error:
         raise ImageSourceError(
-            f"{looked_for}{_describe(source)} (nor is it an http(s)/file URL, a data URI or base64: {error})"
+            f"{where}: {_describe(source)} (nor is it an http(s)/file URL, a data URI or base64: {error})"
         ) from error
     return data, f"base64 string {_describe(source)}"
 
@@ -186,7 +194,7 @@ def _source_bytes(
 def _reason(error: BaseException) -> str:
     """A decoder's message, without the bytes it quotes or the source files of its build."""
     text = (str(error).strip().splitlines() or [""])[-1]
-    text = _BYTES_LITERAL.sub("b'...'", _SOURCE_LOCATION.sub("", text)).strip(" ,")
+    text = " ".join(_BYTES_LITERAL.sub("b'...'", _SOURCE_LOCATION.sub("", text)).split()).strip(" ,")
     return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
 
 

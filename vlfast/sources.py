@@ -30,6 +30,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .errors import (
     ImageSourceError,
@@ -136,10 +137,19 @@ class SourcePolicy:
     def require(self, kind: str, what: str) -> None:
         """Raise :class:`SourceNotAllowedError` unless sources of ``kind`` are allowed."""
         if kind not in self.allow:
-            allowed = ", ".join(k for k in SOURCE_KINDS if k in self.allow) or "none"
-            raise SourceNotAllowedError(
-                f"{what}: {kind} sources are not allowed by the source policy (allowed: {allowed})"
-            )
+            self.refuse(what, f"{kind} sources")
+
+    def refuse(self, what: str, kinds: str) -> NoReturn:
+        """Raise :class:`SourceNotAllowedError`: ``what`` is one of ``kinds``, which the policy does not allow."""
+        allowed = ", ".join(kind for kind in SOURCE_KINDS if kind in self.allow) or "none"
+        raise SourceNotAllowedError(f"{what}: {kinds} are not allowed by the source policy (allowed: {allowed})")
+
+    def permits_path(self, path: str | os.PathLike) -> bool:
+        """Whether ``path``, symlinks resolved, lies in one of ``roots`` (always, without roots)."""
+        if self.roots is None:
+            return True
+        resolved = os.path.realpath(path)
+        return any(os.path.commonpath((root, resolved)) == root for root in self.roots)
 
     def require_host(self, url: str, host: str | None) -> None:
         """Raise :class:`SourceNotAllowedError` unless ``host`` is on the host allow-list."""
@@ -199,10 +209,10 @@ def read_file(path: str | os.PathLike, policy: SourcePolicy) -> bytes:
     refused before they are opened."""
     shown = os.fspath(path)
     policy.require("file", f"file {shown!r}")
+    if not policy.permits_path(path):
+        raise SourceNotAllowedError(f"file {shown!r} is outside the directories the source policy allows")
     if policy.roots is not None:
-        path = os.path.realpath(path)
-        if not any(os.path.commonpath((root, path)) == root for root in policy.roots):
-            raise SourceNotAllowedError(f"file {shown!r} is outside the directories the source policy allows")
+        path = os.path.realpath(path)  # the file checked is the file opened
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         _require_regular(shown, os.stat(path).st_mode)
@@ -216,13 +226,18 @@ def read_file(path: str | os.PathLike, policy: SourcePolicy) -> bytes:
         _require_regular(shown, info.st_mode)
         if info.st_size > policy.max_bytes:
             raise SourceTooLargeError(f"file {shown!r} has {info.st_size} bytes, over max_bytes={policy.max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
         try:
-            data = file.read(policy.max_bytes + 1)
+            # In chunks: read(n) would reserve n bytes up front, and the size stat gives may be 0 (/proc).
+            while chunk := file.read(min(_CHUNK_BYTES, policy.max_bytes + 1 - size)):
+                size += len(chunk)
+                if size > policy.max_bytes:
+                    raise SourceTooLargeError(f"file {shown!r} has more than max_bytes={policy.max_bytes} bytes")
+                chunks.append(chunk)
         except OSError as error:
             raise ImageSourceError(f"cannot read file {shown!r}: {error.strerror or type(error).__name__}") from error
-    if len(data) > policy.max_bytes:
-        raise SourceTooLargeError(f"file {shown!r} has more than max_bytes={policy.max_bytes} bytes")
-    return data
+    return b"".join(chunks)
 
 
 # --- http(s) ---------------------------------------------------------------------------------------------
