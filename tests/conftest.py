@@ -4,6 +4,8 @@
   must be set before anything imports triton, so it is set here, first.
 - In CI (``CI`` set), the C++ extension must import: the exactness suites skip without it,
   and a broken build must fail the run, not skip most of it.
+- triton before 3.7 runs its interpreter with ``int()`` of 1-element arrays, an error from numpy 2.4 on:
+  with those two, the run stops at once with that explanation instead of failing test by test.
 - transformers 5.17 changes class-level settings in place (``Qwen2VLImageProcessor(min_pixels=...)``
   writes into the class's ``size``; ``_get_num_multimodal_tokens`` into the processor's kwargs
   ``_defaults``): every test starts from the class settings as imported, so no test depends on order.
@@ -26,6 +28,8 @@ from transformers.models.qwen2_vl import processing_qwen2_vl  # noqa: E402
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil  # noqa: E402
 from transformers.utils import is_torchvision_available  # noqa: E402
 
+from vlfast.releases import installed_version, triton_interpreter_runs  # noqa: E402
+
 
 def _mutable_class_settings() -> list[tuple[type, str]]:
     settings = [(Qwen2VLImageProcessorPil, "size")]
@@ -42,6 +46,15 @@ def _mutable_class_settings() -> list[tuple[type, str]]:
         if kwargs_class is not None:
             settings.append((kwargs_class, "_defaults"))
     return settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("TRITON_INTERPRET") == "1" and not triton_interpreter_runs():
+        triton, numpy = (".".join(map(str, installed_version(name))) for name in ("triton", "numpy"))
+        raise pytest.UsageError(
+            f"triton {triton}'s CPU interpreter fails with numpy {numpy}: install numpy<2.4 (or triton>=3.7) "
+            "to run the Triton tests without a GPU"
+        )
 
 
 _AS_IMPORTED = {(owner, name): copy.deepcopy(getattr(owner, name)) for owner, name in _mutable_class_settings()}

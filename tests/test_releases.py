@@ -88,6 +88,14 @@ def test_rules_per_release(rule, version, expected):
 
 
 @pytest.mark.parametrize(
+    "triton, numpy, expected",
+    [((3, 6, 0), (2, 3, 5), True), ((3, 6, 0), (2, 4, 0), False), ((3, 7, 0), (2, 4, 6), True)],
+)
+def test_triton_interpreter_rule(triton, numpy, expected):
+    assert releases.triton_interpreter_runs(triton, numpy) is expected
+
+
+@pytest.mark.parametrize(
     "text, expected",
     [("5.25.0", (5, 25, 0)), ("0.26.0+cu130", (0, 26, 0)), ("5.26.0.dev0", (5, 26, 0)), ("13.0", (13, 0))],
 )
@@ -100,4 +108,3 @@ def test_installed_versions_are_read():
 
     assert releases.installed_version("transformers") == releases.parse_version(transformers.__version__)
     assert releases.installed_version("no-such-distribution-vlfast") == ()
-

@@ -1,5 +1,5 @@
-"""Where the supported releases of transformers, torchvision and Pillow compute differently: every rule
-that depends on an installed version, in one place.
+"""Where the supported releases of transformers, torchvision, Pillow and triton differ: every rule that
+depends on an installed version, in one place.
 
 vlfast reproduces the *installed* stock processors. Each rule below takes a version tuple and defaults
 to the installed release's, read once from the package metadata (no import of the package itself).
@@ -23,6 +23,7 @@ __all__ = [
     "pillow_vertical_first",
     "rgb_conversion_composites",
     "torchvision_resizes_lanczos",
+    "triton_interpreter_runs",
     "video_cap_reads_call_budget",
 ]
 
@@ -35,6 +36,8 @@ RGB_COMPOSITING_SINCE: Version = (5, 21)
 LOADER_EXIF_SINCE: Version = (5, 21)
 #: transformers 5.25: a call-time ``max_video_tokens`` reaches the video processor's per-frame cap.
 VIDEO_CALL_TOKEN_BUDGET_SINCE: Version = (5, 25)
+#: triton 3.7: the CPU interpreter runs with numpy >= 2.4 (3.6 calls ``int()`` on 1-element arrays, an error there).
+TRITON_INTERPRETER_NUMPY_2_4_SINCE: Version = (3, 7)
 #: torchvision 0.27: transformers resizes with LANCZOS; with older torchvision it silently uses BICUBIC instead.
 TORCHVISION_LANCZOS_SINCE: Version = (0, 27)
 
@@ -91,6 +94,14 @@ def torchvision_resizes_lanczos(torchvision_version: Version | None = None) -> b
     torchvision, as transformers' own check: no LANCZOS."""
     given = installed_version("torchvision") if torchvision_version is None else torchvision_version
     return given >= TORCHVISION_LANCZOS_SINCE
+
+
+def triton_interpreter_runs(triton_version: Version | None = None, numpy_version: Version | None = None) -> bool:
+    """Whether triton's CPU interpreter (``TRITON_INTERPRET=1``, the Triton tests without a GPU) works with the
+    installed numpy: triton < 3.7 needs numpy < 2.4."""
+    triton = installed_version("triton") if triton_version is None else triton_version
+    numpy = installed_version("numpy") if numpy_version is None else numpy_version
+    return triton >= TRITON_INTERPRETER_NUMPY_2_4_SINCE or numpy < (2, 4)
 
 
 def pillow_vertical_first(
