@@ -102,3 +102,16 @@ def test_host_frames_are_refused_during_graph_capture() -> None:
     with pytest.raises(DeviceError, match="while a CUDA graph is captured"):
         with torch.cuda.graph(graph, stream=stream):
             vlfast.preprocess(arrays, device="cuda", **OPTIONS)
+
+
+def test_no_room_on_the_gpu_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = torch.empty
+
+    def out_of_memory(*args, **kwargs):
+        if torch.device(kwargs.get("device") or "cpu").type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return empty(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "empty", out_of_memory)
+    with pytest.raises(vlfast.ImageTooLargeError, match="MiB free; split the batch"):
+        vlfast.preprocess(images(5)[:1], device="cuda", **OPTIONS)

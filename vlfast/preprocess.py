@@ -190,27 +190,32 @@ def _flatten(images: ImageLike | Sequence) -> list[ImageLike]:
     )
 
 
-def check_output_budget(
-    rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None, device: torch.device | None = None
-) -> None:
-    """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``, or one
-    that the CUDA ``device`` has no room for (free memory plus what torch's allocator has cached)."""
+def check_output_budget(rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None) -> None:
+    """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``."""
     size = rows * columns * dtype.itemsize
     if max_output_bytes is not None and size > max_output_bytes:
         raise ImageTooLargeError(
             f"pixel_values would take {size / 2**20:.1f} MiB ({rows} rows), over max_output_bytes="
             f"{max_output_bytes / 2**20:.1f} MiB; split the batch (vlfast.preprocess_in_chunks) or lower max_pixels"
         )
-    if device is not None and device.type == "cuda":
-        free = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        if size <= free:  # the allocator's cache holds it (a serving loop's usual case): no driver call
-            return
-        free += torch.cuda.mem_get_info(device)[0]
-        if size > free:
-            raise ImageTooLargeError(
-                f"pixel_values would take {size / 2**20:.1f} MiB on {device}, which has {free / 2**20:.1f} MiB free; "
-                "split the batch (vlfast.preprocess_in_chunks) or lower max_pixels"
-            )
+
+
+def _empty_on_gpu(rows: int, columns: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``pixel_values`` on a CUDA device, or :class:`ImageTooLargeError` when it has no room.
+
+    Asking the allocator (which frees its cache and retries before it gives up) costs nothing
+    when the output fits; querying free memory first costs a driver call and the allocator's
+    statistics on every call.
+    """
+    try:
+        return torch.empty((rows, columns), dtype=dtype, device=device)
+    except torch.cuda.OutOfMemoryError as error:
+        size = rows * columns * dtype.itemsize
+        free = torch.cuda.mem_get_info(device)[0]
+        raise ImageTooLargeError(
+            f"pixel_values would take {size / 2**20:.1f} MiB on {device}, which has {free / 2**20:.1f} MiB free; "
+            "split the batch (vlfast.preprocess_in_chunks) or lower max_pixels"
+        ) from error
 
 
 def render(
@@ -241,10 +246,10 @@ def render(
     """
     columns = 3 * temporal_patch_size * patch_size * patch_size
     on_gpu = engine == "triton" and device.type == "cuda"
-    check_output_budget(rows, columns, dtype, max_output_bytes, device if on_gpu else None)
+    check_output_budget(rows, columns, dtype, max_output_bytes)
     if engine == "triton":
         work_device = device
-        out = torch.empty((rows, columns), dtype=dtype, device=device)
+        out = _empty_on_gpu(rows, columns, dtype, device) if on_gpu else torch.empty((rows, columns), dtype=dtype)
     elif device.type == "cuda":
         work_device = torch.device("cpu")
         out = torch.empty((rows, columns), dtype=dtype, pin_memory=True)
