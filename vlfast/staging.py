@@ -94,6 +94,8 @@ def upload_in_chunks(
         DeviceError: a frame on another device, or host frames while a CUDA graph is captured
             (a graph would re-read host memory that no longer holds them).
     """
+    if device.index is None:
+        device = torch.device(device.type, torch.cuda.current_device())
     for index, frame in enumerate(frames):
         if frame.device.type != "cpu" and frame.device != device:
             raise DeviceError(f"frame {index} is on {frame.device}, not on the CPU or {device}")
