@@ -5,6 +5,7 @@ Example:
     >>> pixel_values, image_grid_thw = vlfast.preprocess(images, backend="pil", device="cuda", dtype=torch.bfloat16)
 """
 
+from .eager import eager, eager_generator
 from .errors import (
     AspectRatioError,
     DecodeError,
@@ -21,9 +22,14 @@ from .errors import (
     VlfastError,
 )
 from .plans import Backend, Filter
-from .preprocess import Preprocessed, preprocess, preprocess_in_chunks
+from .preprocess import Preprocessed
+from .preprocess import preprocess as _preprocess
+from .preprocess import preprocess_in_chunks as _preprocess_in_chunks
 from .sizing import smart_resize, smart_resize_qwen_vl_utils
 from .tables import normalization_table
+
+preprocess = eager(_preprocess)  # run eagerly inside a torch.compile'd caller (vlfast.eager)
+preprocess_in_chunks = eager_generator(_preprocess_in_chunks)
 
 __version__ = "0.1.0"
 
@@ -50,9 +56,12 @@ def __getattr__(name: str):
     module = _LAZY_EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'vlfast' has no attribute {name!r}")
+    import inspect
     from importlib import import_module
 
     value = getattr(import_module(f".{module}", __name__), name)
+    if inspect.isfunction(value):
+        value = eager(value)
     globals()[name] = value
     return value
 
