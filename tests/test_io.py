@@ -111,7 +111,7 @@ TORCHVISION_UNSUPPORTED = {"bmp", "tiff", "tiff_cmyk", "tiff_f", "tiff_i"}
 
 @pytest.mark.parametrize("name", sorted(_image_zoo(PIL.Image.new("RGB", (4, 4)))))
 def test_pil_backend_is_transformers_load_image(zoo, name):
-    """transformers' loader, then the PIL processor's own RGB conversion (tRNS colours painted white)."""
+    """transformers' loader, then the PIL processor's own RGB conversion (from 5.21, tRNS colours painted white)."""
     ours = load_image(zoo[name], backend="pil")
     stock = np.asarray(Qwen2VLImageProcessorPil().convert_to_rgb(stock_load_image(str(zoo[name]))))
     assert np.array_equal(hwc(ours), stock)
