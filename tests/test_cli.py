@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import torch
 
 from vlfast import benchmarking, cli
 from vlfast.benchmarking import Case, shipped_photo_path
+from vlfast.io import encode_image
 
 SHIPPED = str(shipped_photo_path())
 
@@ -113,7 +115,8 @@ def test_console_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == cli.EXIT_ERROR
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(f"vlfast: error: no such file: '{tmp_path / 'missing.jpg'}'")
+    missing = tmp_path / "missing.jpg"
+    assert line.startswith(f"vlfast: error: {missing}: no such file: '{missing}'")
 
 
 def test_preprocess_text_output(capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None) -> None:
@@ -146,10 +149,48 @@ def test_preprocess_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert first["image_grid_thw"] == [1, 22, 32] and first["image_tokens"] == 176
     assert first["pixel_values"] == {"shape": [704, 1176], "dtype": "bfloat16", "device": "cpu"}
     assert first["backend"] == "pil" and first["engine"] == "cpp" and first["time_ms"] > 0
+    assert first["repeated_time_ms"] > 0
     assert "check" not in first
     # 1920x1080 is shrunk below --max-pixels.
     size = big["model_input_size"]
     assert size["width"] * size["height"] <= 1003520 and big["image_tokens"] == size["width"] * size["height"] // 784
+
+
+def test_preprocess_goes_on_after_a_bad_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    banner = write_png(tmp_path / "banner_1x300.png", 1, 300)
+    missing = str(tmp_path / "missing.png")
+    code, out, err = run(["preprocess", SHIPPED, banner, missing, SHIPPED], capsys)
+    assert code == cli.EXIT_ERROR
+    assert out.count("image_grid_thw   [1, 22, 32]") == 2  # both good images, before and after the bad ones
+    lines = err.splitlines()
+    assert len(lines) == 2 and "Traceback" not in err
+    assert lines[0].startswith(f"vlfast: error: {banner}: ") and "aspect ratio" in lines[0]
+    assert lines[1].startswith(f"vlfast: error: {missing}: no such file")
+    code, out, _ = run(["preprocess", "--json", banner, SHIPPED], capsys)
+    bad, good = json.loads(out)
+    assert code == cli.EXIT_ERROR and bad["image"] == banner and bad["error"]["type"] == "AspectRatioError"
+    assert good["image_grid_thw"] == [1, 22, 32]
+
+
+def test_sources_from_a_file_and_from_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    uri = encode_image(SHIPPED)
+    listing = tmp_path / "images.txt"
+    listing.write_text(f"{uri}\n\n{SHIPPED}\n")
+    code, out, err = run(["preprocess", f"@{listing}"], capsys)
+    assert code == 0 and err == ""
+    label = f"data URI (image/png, {len(uri)} characters)"
+    assert out.splitlines()[0] == label and uri not in out  # the heading does not echo the data URI
+    assert out.count("image_grid_thw   [1, 22, 32]") == 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO(uri + "\n"))
+    code, out, _ = run(["preprocess", "--json", "-"], capsys)
+    (record,) = json.loads(out)
+    assert code == 0 and record["image"] == label and record["image_tokens"] == 176
+    code, _, err = run(["preprocess", f"@{tmp_path / 'none.txt'}"], capsys)
+    assert_one_line_error(code, err, "cannot read the list of images @")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
