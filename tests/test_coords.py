@@ -111,6 +111,7 @@ def test_zero_area_boxes_are_accepted():
         (5, {}, "boxes need 4 values"),
         ([[1, 2, 3, 4], [1, 2]], {}, "rectangular"),
         (["a", "b", "c", "d"], {}, "rectangular"),
+        (torch.zeros(4, device="meta"), {}, "meta tensor"),
     ],
 )
 def test_invalid_coordinates(coords, options, message):

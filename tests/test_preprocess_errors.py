@@ -120,6 +120,8 @@ def test_a_single_image_over_the_chunk_budget_raises():
         ({"min_pixels": "x"}, UnsupportedOptionError, "min_pixels must be a positive integer"),
         ({"rescale_factor": "a"}, UnsupportedOptionError, "rescale_factor must be a finite non-zero number"),
         ({"dtype": "complex64"}, UnsupportedOptionError, "dtype must be one of"),
+        ({"image_mean": None}, UnsupportedOptionError, "image_mean must be a number or 3 numbers, got None"),
+        ({"image_std": ["a"] * 3}, UnsupportedOptionError, "image_std must be a number or 3 numbers"),
     ],
 )
 def test_more_bad_options_are_typed(options, error, message):

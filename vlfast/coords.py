@@ -78,6 +78,8 @@ def _parse_sizes(sizes: Sizes, name: str) -> np.ndarray:
 
 def _as_float(coords: Coordinates) -> np.ndarray | torch.Tensor:
     if isinstance(coords, torch.Tensor):
+        if coords.is_meta:
+            raise InvalidCoordinatesError("coordinates are a meta tensor: it has no values to map")
         return coords if coords.is_floating_point() else coords.to(torch.get_default_dtype())
     if isinstance(coords, np.ndarray) and np.issubdtype(coords.dtype, np.floating):
         return coords

@@ -24,7 +24,10 @@ _LEVELS = 256
 
 
 def _per_channel(value: float | Sequence[float], channels: int, name: str) -> tuple[float, ...]:
-    values = (float(value),) * channels if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+    try:
+        values = (float(value),) * channels if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise UnsupportedOptionError(f"{name} must be a number or {channels} numbers, got {value!r}") from None
     if len(values) != channels:
         raise UnsupportedOptionError(f"{name} must have {channels} elements, got {len(values)}")
     return values
