@@ -20,13 +20,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tiny_qwen import build_model, build_processor, write_checkpoint_folder  # noqa: E402
 
+from vlfast.errors import DeviceError  # noqa: E402
+from vlfast.options import parse_device  # noqa: E402
 from vlfast.processor import patch_processor  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(parser.parse_args().device)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:N]")
+    try:
+        device = parse_device(parser.parse_args().device)
+    except DeviceError as error:
+        parser.error(str(error))
 
     with tempfile.TemporaryDirectory() as folder:
         stock = build_processor(write_checkpoint_folder(folder))
