@@ -425,6 +425,21 @@ def test_sixteen_bit_png_through_the_processor_says_what_to_do(tmp_path):
     assert torch.equal(ImageProcessor(backend="pil")(str(path), return_tensors="pt")["pixel_values"], stock)
 
 
+def test_png_with_a_large_text_chunk_decodes_as_the_stock_does(tmp_path, photos):
+    """libpng reads text chunks of any size; Pillow refuses those over ``MAX_TEXT_CHUNK`` (so does the PIL stock)."""
+    png = photos["rgba.png"].read_bytes()
+    text = png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"x" * (4 * 2**20)))
+    path = tmp_path / "comment.png"
+    path.write_bytes(png[:33] + text + png[33:])  # after IHDR
+    stock = Qwen2VLImageProcessor()(str(path), return_tensors="pt")
+    ours = ImageProcessor(backend="torchvision")(str(path), return_tensors="pt")
+    assert torch.equal(ours["pixel_values"], stock["pixel_values"])
+    with pytest.raises(ValueError, match="MAX_TEXT_CHUNK"):
+        Qwen2VLImageProcessorPil()(str(path))
+    with pytest.raises(DecodeError, match="MAX_TEXT_CHUNK"):
+        ImageProcessor(backend="pil")(str(path))
+
+
 # --- http(s) ---------------------------------------------------------------------------------------------------
 
 

@@ -76,6 +76,9 @@ TORCHVISION_FORMATS = frozenset({"JPEG", "MPO", "GIF", "WEBP"})
 TORCHCODEC_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "AVIF"})
 #: Byte offset of the bit depth in a PNG file (8-byte signature, IHDR length and type, width, height).
 _PNG_BIT_DEPTH_OFFSET = 24
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG text chunks: no pixels in them, and Pillow refuses large ones (``MAX_TEXT_CHUNK``), which libpng reads.
+_PNG_TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 #: zlib level of the PNGs :func:`encode_image` writes (lossless at any level; 1 is the fastest).
 PNG_COMPRESS_LEVEL = 1
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -189,6 +192,21 @@ def _source_bytes(
             f"unsupported URL scheme {scheme!r} in {_describe(source)}: use http(s)://, file:// or data:"
         )
     return _string_bytes(source, policy)
+
+
+def _png_without_text(data: bytes) -> bytes:
+    """A PNG without its text chunks, as Pillow decodes it for the torchvision backend: the stock decoders
+    read PNGs with large text chunks, which Pillow refuses. Anything not a well-formed chunk list is kept."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    kept, position = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        end = position + 12 + int.from_bytes(data[position : position + 4], "big")
+        if data[position + 4 : position + 8] not in _PNG_TEXT_CHUNKS:
+            kept.append(data[position:end])
+        position = end
+    kept.append(data[position:])
+    return b"".join(kept)
 
 
 def _reason(error: BaseException) -> str:
@@ -435,7 +453,7 @@ def load_image(
         return source
     gpu_device = _gpu_decode_device(gpu_decode)
     data, origin = _source_bytes(source, policy)
-    image = _open_header(data, origin, policy.max_pixels)
+    image = _open_header(data if backend is Backend.PIL else _png_without_text(data), origin, policy.max_pixels)
     orient = exif_transpose if exif_transpose is not None else backend is Backend.PIL or loader_applies_exif()
     if gpu_device is not None and image.format == "JPEG":
         return _decode_jpeg_on_gpu(data, origin, orient, gpu_device)
