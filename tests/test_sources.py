@@ -398,6 +398,50 @@ def test_bombs_through_the_processors_are_refused_from_the_header(tmp_path, back
             assert time.monotonic() - start < 1.0
 
 
+_LEAK_CHILD = textwrap.dedent(
+    """
+    import gc, io, json, resource, sys
+    import numpy as np, PIL.Image
+    import vlfast
+    from vlfast.processor import ImageProcessor
+
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(np.random.default_rng(3).integers(0, 256, (120, 160, 3), np.uint8)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    uri = vlfast.encode_image(png)
+    processor = ImageProcessor(backend="torchvision")
+
+    def rss_mib():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+    def calls(count):
+        for _ in range(count):
+            vlfast.preprocess(vlfast.load_image(png))
+            processor([uri, uri], return_tensors="pt")
+            try:
+                vlfast.load_image(png[:200])
+            except vlfast.DecodeError:
+                pass
+        gc.collect()
+
+    calls(100)
+    before = rss_mib()
+    calls(int(sys.argv[1]))
+    print(json.dumps({"before": before, "after": rss_mib()}))
+    """
+)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the RSS from /proc")
+def test_repeated_loads_do_not_leak():
+    """A server's steady state: loads, preprocessing, processor calls and failures keep the RSS flat."""
+    child = subprocess.run([sys.executable, "-c", _LEAK_CHILD, "1000"], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    rss = json.loads(child.stdout.splitlines()[-1])
+    assert rss["after"] - rss["before"] < 32, rss  # MiB, over 1,000 rounds of 4 calls
+
+
 # --- the drop-in processors give the stock's pixels for strings -------------------------------------------
 
 
