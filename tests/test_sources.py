@@ -244,6 +244,22 @@ def test_process_wide_policy_reaches_load_image_encode_image_and_the_processors(
         ImageProcessor()(path)
 
 
+def test_a_patched_transformers_processor_follows_the_policy(tmp_path, photos, policy_restored):
+    """``Qwen2_5_VLProcessor`` fetches string images through its image processor: vlfast's, once patched."""
+    from tiny_qwen import build_processor, write_checkpoint_folder
+
+    processor = vlfast.patch_processor(build_processor(write_checkpoint_folder(tmp_path / "tiny")))
+    prompt = "<|vision_start|><|image_pad|><|vision_end|>Describe."
+    path = str(photos["photo.jpg"])
+    stock = build_processor(tmp_path / "tiny")(text=[prompt], images=[path], return_tensors="pt")
+    ours = processor(text=[prompt], images=[path], return_tensors="pt")
+    assert torch.equal(ours["pixel_values"], stock["pixel_values"])
+    assert torch.equal(ours["input_ids"], stock["input_ids"])
+    set_source_policy(SourcePolicy(allow=("https",)))
+    with pytest.raises(SourceNotAllowedError):
+        processor(text=[prompt], images=[path], return_tensors="pt")
+
+
 # --- local files: regular files only, contents never echoed ------------------------------------------------
 
 #: Runs hostile cases one after another in a child process: one JSON line per case, flushed, so that a crash
