@@ -1,7 +1,8 @@
 """Compile every Triton kernel configuration vlfast launches for sm_90, without a GPU.
 
-Each configuration (pass 1 with 3 channels; pass 2 for patch 14 and 16 and every output
-dtype, at the GPU launch configuration of ``vlfast.kernels.batch.launch_config``) goes through
+Each configuration (pass 1 with 3 channels; pass 2 for patch 14 and 16 and every output dtype;
+the compact expansion for patch 14 and 16 and every float dtype; at the GPU launch configuration
+of ``vlfast.kernels.batch.launch_config``) goes through
 the installed Triton's compiler for ``GPUTarget("cuda", 90, 32)`` (ptxas ships with the Triton
 wheel); the registers, spill stores/loads, local memory and shared memory of each cubin are
 read with the wheel's ``cuobjdump``. Exits 1 on a compile error, a spill or local memory.
@@ -23,7 +24,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from vlfast.kernels import batch
+from vlfast.kernels import batch, expand
 from vlfast.kernels.resample_pass import resample_pass_kernel
 from vlfast.kernels.resample_patchify import resample_patchify_kernel
 
@@ -88,6 +89,14 @@ def configurations() -> list[tuple[str, ASTSource, int]]:
             found.append(
                 (f"resample_patchify C{CHANNELS} p{patch} {dtype} rows{config.patch_rows}", source, config.patch_warps)
             )
+    for patch in PATCHES:
+        for dtype in OUTPUT_DTYPES[:3]:
+            source = _source(
+                expand.expand_kernel,
+                {"src_ptr": "*u8", "table_ptr": f"*{dtype}", "out_ptr": f"*{dtype}"},
+                {"CHANNELS": CHANNELS, "TEMPORAL": TEMPORAL, "PATCH_AREA": patch * patch, "BLOCK_SIZE": expand.BLOCK},
+            )
+            found.append((f"expand C{CHANNELS} p{patch} {dtype}", source, expand.NUM_WARPS))
     return found
 
 

@@ -68,7 +68,7 @@ step() {
 step environment 60 bash -c "date -u; nvidia-smi || true; $PY -c 'import platform, torch, triton, transformers, torchvision, numpy, PIL; print(platform.platform(), platform.python_version()); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(\"triton\", triton.__version__, \"transformers\", transformers.__version__, \"torchvision\", torchvision.__version__, \"numpy\", numpy.__version__, \"pillow\", PIL.__version__); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no GPU\")'"
 
 KERNEL_TESTS=(tests/test_triton_cuda.py tests/test_triton_kernels.py tests/test_triton_preprocess.py
-    tests/test_staging_cuda.py)
+    tests/test_staging_cuda.py tests/test_compact.py)
 CUDA_TESTS=(tests/test_io_gpu_decode.py tests/test_video.py tests/test_model_e2e.py)
 BENCHES=(bench_transfer bench_triton_kernels profile_triton tune_triton bench_gpu bench_throughput)
 

@@ -40,6 +40,7 @@ _LAZY_EXPORTS = {
     "from_pretrained_processor": "processor",
     "VideoProcessor": "video",
     "preprocess_videos": "video",
+    "expand_patches": "compact",
     "load_image": "io",
     "encode_image": "io",
     "SourcePolicy": "sources",

@@ -364,6 +364,7 @@ def preprocess(
     do_convert_rgb: bool = True,
     input_data_format: str | None = None,
     max_output_bytes: int | None = None,
+    compact: bool = False,
 ) -> Preprocessed:
     """Preprocess images for Qwen2-VL / Qwen2.5-VL exactly as transformers does, in fused kernels.
 
@@ -379,6 +380,10 @@ def preprocess(
         min_pixels, max_pixels: area bounds of :func:`vlfast.smart_resize` (class defaults
             3136 and 1003520; Qwen2.5-VL checkpoints use 3136 and 12845056).
         max_output_bytes: raise :class:`ImageTooLargeError` before allocating more than this.
+        compact: return ``pixel_values`` as uint8 ``(rows, C * patch_size**2)``: the resized
+            values before rescale and normalize, each image once (no temporal copies), 8x fewer
+            bytes than float32; :func:`vlfast.expand_patches` makes the stock ``pixel_values``
+            of them on the model's device. ``dtype`` must then be None.
 
     The other arguments mirror the stock processor's options of the same name.
 
@@ -395,10 +400,12 @@ def preprocess(
     resample = Filter.from_any(resample)
     min_pixels = IMAGE_MIN_PIXELS if min_pixels is None else min_pixels
     max_pixels = IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
+    if compact and dtype is not None:
+        raise UnsupportedOptionError(f"compact=True returns uint8 patches; leave dtype unset (got {dtype})")
     device, dtype, engine = resolve_run_options(
         backend,
         device,
-        dtype,
+        torch.uint8 if compact else dtype,
         engine,
         do_rescale=do_rescale,
         rescale_factor=rescale_factor,
@@ -417,6 +424,9 @@ def preprocess(
     ]
     if not pictures:
         raise InvalidImageError("no images were given")
+    # Compact patches hold each image once, in one temporal slot, before rescale and normalize
+    # (the identity table).
+    slots = 1 if compact else temporal_patch_size
     jobs: list[FrameJob] = []
     grids: list[list[int]] = []
     original_sizes: list[tuple[int, int]] = []
@@ -427,7 +437,7 @@ def preprocess(
         target = model_input_size(height, width, do_resize, factor, min_pixels, max_pixels)
         grid = patch_grid(*target, patch_size, merge_size)
         plan = resample_plan(height, width, *target, resample, backend)
-        jobs.append(FrameJob(pixels, plan, rows, 0, temporal_patch_size))
+        jobs.append(FrameJob(pixels, plan, rows, 0, slots))
         grids.append([1, grid.h, grid.w])
         original_sizes.append((height, width))
         resized_sizes.append(target)
@@ -440,14 +450,14 @@ def preprocess(
         device=device,
         dtype=dtype,
         engine=engine,
-        do_rescale=do_rescale,
+        do_rescale=do_rescale and not compact,
         rescale_factor=rescale_factor,
-        do_normalize=do_normalize,
+        do_normalize=do_normalize and not compact,
         image_mean=image_mean,
         image_std=image_std,
         patch_size=patch_size,
         merge_size=merge_size,
-        temporal_patch_size=temporal_patch_size,
+        temporal_patch_size=slots,
         max_output_bytes=max_output_bytes,
     )
     grid_thw = torch.tensor(grids, dtype=torch.int64)
