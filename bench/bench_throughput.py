@@ -13,7 +13,6 @@ Usage: ``python bench/bench_throughput.py [--calls 40] [--dtype bfloat16] [--csv
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_triton_kernels import append_rows
 
 import vlfast
 from vlfast.benchmarking import machine_info
@@ -111,13 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['case']:<10}{row['source']:>10}{row['images_per_s']:>11.0f}{row['input_mb_per_s']:>12.0f}"
             f"{row['ms_per_call']:>9.2f}{row['host_ms_per_call']:>9.2f}{row['bit_exact']!s:>7}"
         )
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not args.csv.exists()
-    with args.csv.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        if new_file:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_rows(args.csv, rows)
     return 0 if all(row["bit_exact"] for row in rows) else 1
 
 

@@ -14,23 +14,14 @@ import time
 from collections.abc import Sequence
 
 import torch
+from bench_triton_kernels import time_ms
 
 SIZES = {"1080p": 1080 * 1920 * 3, "4k": 2160 * 3840 * 3, "32x1080p": 32 * 1080 * 1920 * 3}
 
 
 def event_ms(function, runs: int) -> float:
     """Median CUDA-event time of ``function`` on the current stream (two warm-up runs)."""
-    for _ in range(2):
-        function()
-    times = []
-    for _ in range(runs):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        function()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return statistics.median(time_ms(function, runs, warmup=2))
 
 
 def host_ms(function, runs: int) -> float:

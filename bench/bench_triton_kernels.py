@@ -75,6 +75,17 @@ CASES = {
 }
 
 
+def append_rows(path: Path, rows: Sequence[dict]) -> None:
+    """Append ``rows`` to the CSV file ``path`` (its header first when the file is new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if new_file:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 def time_ms(function: Callable[[], None], runs: int, warmup: int) -> list[float]:
     """CUDA-event times of ``function`` on the current stream, one per run."""
     for _ in range(warmup):
@@ -250,13 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['case']:<12}{row['batch']:>6}{row['kernel_ms']:>11}{row['call_ms']:>10}{row['host_ms']:>10}"
             f"{row['bytes'] / 1e6:>9.1f}{row['gb_per_s']:>8}{row['fraction_of_copy']:>9}"
         )
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not args.csv.exists()
-    with args.csv.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows_out[0]))
-        if new_file:
-            writer.writeheader()
-        writer.writerows(rows_out)
+    append_rows(args.csv, rows_out)
     print(f"device {environment['device']}, copy bandwidth {copy_bytes_per_s / 1e9:.1f} GB/s; appended to {args.csv}")
     return 0
 

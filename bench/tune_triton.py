@@ -14,7 +14,6 @@ write them into ``vlfast.kernels.batch.launch_config``.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import statistics
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_triton_kernels import CASES, CHANNELS, MERGE, PATCH, TEMPORAL, bytes_moved, graph_time_ms
+from bench_triton_kernels import CASES, CHANNELS, MERGE, PATCH, TEMPORAL, append_rows, bytes_moved, graph_time_ms
 
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 from vlfast.plans import Backend, Filter, resample_plan
@@ -126,11 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             del out
         del frames
-    args.csv.parent.mkdir(parents=True, exist_ok=True)
-    with args.csv.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(results[0]))
-        writer.writeheader()
-        writer.writerows(results)
+    append_rows(args.csv, results)
     return 0 if all(r["same"] for r in results) else 1
 
 

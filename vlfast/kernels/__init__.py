@@ -70,3 +70,17 @@ def find_image(meta_ptr, program, num_images, search_steps, TILE_COLUMN: tl.cons
         low = tl.where(begins_before, middle, low)
         high = tl.where(begins_before, high, middle)
     return low
+
+
+@triton.jit
+def accumulate_tap(src, chan_stride, offsets, weight, acc0, acc1, acc2, acc3, CHANNELS: tl.constexpr):
+    """Add one tap to the accumulators of up to four channels: ``acc_c += src[c * chan_stride +
+    offsets] * weight``, every offset in bounds (taps past a pixel's count are clamped, weight 0)."""
+    acc0 += tl.load(src + offsets).to(tl.int32) * weight
+    if CHANNELS > 1:
+        acc1 += tl.load(src + chan_stride + offsets).to(tl.int32) * weight
+    if CHANNELS > 2:
+        acc2 += tl.load(src + 2 * chan_stride + offsets).to(tl.int32) * weight
+    if CHANNELS > 3:
+        acc3 += tl.load(src + 3 * chan_stride + offsets).to(tl.int32) * weight
+    return acc0, acc1, acc2, acc3

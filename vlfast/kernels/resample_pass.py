@@ -36,14 +36,9 @@ from . import (
     META_SRC_ROW_STRIDE,
     PLAN_START,
     PLAN_WEIGHTS,
+    accumulate_tap,
     find_image,
 )
-
-
-@triton.jit
-def _tap(src, offsets, weight):
-    """One source byte per pixel times its weight, in int32 (every offset is in bounds)."""
-    return tl.load(src + offsets).to(tl.int32) * weight
 
 
 @triton.jit
@@ -96,10 +91,6 @@ def resample_pass_kernel(
     # rows are masked at the store (the padding is the image's own, and never read).
     y = tl.minimum(ys, height - 1)
     x = tl.minimum(xs, width - 1)
-    # One base pointer per channel, so a tap costs one address per pixel, not one per channel.
-    src1 = src + chan_stride
-    src2 = src + 2 * chan_stride
-    src3 = src + 3 * chan_stride
     acc0 = tl.zeros([BLOCK_ROWS, BLOCK_COLS], tl.int32) + (1 << (precision - 1))
     acc1 = acc0
     acc2 = acc0
@@ -111,13 +102,9 @@ def resample_pass_kernel(
         for k in range(taps):
             weight_y = tl.load(plan_y + PLAN_WEIGHTS + k)[:, None]
             offsets_y = (tl.minimum(start_y + k, last) * row_stride)[:, None] + cols_y
-            acc0 += _tap(src, offsets_y, weight_y)
-            if CHANNELS > 1:
-                acc1 += _tap(src1, offsets_y, weight_y)
-            if CHANNELS > 2:
-                acc2 += _tap(src2, offsets_y, weight_y)
-            if CHANNELS > 3:
-                acc3 += _tap(src3, offsets_y, weight_y)
+            acc0, acc1, acc2, acc3 = accumulate_tap(
+                src, chan_stride, offsets_y, weight_y, acc0, acc1, acc2, acc3, CHANNELS
+            )
     else:
         plan_x = plan + x * plan_stride  # one plan row per output column
         start_x = tl.load(plan_x + PLAN_START)
@@ -125,13 +112,9 @@ def resample_pass_kernel(
         for k in range(taps):
             weight_x = tl.load(plan_x + PLAN_WEIGHTS + k)[None, :]
             offsets_x = rows_x + (tl.minimum(start_x + k, last) * col_stride)[None, :]
-            acc0 += _tap(src, offsets_x, weight_x)
-            if CHANNELS > 1:
-                acc1 += _tap(src1, offsets_x, weight_x)
-            if CHANNELS > 2:
-                acc2 += _tap(src2, offsets_x, weight_x)
-            if CHANNELS > 3:
-                acc3 += _tap(src3, offsets_x, weight_x)
+            acc0, acc1, acc2, acc3 = accumulate_tap(
+                src, chan_stride, offsets_x, weight_x, acc0, acc1, acc2, acc3, CHANNELS
+            )
 
     plane = pitch * height
     out = dst + ys[:, None] * pitch + xs[None, :]

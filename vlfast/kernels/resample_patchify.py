@@ -41,6 +41,7 @@ from . import (
     META_SRC_ROW_STRIDE,
     PLAN_START,
     PLAN_WEIGHTS,
+    accumulate_tap,
     find_image,
 )
 
@@ -48,12 +49,6 @@ from . import (
 TABLE_ROW = tl.constexpr(256)
 # Up to four channel accumulators share one pass over the taps (and one load of each weight).
 MAX_CHANNELS = 4
-
-
-@triton.jit
-def _tap(src, offsets, weight):
-    """One source byte per pixel times its weight, in int32 (every offset is in bounds)."""
-    return tl.load(src + offsets).to(tl.int32) * weight
 
 
 @triton.jit
@@ -138,9 +133,6 @@ def resample_patchify_kernel(
     xs = tl.arange(0, PATCH_POW2)
     py = tl.minimum(ph[:, None, None] * PATCH + ys[None, :, None], out_height - 1)  # [ROWS, y, 1]
     px = tl.minimum(pw[:, None, None] * PATCH + xs[None, None, :], out_width - 1)  # [ROWS, 1, x]
-    src1 = src + chan_stride
-    src2 = src + 2 * chan_stride
-    src3 = src + 3 * chan_stride
     acc0 = tl.zeros([ROWS, PATCH_POW2, PATCH_POW2], tl.int32) + (1 << (precision - 1))
     acc1 = acc0
     acc2 = acc0
@@ -152,13 +144,9 @@ def resample_patchify_kernel(
         for k in range(taps):
             weight_y = tl.load(plan_y + PLAN_WEIGHTS + k)
             offsets_y = (tl.minimum(start_y + k, last) - shift) * row_stride + cols_y
-            acc0 += _tap(src, offsets_y, weight_y)
-            if CHANNELS > 1:
-                acc1 += _tap(src1, offsets_y, weight_y)
-            if CHANNELS > 2:
-                acc2 += _tap(src2, offsets_y, weight_y)
-            if CHANNELS > 3:
-                acc3 += _tap(src3, offsets_y, weight_y)
+            acc0, acc1, acc2, acc3 = accumulate_tap(
+                src, chan_stride, offsets_y, weight_y, acc0, acc1, acc2, acc3, CHANNELS
+            )
     else:
         plan_x = plan + px * plan_stride  # one plan row per pixel column
         start_x = tl.load(plan_x + PLAN_START)
@@ -166,13 +154,9 @@ def resample_patchify_kernel(
         for k in range(taps):
             weight_x = tl.load(plan_x + PLAN_WEIGHTS + k)
             offsets_x = rows_x + tl.minimum(start_x + k, last) * col_stride
-            acc0 += _tap(src, offsets_x, weight_x)
-            if CHANNELS > 1:
-                acc1 += _tap(src1, offsets_x, weight_x)
-            if CHANNELS > 2:
-                acc2 += _tap(src2, offsets_x, weight_x)
-            if CHANNELS > 3:
-                acc3 += _tap(src3, offsets_x, weight_x)
+            acc0, acc1, acc2, acc3 = accumulate_tap(
+                src, chan_stride, offsets_x, weight_x, acc0, acc1, acc2, acc3, CHANNELS
+            )
 
     # int64 only for the tile's first row: the whole output can pass 2**31 elements.
     row_elements = CHANNELS * TEMPORAL * PATCH * PATCH
