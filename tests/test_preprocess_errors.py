@@ -61,6 +61,8 @@ def test_all_errors_are_vlfast_errors_and_value_errors():
         ({"image_mean": [0.5, 0.5]}, UnsupportedOptionError, "image_mean must have 3 elements"),
         ({"input_data_format": "sideways"}, UnsupportedOptionError, "input_data_format must be"),
         ({"max_output_bytes": 1000}, ImageTooLargeError, "over max_output_bytes"),
+        ({"max_output_bytes": "1"}, UnsupportedOptionError, "max_output_bytes must be a positive integer"),
+        ({"max_output_bytes": 0}, UnsupportedOptionError, "max_output_bytes must be a positive integer"),
         ({"do_resize": False}, InvalidImageError, "not a multiple of patch_size\\*merge_size=28"),
     ],
 )

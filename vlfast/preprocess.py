@@ -192,6 +192,8 @@ def _flatten(images: ImageLike | Sequence) -> list[ImageLike]:
 
 def check_output_budget(rows: int, columns: int, dtype: torch.dtype, max_output_bytes: int | None) -> None:
     """Raise :class:`ImageTooLargeError` before allocating an output over ``max_output_bytes``."""
+    if max_output_bytes is not None:
+        check_positive_ints(max_output_bytes=max_output_bytes)
     size = rows * columns * dtype.itemsize
     if max_output_bytes is not None and size > max_output_bytes:
         raise ImageTooLargeError(
