@@ -114,6 +114,22 @@ void read_axis(const py::handle& plan, const std::string& owner, int64_t in_size
     }
 }
 
+// A uint8 (height, width, channels) array with non-negative strides, at least 1x1x1.
+vlfast::ImageView image_view(const py::array& image) {
+    if (image.ndim() != 3)
+        fail("image must have 3 dimensions (height, width, channels), got " + std::to_string(image.ndim()) +
+             " with shape " + shape_of(image));
+    if (image.dtype().kind() != 'u' || image.itemsize() != 1) fail("image must be uint8, got " + str(image.dtype()));
+    if (image.shape(0) < 1 || image.shape(1) < 1 || image.shape(2) < 1)
+        fail("image must be at least 1x1, got shape " + shape_of(image));
+    for (py::ssize_t i = 0; i < 3; ++i)
+        if (image.strides(i) < 0)
+            fail("image strides must be non-negative, got " + std::to_string(image.strides(i)) + " on axis " +
+                 std::to_string(i) + " (flipped view); pass np.ascontiguousarray(image)");
+    return {static_cast<const uint8_t*>(image.data()), image.shape(0), image.shape(1), image.shape(2),
+            image.strides(0), image.strides(1),         image.strides(2)};
+}
+
 void run_frame(const py::object& image_object, const py::object& horizontal_plan, const py::object& vertical_plan,
                bool vertical_first, const py::object& table_object, const py::object& out_object, int64_t row_offset,
                int64_t patch_size, int64_t merge_size, int64_t temporal_patch_size, int64_t slot_begin,
@@ -143,24 +159,9 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
     const int64_t channels = table.shape(0);
 
     py::array image = as_array(image_object, "image");
-    if (image.ndim() != 3)
-        fail("image must have 3 dimensions (height, width, channels), got " + std::to_string(image.ndim()) +
-             " with shape " + shape_of(image));
-    if (image.dtype().kind() != 'u' || image.itemsize() != 1) fail("image must be uint8, got " + str(image.dtype()));
-    if (image.shape(0) < 1 || image.shape(1) < 1) fail("image must be at least 1x1, got shape " + shape_of(image));
-    if (image.shape(2) != channels)
-        fail("image has " + std::to_string(image.shape(2)) + " channels but the table has " + std::to_string(channels));
-    for (py::ssize_t i = 0; i < 3; ++i)
-        if (image.strides(i) < 0)
-            fail("image strides must be non-negative, got " + std::to_string(image.strides(i)) + " on axis " +
-                 std::to_string(i) + " (flipped view); pass np.ascontiguousarray(image)");
-    const vlfast::ImageView view{static_cast<const uint8_t*>(image.data()),
-                                 image.shape(0),
-                                 image.shape(1),
-                                 channels,
-                                 image.strides(0),
-                                 image.strides(1),
-                                 image.strides(2)};
+    const vlfast::ImageView view = image_view(image);
+    if (view.channels != channels)
+        fail("image has " + std::to_string(view.channels) + " channels but the table has " + std::to_string(channels));
 
     Axis horizontal, vertical;
     const bool has_horizontal = !horizontal_plan.is_none(), has_vertical = !vertical_plan.is_none();
@@ -205,6 +206,38 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
                       has_vertical ? &vertical.coefficients : nullptr, vertical_first, target, threads);
 }
 
+// One pass of `plan` (an AxisPlan) over a C-contiguous uint8 image into `out`, on the
+// calling thread: for the pass benchmark and the kernel tests.
+void resample_axis(const py::object& image_object, const py::object& plan, bool vertical,
+                   const py::object& out_object) {
+    py::array image = as_array(image_object, "image");
+    const vlfast::ImageView view = image_view(image);
+    if (!is_c_contiguous(image)) fail("image must be C-contiguous");
+    Axis axis;
+    if (vertical)
+        read_axis(plan, "vertical plan", view.height, "height", axis);
+    else
+        read_axis(plan, "horizontal plan", view.width, "width", axis);
+    const int64_t out_height = vertical ? axis.coefficients.out_size : view.height;
+    const int64_t out_width = vertical ? view.width : axis.coefficients.out_size;
+
+    py::array out = as_array(out_object, "out");
+    if (out.dtype().kind() != 'u' || out.itemsize() != 1) fail("out must be uint8, got " + str(out.dtype()));
+    if (out.ndim() != 3 || out.shape(0) != out_height || out.shape(1) != out_width || out.shape(2) != view.channels)
+        fail("out must have shape (" + std::to_string(out_height) + ", " + std::to_string(out_width) + ", " +
+             std::to_string(view.channels) + "), got " + shape_of(out));
+    if (!is_c_contiguous(out)) fail("out must be C-contiguous");
+    if (!out.writeable()) fail("out must be writeable");
+    const uint8_t* in_begin = view.data;
+    const uint8_t* in_end = in_begin + image.nbytes();
+    const uint8_t* out_begin = static_cast<const uint8_t*>(out.data());
+    if (out_begin < in_end && in_begin < out_begin + out.nbytes()) fail("out must not overlap image");
+
+    uint8_t* out_data = static_cast<uint8_t*>(out.mutable_data());
+    py::gil_scoped_release release;
+    vlfast::resample_axis(view, axis.coefficients, vertical, out_data);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -216,6 +249,11 @@ PYBIND11_MODULE(_C, m) {
           "Resize one uint8 HWC frame with two optional AxisPlans, look it up in `table` (C, 256) and write its "
           "patch rows into `out` from `row_offset`, temporal slots slot_begin..slot_begin+slot_count-1. "
           "Raises ValueError on invalid arguments; releases the GIL while it runs.");
+    m.def("resample_axis", &resample_axis, py::arg("image"), py::arg("plan"), py::arg("vertical"), py::arg("out"),
+          "One pass of the AxisPlan `plan` over a C-contiguous uint8 (H, W, C) image into `out`, uint8 (H', W, C) "
+          "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
+          "simd_enabled() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
+          "arguments; releases the GIL while it runs.");
     m.def("simd_enabled", &vlfast::simd_enabled, "Whether the AVX2 kernels run.");
     m.def("set_simd_enabled", &vlfast::set_simd_enabled, py::arg("enabled"),
           "Turns the AVX2 kernels on (where the CPU has AVX2) or off, for tests; returns simd_enabled(). "

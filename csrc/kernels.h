@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "resample.h"
 
@@ -25,15 +26,34 @@ bool simd_enabled();
 // Turns the AVX2 kernels on or off (tests cover both); returns simd_enabled().
 bool set_simd_enabled(bool enabled);
 
-// Horizontal pass of up to kRowsPerGroup rows with the AVX2 kernel. `transposed_in` and
-// `transposed_out` are scratch of kRowsPerGroup * in_size * channels and
-// kRowsPerGroup * out_size * channels bytes. Only call when simd_enabled().
-void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisCoefficients& axis,
-                          int64_t channels, uint8_t* transposed_in, uint8_t* transposed_out);
+// An axis's weights in the form the AVX2 kernels multiply with _mm256_madd_epi16 on int16
+// pixels: the taps of output i in pairs, pair p holding weight 2p in the low 16 bits and
+// weight 2p + 1 in the high 16 bits of an int32 (an odd count pairs its last tap with 0),
+// `pairs` per output. Weights that all fit in int16 (torch's, by construction) are paired as
+// they are. Others (Pillow's 22-bit ones) are split exactly, w = high * 2^15 + low with low
+// in 0..2^15 - 1: `low` and `high` are both paired, and the sum of the products is
+// (sum_high << 15) + sum_low. Partial sums of that may wrap around in int32; the total
+// cannot (bindings.cpp bounds it), so the wrapped arithmetic gives exactly the plan's sum.
+struct PairedWeights {
+    int64_t pairs = 0;
+    bool split = false;
+    std::vector<int32_t> low, high;  // out_size * pairs each; `high` is empty unless split
+};
 
-// vertical_row with the AVX2 kernel. Only call when simd_enabled().
-void vertical_row_avx2(const uint8_t* const* rows, const int32_t* weights, int32_t count, int precision, int64_t length,
-                       uint8_t* dst);
+PairedWeights pair_weights(const AxisCoefficients& axis);
+
+// Bytes of scratch horizontal_rows_avx2 needs per call for rows of in_length and out_length bytes.
+int64_t horizontal_avx2_scratch_bytes(int64_t in_length, int64_t out_length);
+
+// Horizontal pass of up to kRowsPerGroup rows with the AVX2 kernel; `scratch` holds
+// horizontal_avx2_scratch_bytes, 32-byte aligned. Only call when simd_enabled().
+void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisCoefficients& axis,
+                          const PairedWeights& paired, int64_t channels, uint8_t* scratch);
+
+// vertical_row with the AVX2 kernel: `paired` is the axis's pair_weights and `output` the
+// index of the output row. Only call when simd_enabled().
+void vertical_row_avx2(const uint8_t* const* rows, const AxisCoefficients& axis, const PairedWeights& paired,
+                       int64_t output, int64_t length, uint8_t* dst);
 
 // Writes the output run by run. With `streaming`, whole 64-byte lines go out with
 // streaming stores (where the CPU has them): the output is written once and read by

@@ -1,14 +1,21 @@
 // x86-64 kernels: the AVX2 passes and the runtime switch that picks them.
 //
+// Both passes multiply with _mm256_madd_epi16: int16 pixels times a pair of int16 weights,
+// two taps per instruction summed into int32 (pair_weights; Pillow's 22-bit weights are
+// split exactly into two int16 halves, two madds per pair of taps). This replaces a 32-bit
+// multiply per tap, which is slow on every x86 core and slower still on AMD's.
+//
 // The horizontal pass is the costly one in scalar code: its weights change with every
 // output pixel, so a row offers nothing contiguous to vectorise. Its weights are the same
 // for every row, though, so the AVX2 kernel resamples 8 rows at once, one row per int32
-// lane: the 8 rows are transposed (each byte column becomes 8 consecutive bytes), every
-// tap is then one widening load, one multiply and one add for all 8 rows, and the result
-// is transposed back. The arithmetic is the plan's, lane by lane, so the bytes are the
-// portable kernel's.
+// lane: the 8 rows are transposed (each byte column becomes 8 consecutive bytes), then
+// widened into pairs (column j next to column j + channels, the next tap of the same
+// channel, for each row: 16 int16), so that every pair of taps is one load, one madd and
+// one add for all 8 rows; the result is transposed back. The arithmetic is the plan's,
+// lane by lane, so the bytes are the portable kernel's.
 #include <algorithm>
 #include <atomic>
+#include <limits>
 
 #include "kernels.h"
 
@@ -36,6 +43,8 @@ bool cpu_has_avx2() {
 const bool kCpuHasAvx2 = cpu_has_avx2();
 std::atomic<bool> simd_on{kCpuHasAvx2};
 
+constexpr int kSplitShift = 15;  // PairedWeights: w = high * 2^15 + low
+
 }  // namespace
 
 bool simd_enabled() { return simd_on.load(std::memory_order_relaxed); }
@@ -45,12 +54,46 @@ bool set_simd_enabled(bool enabled) {
     return simd_enabled();
 }
 
+PairedWeights pair_weights(const AxisCoefficients& axis) {
+    PairedWeights paired;
+    paired.pairs = (axis.taps + 1) / 2;
+    const int32_t* const end = axis.weights + axis.out_size * axis.taps;
+    paired.split = std::any_of(axis.weights, end, [](int32_t w) {
+        return w < std::numeric_limits<int16_t>::min() || w > std::numeric_limits<int16_t>::max();
+    });
+    const size_t size = static_cast<size_t>(axis.out_size * paired.pairs);
+    paired.low.assign(size, 0);
+    if (paired.split) paired.high.assign(size, 0);
+    auto pack = [](int32_t first, int32_t second) {
+        return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(first)) |
+                                    (static_cast<uint32_t>(static_cast<uint16_t>(second)) << 16));
+    };
+    for (int64_t i = 0; i < axis.out_size; ++i) {
+        const int32_t* weights = axis.weights + i * axis.taps;
+        for (int32_t k = 0; k < axis.counts[i]; k += 2) {
+            const int32_t first = weights[k], second = k + 1 < axis.counts[i] ? weights[k + 1] : 0;
+            const size_t at = static_cast<size_t>(i * paired.pairs + k / 2);
+            if (!paired.split) {
+                paired.low[at] = pack(first, second);
+                continue;
+            }
+            // Arithmetic shifts; bindings.cpp bounds |w| by 2^31 / 255, so the high half is within +-2^8.
+            constexpr int32_t kLowMask = (int32_t{1} << kSplitShift) - 1;
+            paired.low[at] = pack(first & kLowMask, second & kLowMask);
+            paired.high[at] = pack(first >> kSplitShift, second >> kSplitShift);
+        }
+    }
+    return paired;
+}
+
 #if VLFAST_X86
 
 namespace {
 
 constexpr int kLanes = kRowsPerGroup;
 static_assert(kLanes == 8, "the transposes below move 8 rows");
+// One widened column: 8 rows x (the column, its partner) as int16.
+constexpr int64_t kPairedColumnBytes = 32;
 
 // 8 rows x 16 bytes (row r starts at rows[r] + j) -> 16 columns of 8 bytes at lanes + 8 * j.
 VLFAST_AVX2_INLINE void transpose_rows_to_lanes(const uint8_t* const* rows, int64_t j, uint8_t* lanes) {
@@ -106,105 +149,224 @@ VLFAST_AVX2_INLINE void store_clipped(__m256i acc, __m128i shift, uint8_t* dst) 
     _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), joined);
 }
 
-// The horizontal pass on transposed rows: `in` holds in_size * channels columns of 8
-// bytes, `out` gets out_size * channels. Like the portable kernel, with kChannels known
-// all channels accumulate in one loop over taps.
-template <int kChannels>
-VLFAST_AVX2_INLINE void resample_lanes(const uint8_t* in, uint8_t* out, const AxisCoefficients& axis,
-                                       int64_t runtime_channels) {
-    constexpr int kAccumulators = kChannels ? kChannels : 1;
+// Four accumulators of 8 lanes, clipped like store_clipped, as 32 bytes: acc[0]'s 8 lanes first.
+VLFAST_AVX2_INLINE void store_clipped4(const __m256i* acc, __m128i shift, uint8_t* dst) {
+    const __m256i low = _mm256_packs_epi32(_mm256_sra_epi32(acc[0], shift), _mm256_sra_epi32(acc[1], shift));
+    const __m256i high = _mm256_packs_epi32(_mm256_sra_epi32(acc[2], shift), _mm256_sra_epi32(acc[3], shift));
+    // Dwords now hold 4 lanes each: acc 0, 1, 2, 3 lanes 0-3, then acc 0, 1, 2, 3 lanes 4-7.
+    const __m256i bytes = _mm256_packus_epi16(low, high);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+// The sums of output pixel x of the horizontal pass over the widened columns `paired_in`,
+// for 8 rows: channels c0 .. c0 + kColumns - 1, all in one loop over the pairs of taps.
+template <int kColumns, bool kSplit>
+VLFAST_AVX2_INLINE void horizontal_sums(const __m256i* paired_in, const AxisCoefficients& axis,
+                                        const PairedWeights& paired, int64_t channels, int64_t x, int64_t c0,
+                                        __m256i bias, __m256i* acc) {
+    const __m256i* pixels = paired_in + int64_t{axis.starts[x]} * channels + c0;
+    const int32_t* low = paired.low.data() + x * paired.pairs;
+    const int32_t* high = kSplit ? paired.high.data() + x * paired.pairs : nullptr;
+    const int32_t pairs = (axis.counts[x] + 1) / 2;
+    __m256i acc_high[kColumns];
+    for (int i = 0; i < kColumns; ++i) {
+        acc[i] = bias;
+        acc_high[i] = _mm256_setzero_si256();
+    }
+    for (int32_t p = 0; p < pairs; ++p, pixels += 2 * channels) {
+        const __m256i weight = _mm256_set1_epi32(low[p]);
+        for (int i = 0; i < kColumns; ++i) {
+            const __m256i values = _mm256_load_si256(pixels + i);
+            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(values, weight));
+            if (kSplit)
+                acc_high[i] = _mm256_add_epi32(acc_high[i], _mm256_madd_epi16(values, _mm256_set1_epi32(high[p])));
+        }
+    }
+    if (kSplit)
+        for (int i = 0; i < kColumns; ++i)
+            acc[i] = _mm256_add_epi32(acc[i], _mm256_slli_epi32(acc_high[i], kSplitShift));
+}
+
+// The horizontal pass on widened columns: `out` gets out_size * channels columns of 8 bytes.
+// With kChannels known, kStep pixels make whole groups of 4 columns, stored 32 bytes at a
+// time; otherwise (kChannels == 0) each column is summed and stored alone.
+template <int kChannels, bool kSplit>
+VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
+                                       const PairedWeights& paired, int64_t runtime_channels) {
+    constexpr int kStep = kChannels == 0 ? 0 : (kChannels % 4 == 0 ? 1 : (kChannels % 2 == 0 ? 2 : 4));
+    constexpr int kPixelColumns = kChannels ? kChannels : 1;
     const int64_t channels = kChannels ? kChannels : runtime_channels;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
-    for (int64_t x = 0; x < axis.out_size; ++x) {
-        const uint8_t* pixels = in + int64_t{axis.starts[x]} * channels * kLanes;
-        const int32_t* weights = axis.weights + x * axis.taps;
-        const int32_t count = axis.counts[x];
-        for (int64_t c0 = 0; c0 < channels; c0 += kAccumulators) {
-            __m256i acc[kAccumulators];
-            for (int i = 0; i < kAccumulators; ++i) acc[i] = bias;
-            for (int32_t k = 0; k < count; ++k) {
-                const __m256i weight = _mm256_set1_epi32(weights[k]);
-                const uint8_t* pixel = pixels + (k * channels + c0) * kLanes;
-                for (int i = 0; i < kAccumulators; ++i) {
-                    const __m128i values = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(pixel + i * kLanes));
-                    acc[i] = _mm256_add_epi32(acc[i], _mm256_mullo_epi32(_mm256_cvtepu8_epi32(values), weight));
-                }
-            }
-            for (int i = 0; i < kAccumulators; ++i)
-                store_clipped(acc[i], shift, out + (x * channels + c0 + i) * kLanes);
+    int64_t x = 0;
+    if constexpr (kStep > 0) {
+        for (; x + kStep <= axis.out_size; x += kStep) {
+            __m256i acc[kStep * kChannels];
+            for (int i = 0; i < kStep; ++i)
+                horizontal_sums<kChannels, kSplit>(paired_in, axis, paired, channels, x + i, 0, bias,
+                                                   acc + i * kChannels);
+            for (int i = 0; i < kStep * kChannels; i += 4)
+                store_clipped4(acc + i, shift, out + (x * channels + i) * kLanes);
         }
+    }
+    for (; x < axis.out_size; ++x)
+        for (int64_t c = 0; c < channels; c += kPixelColumns) {
+            __m256i acc[kPixelColumns];
+            horizontal_sums<kPixelColumns, kSplit>(paired_in, axis, paired, channels, x, c, bias, acc);
+            for (int i = 0; i < kPixelColumns; ++i) store_clipped(acc[i], shift, out + (x * channels + c + i) * kLanes);
+        }
+}
+
+template <bool kSplit>
+VLFAST_AVX2_INLINE void resample_lanes_any(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
+                                           const PairedWeights& paired, int64_t channels) {
+    switch (channels) {
+        case 1: return resample_lanes<1, kSplit>(paired_in, out, axis, paired, channels);
+        case 3: return resample_lanes<3, kSplit>(paired_in, out, axis, paired, channels);
+        case 4: return resample_lanes<4, kSplit>(paired_in, out, axis, paired, channels);
+        default: return resample_lanes<0, kSplit>(paired_in, out, axis, paired, channels);
     }
 }
 
+// Transposed columns (8 bytes each) -> widened columns: column j of 8 rows next to column
+// j + channels (the last column where that is past the end: its weight is always 0).
+VLFAST_AVX2_INLINE void widen_pairs(const uint8_t* lanes, int64_t length, int64_t channels, __m256i* paired) {
+    int64_t j = 0;
+    for (; j + 2 + channels <= length; j += 2) {
+        const __m128i columns = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lanes + 8 * j));
+        const __m128i partners = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lanes + 8 * (j + channels)));
+        _mm256_store_si256(paired + j, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(columns, partners)));
+        _mm256_store_si256(paired + j + 1, _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(columns, partners)));
+    }
+    for (; j < length; ++j) {
+        const int64_t partner = std::min(j + channels, length - 1);
+        const __m128i columns = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(lanes + 8 * j));
+        const __m128i partners = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(lanes + 8 * partner));
+        _mm256_store_si256(paired + j, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(columns, partners)));
+    }
+}
+
+// The scratch of horizontal_rows_avx2, in this order: widened input columns, transposed input, transposed output.
+int64_t paired_bytes(int64_t in_length) { return in_length * kPairedColumnBytes; }
+
 }  // namespace
 
+int64_t horizontal_avx2_scratch_bytes(int64_t in_length, int64_t out_length) {
+    return paired_bytes(in_length) + kLanes * (in_length + out_length);
+}
+
 VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
-                                      const AxisCoefficients& axis, int64_t channels, uint8_t* transposed_in,
-                                      uint8_t* transposed_out) {
+                                      const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels,
+                                      uint8_t* scratch) {
     // Missing rows repeat the last one: their lanes are computed and never stored.
     const uint8_t* lanes_src[kLanes];
     for (int r = 0; r < kLanes; ++r) lanes_src[r] = src[std::min(r, rows - 1)];
 
     const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
+    __m256i* paired_in = reinterpret_cast<__m256i*>(scratch);
+    uint8_t* transposed_in = scratch + paired_bytes(in_length);
+    uint8_t* transposed_out = transposed_in + kLanes * in_length;
     int64_t j = 0;
     for (; j + 16 <= in_length; j += 16) transpose_rows_to_lanes(lanes_src, j, transposed_in);
     for (; j < in_length; ++j)
         for (int r = 0; r < kLanes; ++r) transposed_in[j * kLanes + r] = lanes_src[r][j];
+    widen_pairs(transposed_in, in_length, channels, paired_in);
 
-    if (channels == 3)
-        resample_lanes<3>(transposed_in, transposed_out, axis, channels);
+    if (paired.split)
+        resample_lanes_any<true>(paired_in, transposed_out, axis, paired, channels);
     else
-        resample_lanes<0>(transposed_in, transposed_out, axis, channels);
+        resample_lanes_any<false>(paired_in, transposed_out, axis, paired, channels);
 
     for (j = 0; j + 16 <= out_length; j += 16) transpose_lanes_to_rows(transposed_out, j, dst, rows);
     for (; j < out_length; ++j)
         for (int r = 0; r < rows; ++r) dst[r][j] = transposed_out[j * kLanes + r];
 }
 
-// The vertical pass with 32 outputs in registers across all taps: one widening load, one
-// multiply and one add per 8 outputs and tap.
-VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const int32_t* weights, int32_t count, int precision,
-                                   int64_t length, uint8_t* dst) {
-    const int32_t bias = int32_t{1} << (precision - 1);
-    const __m128i shift = _mm_cvtsi32_si128(precision);
-    int64_t j = 0;
-    for (; j + 32 <= length; j += 32) {
-        __m256i acc[4];
-        for (int i = 0; i < 4; ++i) acc[i] = _mm256_set1_epi32(bias);
-        for (int32_t k = 0; k < count; ++k) {
-            const __m256i weight = _mm256_set1_epi32(weights[k]);
-            const uint8_t* row = rows[k] + j;
-            for (int i = 0; i < 4; ++i) {
-                const __m128i values = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + 8 * i));
-                acc[i] = _mm256_add_epi32(acc[i], _mm256_mullo_epi32(_mm256_cvtepu8_epi32(values), weight));
-            }
+namespace {
+
+// The vertical pass of outputs j..j+31, in registers across all taps. Rows 2p and 2p + 1
+// are interleaved byte by byte, then widened to int16 against zero: each madd takes a pair
+// of taps for 8 outputs. The unpacks stay within 128-bit halves, and the packs at the end
+// undo their order exactly, so the 32 bytes come out in place.
+template <bool kSplit>
+VLFAST_AVX2_INLINE void vertical_block(const uint8_t* const* rows, int32_t count, const int32_t* low,
+                                       const int32_t* high, int precision, int64_t j, uint8_t* dst) {
+    const __m256i bias = _mm256_set1_epi32(int32_t{1} << (precision - 1));
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i acc[4] = {bias, bias, bias, bias};
+    __m256i acc_high[4] = {zero, zero, zero, zero};
+    for (int32_t p = 0; 2 * p < count; ++p) {
+        const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[2 * p] + j));
+        // An odd count's last tap pairs with weight 0: any row will do, this one is at hand.
+        const uint8_t* second_row = rows[std::min(2 * p + 1, count - 1)];
+        const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second_row + j));
+        const __m256i interleaved[2] = {_mm256_unpacklo_epi8(first, second), _mm256_unpackhi_epi8(first, second)};
+        const __m256i values[4] = {
+            _mm256_unpacklo_epi8(interleaved[0], zero), _mm256_unpackhi_epi8(interleaved[0], zero),
+            _mm256_unpacklo_epi8(interleaved[1], zero), _mm256_unpackhi_epi8(interleaved[1], zero)};
+        const __m256i weight = _mm256_set1_epi32(low[p]);
+        for (int i = 0; i < 4; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(values[i], weight));
+        if (kSplit) {
+            const __m256i weight_high = _mm256_set1_epi32(high[p]);
+            for (int i = 0; i < 4; ++i)
+                acc_high[i] = _mm256_add_epi32(acc_high[i], _mm256_madd_epi16(values[i], weight_high));
         }
-        for (int i = 0; i < 4; ++i) acc[i] = _mm256_sra_epi32(acc[i], shift);
-        // Saturating packs clamp to 0..255 and leave dwords in the order 0, 2, 4, 6, 1, 3, 5, 7.
-        const __m256i bytes =
-            _mm256_packus_epi16(_mm256_packs_epi32(acc[0], acc[1]), _mm256_packs_epi32(acc[2], acc[3]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j),
-                            _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
     }
+    const __m128i shift = _mm_cvtsi32_si128(precision);
+    for (int i = 0; i < 4; ++i) {
+        if (kSplit) acc[i] = _mm256_add_epi32(acc[i], _mm256_slli_epi32(acc_high[i], kSplitShift));
+        acc[i] = _mm256_sra_epi32(acc[i], shift);
+    }
+    // acc[i] holds outputs 4i..4i+3 and 16+4i..16+4i+3: the packs put them back in order.
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(acc[0], acc[1]), _mm256_packs_epi32(acc[2], acc[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), bytes);
+}
+
+template <bool kSplit>
+VLFAST_AVX2_INLINE void vertical_row_impl(const uint8_t* const* rows, const AxisCoefficients& axis,
+                                          const PairedWeights& paired, int64_t output, int64_t length, uint8_t* dst) {
+    const int32_t count = axis.counts[output];
+    const int32_t* low = paired.low.data() + output * paired.pairs;
+    const int32_t* high = kSplit ? paired.high.data() + output * paired.pairs : nullptr;
+    int64_t j = 0;
+    for (; j + 32 <= length; j += 32) vertical_block<kSplit>(rows, count, low, high, axis.precision, j, dst);
+    if (j == length) return;
+    if (length >= 32) {  // the last 32 outputs again: the tail, and some rewritten with the same bytes
+        vertical_block<kSplit>(rows, count, low, high, axis.precision, length - 32, dst);
+        return;
+    }
+    const int32_t* weights = axis.weights + output * axis.taps;
     for (; j < length; ++j) {
-        int32_t acc = bias;
-        for (int32_t k = 0; k < count; ++k) acc += rows[k][j] * weights[k];
-        acc >>= precision;
-        dst[j] = static_cast<uint8_t>(acc < 0 ? 0 : (acc > 255 ? 255 : acc));
+        int32_t sum = int32_t{1} << (axis.precision - 1);
+        for (int32_t k = 0; k < count; ++k) sum += rows[k][j] * weights[k];
+        sum >>= axis.precision;
+        dst[j] = static_cast<uint8_t>(sum < 0 ? 0 : (sum > 255 ? 255 : sum));
     }
+}
+
+}  // namespace
+
+VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisCoefficients& axis,
+                                   const PairedWeights& paired, int64_t output, int64_t length, uint8_t* dst) {
+    if (paired.split)
+        vertical_row_impl<true>(rows, axis, paired, output, length, dst);
+    else
+        vertical_row_impl<false>(rows, axis, paired, output, length, dst);
 }
 
 #else  // not x86-64: simd_enabled() is always false
 
+int64_t horizontal_avx2_scratch_bytes(int64_t, int64_t) { return 0; }
+
 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisCoefficients& axis,
-                          int64_t channels, uint8_t*, uint8_t*) {
+                          const PairedWeights&, int64_t channels, uint8_t*) {
     for (int r = 0; r < rows; ++r) horizontal_row(src[r], dst[r], axis, channels);
 }
 
-void vertical_row_avx2(const uint8_t* const* rows, const int32_t* weights, int32_t count, int precision, int64_t length,
-                       uint8_t* dst) {
-    vertical_row(rows, weights, count, precision, length, dst);
+void vertical_row_avx2(const uint8_t* const* rows, const AxisCoefficients& axis, const PairedWeights&,
+                       int64_t output, int64_t length, uint8_t* dst) {
+    vertical_row(rows, axis.weights + output * axis.taps, axis.counts[output], axis.precision, length, dst);
 }
 
 #endif

@@ -51,4 +51,10 @@ struct PatchTarget {
 void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const AxisCoefficients* vertical,
                bool vertical_first, const PatchTarget& target, int num_threads);
 
+// One axis pass over a whole image whose rows are width * channels contiguous bytes, on
+// this thread, with the kernels simd_enabled() picks, into `out` (rows of the resized
+// axis, packed the same way). The pass benchmark times it; the tests hold the AVX2
+// kernels to the portable ones with it.
+void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out);
+
 }  // namespace vlfast

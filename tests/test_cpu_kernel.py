@@ -1,7 +1,9 @@
 """The C++ CPU kernel (``vlfast._C`` through ``vlfast.cpu_kernel``): bit-exact against the NumPy
 reference for every plan shape, filter, backend, dtype and layout, and typed errors on bad input.
 
-Every exactness test runs with the AVX2 kernels and with the portable ones (where the CPU has AVX2).
+Every exactness test runs with the AVX2 kernels and with the portable ones (where the CPU has AVX2);
+the pass tests also hold each pass of the AVX2 kernels to the portable one directly
+(``_C.resample_axis``), on real plans and on weights built to hit the kernels' edge cases.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from vlfast import (
 )
 from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan
-from vlfast.reference import preprocess_reference
+from vlfast.reference import apply_axis, preprocess_reference
 
 if not cpu_kernel.available():
     pytest.skip("the C++ extension vlfast._C is not built", allow_module_level=True)
@@ -313,6 +315,131 @@ def test_concurrent_calls_from_python_threads():
 def test_helpers():
     assert cpu_kernel.available()
     assert cpu_kernel.default_num_threads() == torch.get_num_threads()
+
+
+# --- single passes: AVX2 against portable and the reference ------------------------------------------
+
+
+def run_axis(image: np.ndarray, axis: plans.AxisPlan, vertical: bool, simd: bool) -> np.ndarray:
+    """One pass with the AVX2 or the portable kernels."""
+    shape = (axis.out_size, *image.shape[1:]) if vertical else (image.shape[0], axis.out_size, image.shape[2])
+    out = np.empty(shape, np.uint8)
+    assert _C.set_simd_enabled(simd) == simd
+    try:
+        _C.resample_axis(image, axis, vertical, out)
+    finally:
+        _C.set_simd_enabled(True)
+    return out
+
+
+def assert_pass_exact(image: np.ndarray, axis: plans.AxisPlan, vertical: bool) -> None:
+    """The portable pass equals the reference and, where the CPU has AVX2, the AVX2 pass equals both."""
+    expected = apply_axis(image, axis, 0 if vertical else 1)
+    np.testing.assert_array_equal(run_axis(image, axis, vertical, simd=False), expected)
+    if _C.set_simd_enabled(True):
+        np.testing.assert_array_equal(run_axis(image, axis, vertical, simd=True), expected)
+
+
+def hand_axis(in_size: int, starts, weights_rows, precision: int) -> plans.AxisPlan:
+    """An AxisPlan with the given starts and weight rows (counts: the row lengths)."""
+    counts = np.array([len(row) for row in weights_rows], np.int32)
+    weights = np.zeros((len(weights_rows), counts.max()), np.int32)
+    for i, row in enumerate(weights_rows):
+        weights[i, : len(row)] = row
+    return plans.AxisPlan(in_size, len(weights_rows), np.asarray(starts, np.int32), counts, weights, precision)
+
+
+@pytest.mark.parametrize("vertical", [False, True], ids=["horizontal", "vertical"])
+@pytest.mark.parametrize("backend,resample", supported_filters(), ids=lambda v: v.value)
+def test_pass_every_filter(backend, resample, vertical):
+    """Real plans, up and down, with widths around the kernels' block sizes (8 rows, 16 and 32 bytes)."""
+    rng = np.random.default_rng(20)
+    for in_size, out_size, other, channels in [(37, 61, 45, 3), (250, 19, 33, 3), (9, 4, 10, 1), (64, 70, 23, 4)]:
+        axis = axis_plan(in_size, out_size, resample, backend)
+        shape = (in_size, other) if vertical else (other, in_size)
+        assert_pass_exact(make_image(rng, *shape, channels), axis, vertical)
+
+
+@pytest.mark.parametrize("vertical", [False, True], ids=["horizontal", "vertical"])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
+def test_pass_channel_counts(channels, vertical):
+    """Every channel count: 1, 3 and 4 have kernels of their own, others take the generic one."""
+    rng = np.random.default_rng(21)
+    for backend in Backend:
+        axis = axis_plan(53, 40, Filter.LANCZOS, backend)
+        shape = (53, 17) if vertical else (19, 53)
+        assert_pass_exact(make_image(rng, *shape, channels), axis, vertical)
+
+
+@pytest.mark.parametrize("vertical", [False, True], ids=["horizontal", "vertical"])
+def test_pass_int16_boundary_weights(vertical):
+    """Weights at the ends of int16 are multiplied as they are; one past either end splits the weights."""
+    rng = np.random.default_rng(22)
+    image = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    image[::3] = 255
+    rows = [[32767, -32768, 32767], [-32768, 32767], [32767], [32767, 32767, -32768, 100, -7]]
+    for extra in ([], [[32768, -1]], [[-32769, 32767]]):
+        axis = hand_axis(40, [0, 10, 37, 30] + [5] * len(extra), rows + extra, precision=16)
+        assert_pass_exact(image, axis, vertical)
+
+
+@pytest.mark.parametrize("vertical", [False, True], ids=["horizontal", "vertical"])
+def test_pass_split_weights_whose_partial_sums_wrap(vertical):
+    """Pillow-sized weights are split into int16 halves; here the sums of the low halves pass 2^31 (many
+    taps of -1, whose low half is 2^15 - 1, on bright pixels) while the plan's own sum stays in int32."""
+    rng = np.random.default_rng(23)
+    size = 320
+    image = np.full((size, size, 3), 255, np.uint8)
+    image[:, :, 1] = rng.integers(200, 256, (size, size), dtype=np.uint8)
+    image[::7] = rng.integers(0, 256, image[::7].shape, dtype=np.uint8)
+    many = [1 << 22] + [-1] * 299 + [-32769]  # 301 taps: an odd count
+    rows = [many, many[:-1], [-(1 << 22), 1 << 23, 5], [(1 << 22) - 1]]
+    axis = hand_axis(size, [0, 10, 100, 319], rows, precision=22)
+    assert_pass_exact(image, axis, vertical)
+
+
+def test_pass_random_plans():
+    """Random starts, counts and weights within the kernel's bounds, both weight forms."""
+    rng = np.random.default_rng(24)
+    for trial in range(40):
+        in_size = int(rng.integers(1, 90))
+        out_size = int(rng.integers(1, 90))
+        precision = int(rng.integers(8, 23))
+        limit = (1 << 15) if trial % 2 else (1 << 22)
+        starts, rows = [], []
+        for _ in range(out_size):
+            count = int(rng.integers(1, min(in_size, 12) + 1))
+            starts.append(int(rng.integers(0, in_size - count + 1)))
+            bound = min(limit, ((1 << 31) - (1 << precision)) // (255 * count))
+            rows.append(rng.integers(-bound, bound, count).tolist())
+        axis = hand_axis(in_size, starts, rows, precision)
+        vertical = bool(trial % 3)
+        shape = (in_size, int(rng.integers(1, 50))) if vertical else (int(rng.integers(1, 20)), in_size)
+        assert_pass_exact(make_image(rng, *shape, int(rng.choice([1, 3, 4]))), axis, vertical)
+
+
+def test_pass_errors():
+    image = np.zeros((10, 12, 3), np.uint8)
+    axis = axis_plan(12, 7, Filter.BICUBIC, Backend.PIL)
+    with pytest.raises(ValueError, match="horizontal plan resamples 12 input pixels but the image width is 11"):
+        _C.resample_axis(image[:, :11].copy(), axis, False, np.empty((10, 7, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"out must have shape \(10, 7, 3\), got \(10, 7, 4\)"):
+        _C.resample_axis(image, axis, False, np.empty((10, 7, 4), np.uint8))
+    with pytest.raises(ValueError, match="out must be uint8, got int16"):
+        _C.resample_axis(image, axis, False, np.empty((10, 7, 3), np.int16))
+    with pytest.raises(ValueError, match="image must be C-contiguous"):
+        _C.resample_axis(np.zeros((10, 24, 3), np.uint8)[:, ::2], axis, False, np.empty((10, 7, 3), np.uint8))
+    with pytest.raises(ValueError, match="out must not overlap image"):
+        memory = np.zeros(600, np.uint8)  # image in bytes 0..359, out in 300..509
+        _C.resample_axis(memory[:360].reshape(10, 12, 3), axis, False, memory[300:510].reshape(10, 7, 3))
+    with pytest.raises(ValueError, match="out must not overlap image"):
+        _C.resample_axis(image, axis_plan(10, 10, Filter.BILINEAR, Backend.PIL), True, image)
+    with pytest.raises(ValueError, match="vertical plan.counts must be >= 1"):
+        _C.resample_axis(image, replace_counts(axis_plan(10, 4, Filter.BILINEAR, Backend.PIL)), True, image[:4].copy())
+
+
+def replace_counts(axis: plans.AxisPlan) -> plans.AxisPlan:
+    return dataclasses.replace(axis, counts=np.zeros_like(axis.counts))
 
 
 # --- errors -----------------------------------------------------------------------------------------
