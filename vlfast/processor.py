@@ -58,6 +58,22 @@ RUNTIME_OPTIONS = ("device", "dtype", "engine")
 _PIXEL_ALIASES = {"min_pixels": "shortest_edge", "max_pixels": "longest_edge"}
 
 
+#: Prefixes of stock image processors whose target-size rule vlfast does not reproduce, with that rule.
+REFUSED_IMAGE_PROCESSORS = {
+    ("Glm4v", "Glm46V"): "GLM-4.1V / GLM-4.6V's smart_resize (vlfast.sizing.smart_resize_glm4v: the pixel budget "
+    "counts temporal_patch_size frames and sides below the factor are scaled up)",
+}
+
+
+def refuse_other_size_rules(type_name: str | None) -> None:
+    """Raise ``UnsupportedOptionError`` for a stock image processor that sizes images by another rule."""
+    for prefixes, rule in REFUSED_IMAGE_PROCESSORS.items():
+        if type_name and type_name.startswith(prefixes):
+            raise UnsupportedOptionError(
+                f"{type_name} sizes images by {rule}; vlfast reproduces Qwen2VLImageProcessor's smart_resize only"
+            )
+
+
 def default_backend() -> Backend:
     """What ``AutoImageProcessor`` picks in transformers 5: torchvision when importable, else PIL."""
     return Backend.TORCHVISION if is_torchvision_available() else Backend.PIL
@@ -265,6 +281,7 @@ class ImageProcessor(_VlfastProcessorMixin, Qwen2VLImageProcessorPil):
     @classmethod
     def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any) -> ImageProcessor:
         """Build from a config dict (as ``from_pretrained`` does); ``backend=`` goes to the constructor."""
+        refuse_other_size_rules(image_processor_dict.get("image_processor_type"))
         if "backend" in kwargs:
             image_processor_dict = {**image_processor_dict, "backend": kwargs.pop("backend")}
         return super().from_dict(image_processor_dict, **kwargs)
@@ -298,6 +315,7 @@ class ImageProcessor(_VlfastProcessorMixin, Qwen2VLImageProcessorPil):
     ) -> ImageProcessor:
         """The vlfast equivalent of a Qwen2-VL image processor (stock or vlfast), with its settings and,
         unless ``backend`` says otherwise, its backend."""
+        refuse_other_size_rules(type(image_processor).__name__)
         config = image_processor.to_dict()
         config.pop("image_processor_type", None)
         backend = backend if backend is not None else getattr(image_processor, "backend", None)

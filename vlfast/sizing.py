@@ -1,4 +1,4 @@
-"""Target sizes: the ``smart_resize`` rule of transformers, and qwen-vl-utils' variant."""
+"""Target sizes: the ``smart_resize`` rule of transformers, qwen-vl-utils' variant, and GLM-4.1V's."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .defaults import (
 from .errors import AspectRatioError, InvalidImageError, UnsupportedOptionError
 from .options import is_positive_int
 
-__all__ = ["smart_resize", "smart_resize_qwen_vl_utils"]
+__all__ = ["smart_resize", "smart_resize_glm4v", "smart_resize_qwen_vl_utils"]
 
 DEFAULT_FACTOR = PATCH_SIZE * MERGE_SIZE
 
@@ -25,6 +25,10 @@ def _check(height: int, width: int, factor: int) -> None:
     for name, value in (("height", height), ("width", width), ("factor", factor)):
         if not is_positive_int(value):
             raise InvalidImageError(f"{name} must be a positive integer, got {value!r}")
+    _check_aspect_ratio(height, width)
+
+
+def _check_aspect_ratio(height: int, width: int) -> None:
     ratio = max(height, width) / min(height, width)
     if ratio > MAX_ASPECT_RATIO:
         raise AspectRatioError(f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, got {ratio}")
@@ -93,6 +97,60 @@ def smart_resize_qwen_vl_utils(
         w_bar = math.floor(width / beta / factor) * factor
     elif h_bar * w_bar < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+#: GLM-4.1V's defaults (``Glm4vImageProcessor``'s ``smart_resize``).
+GLM4V_MIN_PIXELS = 112 * 112
+GLM4V_MAX_PIXELS = 14 * 14 * 2 * 2 * 2 * 6144
+
+
+def smart_resize_glm4v(
+    num_frames: int,
+    height: int,
+    width: int,
+    temporal_factor: int = 2,
+    factor: int = 28,
+    min_pixels: int = GLM4V_MIN_PIXELS,
+    max_pixels: int = GLM4V_MAX_PIXELS,
+) -> tuple[int, int]:
+    """``smart_resize`` of GLM-4.1V / GLM-4.6V (``Glm4vImageProcessor``, ``Glm46VImageProcessor``).
+
+    It differs from :func:`smart_resize` in two ways: a side below ``factor`` first scales both
+    sides up (truncated to ints) until the smaller one reaches it, instead of rounding to 0, and
+    the pixel budget counts ``num_frames`` rounded to ``temporal_factor`` (an image counts as
+    ``temporal_factor`` frames, so its own budget is halved). The aspect ratio is checked after
+    the upscaling.
+
+    Raises:
+        UnsupportedOptionError: ``num_frames < temporal_factor``.
+        AspectRatioError: ``max(h, w) / min(h, w) > 200`` after the upscaling.
+        InvalidImageError: a size that is not a positive integer.
+    """
+    for name, value in (("num_frames", num_frames), ("temporal_factor", temporal_factor)):
+        if not is_positive_int(value):
+            raise InvalidImageError(f"{name} must be a positive integer, got {value!r}")
+    if num_frames < temporal_factor:
+        raise UnsupportedOptionError(f"num_frames ({num_frames}) must be >= temporal_factor ({temporal_factor})")
+    for name, value in (("height", height), ("width", width), ("factor", factor)):
+        if not is_positive_int(value):
+            raise InvalidImageError(f"{name} must be a positive integer, got {value!r}")
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height = int(height * scale)
+        width = int(width * scale)
+    _check_aspect_ratio(height, width)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
         h_bar = math.ceil(height * beta / factor) * factor
         w_bar = math.ceil(width * beta / factor) * factor
     return h_bar, w_bar
