@@ -228,10 +228,21 @@ def test_info(capsys: pytest.CaptureFixture[str]) -> None:
         assert expected in out
     code, out, _ = run(["info", "--json"], capsys)
     info = json.loads(out)
-    assert code == 0 and set(info) == {"versions", "devices", "kernels"}
+    assert code == 0 and set(info) == {"versions", "devices", "kernels", "models"}
     assert info["versions"]["torch"] == torch.__version__
     assert info["devices"]["cpu"]["cores"] >= 1
     assert set(info["kernels"]) == {"cpp_extension", "triton_cuda", "triton_interpreter"}
+
+
+def test_info_lists_the_model_families(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each family and its status (the README's Models table; tests/test_qwen3_vl.py and test_glm4v.py prove them)."""
+    code, out, _ = run(["info"], capsys)
+    assert code == 0 and "\nmodels\n" in out
+    for family in cli.MODEL_FAMILIES:
+        assert f"{family['family']:<24}{family['status']}" in out
+    code, out, _ = run(["info", "--json"], capsys)
+    families = [family["family"] for family in json.loads(out)["models"]]
+    assert families == ["Qwen2-VL, Qwen2.5-VL", "Qwen3-VL, Qwen3.5", "GLM-4.1V, GLM-4.6V"]
 
 
 def test_bench_writes_its_outputs(

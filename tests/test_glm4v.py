@@ -84,7 +84,10 @@ def test_smart_resize_examples(height, width, expected):
 
 def test_rules_differ_on_ordinary_images():
     """Why vlfast refuses: with the published bounds, Qwen2-VL's rule gives another size for large images."""
-    assert smart_resize(5000, 5000, 28, 12544, 9633792) != smart_resize_glm4v(2, 5000, 5000, 2, 28, 12544, 9633792)
+    assert smart_resize(5000, 5000, 28, 12544, 9633792) == (3080, 3080)
+    assert smart_resize_glm4v(2, 5000, 5000, 2, 28, 12544, 9633792) == (2184, 2184)
+    assert smart_resize(10, 1000, 28, 12544, 9633792) == (28, 1120)
+    assert smart_resize_glm4v(2, 10, 1000, 2, 28, 12544, 9633792) == (28, 2800)
 
 
 @pytest.mark.parametrize("family", list(FOLDERS))

@@ -272,6 +272,26 @@ def _run_bench(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 
 
+#: Model families, the stock classes vlfast reproduces for each, and its status (the README's Models table).
+MODEL_FAMILIES = (
+    {
+        "family": "Qwen2-VL, Qwen2.5-VL",
+        "reproduces": "Qwen2VLImageProcessor(Pil), Qwen2VLVideoProcessor; patch_processor: Qwen2(_5)VLProcessor",
+        "status": "supported: images and videos",
+    },
+    {
+        "family": "Qwen3-VL, Qwen3.5",
+        "reproduces": "Qwen2VLImageProcessor(Pil) from their preprocessor_config.json",
+        "status": "images supported; Qwen3VLVideoProcessor and patch_processor(Qwen3VLProcessor) not yet",
+    },
+    {
+        "family": "GLM-4.1V, GLM-4.6V",
+        "reproduces": "none",
+        "status": "refused (UnsupportedOptionError): their smart_resize differs",
+    },
+)
+
+
 def _kernels() -> dict[str, str]:
     try:
         import triton  # noqa: F401
@@ -309,7 +329,12 @@ def _devices() -> dict[str, Any]:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    info = {"versions": library_versions(), "devices": _devices(), "kernels": _kernels()}
+    info = {
+        "versions": library_versions(),
+        "devices": _devices(),
+        "kernels": _kernels(),
+        "models": [dict(family) for family in MODEL_FAMILIES],
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -331,7 +356,9 @@ def _run_info(args: argparse.Namespace) -> int:
         f"  {'C++ extension (CPU)':<24}{kernels['cpp_extension']}",
         f"  {'Triton on CUDA':<24}{kernels['triton_cuda']}",
         f"  {'Triton interpreter':<24}{kernels['triton_interpreter']}",
+        "models",
     ]
+    lines += [f"  {family['family']:<24}{family['status']}" for family in info["models"]]
     print("\n".join(lines))
     return 0
 
