@@ -4,6 +4,7 @@ give other grids on ordinary images).
 """
 
 import importlib
+import json
 import math
 import random
 from pathlib import Path
@@ -94,6 +95,17 @@ def test_rules_differ_on_ordinary_images():
 def test_from_pretrained_refuses_glm_configs(family):
     with pytest.raises(UnsupportedOptionError, match="smart_resize_glm4v"):
         vlfast.ImageProcessor.from_pretrained(FOLDERS[family])
+
+
+def test_from_pretrained_refuses_a_nested_processor_config(tmp_path):
+    """The combined ``processor_config.json`` form (image settings under ``image_processor``) is refused too."""
+    config = json.loads((FOLDERS["glm-4.6v"] / "preprocessor_config.json").read_text())
+    processor_class = config.pop("processor_class")
+    (tmp_path / "processor_config.json").write_text(
+        json.dumps({"image_processor": config, "processor_class": processor_class})
+    )
+    with pytest.raises(UnsupportedOptionError, match="Glm46VImageProcessor"):
+        vlfast.ImageProcessor.from_pretrained(tmp_path)
 
 
 @pytest.mark.parametrize(
