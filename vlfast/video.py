@@ -41,7 +41,7 @@ from .defaults import (
     VIDEO_MIN_PIXELS_MARGIN,
     VIDEO_TOKEN_BUDGET_SHARE,
 )
-from .errors import InvalidImageError, UnsupportedModeError
+from .errors import InvalidImageError, UnsupportedModeError, UnsupportedOptionError
 from .inputs import ImageLike, parse_channel_format
 from .layout import patch_grid
 from .plans import Backend, Filter, resample_plan
@@ -314,6 +314,18 @@ class VideoProcessorKwargs(Qwen2VLVideoProcessor.valid_kwargs, total=False):
     engine: str | None
 
 
+#: Stock video processors whose frame sampling or sizing rules differ from Qwen2-VL's.
+_REFUSED_VIDEO_PROCESSORS = ("Qwen3VL", "Glm4v", "Glm46V")
+
+
+def _refuse_other_video_rules(type_name: str | None) -> None:
+    if type_name and type_name.startswith(_REFUSED_VIDEO_PROCESSORS):
+        raise UnsupportedOptionError(
+            f"{type_name} samples and sizes frames by its own rules (frame budget, timestamps); "
+            "vlfast reproduces Qwen2VLVideoProcessor only"
+        )
+
+
 class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
     """Bit-exact, fused replacement of ``Qwen2VLVideoProcessor`` (a subclass of it).
 
@@ -342,6 +354,12 @@ class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
         super().__init__(size=self._initial_size(kwargs), device=device, dtype=dtype, engine=engine, **kwargs)
 
     @classmethod
+    def from_dict(cls, video_processor_dict: dict[str, Any], **kwargs: Any) -> VideoProcessor:
+        """As the stock reads a config, refusing video processors whose sampling or sizing differ."""
+        _refuse_other_video_rules(video_processor_dict.get("video_processor_type"))
+        return super().from_dict(video_processor_dict, **kwargs)
+
+    @classmethod
     def from_pretrained(
         cls,
         pretrained_model_name_or_path: str | os.PathLike,
@@ -366,6 +384,7 @@ class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
         engine: str = "auto",
     ) -> VideoProcessor:
         """The vlfast equivalent of a Qwen2-VL video processor (stock or vlfast), with its settings."""
+        _refuse_other_video_rules(type(video_processor).__name__)
         config = video_processor.to_dict()
         config.pop("video_processor_type", None)
         return cls(device=device, dtype=dtype, engine=engine, **config)
