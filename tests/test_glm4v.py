@@ -5,12 +5,12 @@ give other grids on ordinary images).
 
 import importlib
 import json
-import math
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from random_sizes import random_side
 
 import vlfast
 from vlfast.errors import UnsupportedOptionError, VlfastError
@@ -26,13 +26,6 @@ STOCK_MODULES = (
     "transformers.models.glm46v.image_processing_glm46v",
     "transformers.models.glm46v.image_processing_pil_glm46v",
 )
-
-
-def _random_side(rng: random.Random) -> int:
-    # log-uniform from 1 to 20000 pixels (many below the factor), plus multiples of 14 where ties live
-    if rng.random() < 0.2:
-        return max(1, 14 * rng.randint(1, 600))
-    return max(1, int(math.exp(rng.uniform(0, math.log(20000)))))
 
 
 def _random_limits(rng: random.Random) -> tuple[int, int]:
@@ -57,7 +50,7 @@ def test_smart_resize_matches_stock_on_random_inputs(module):
     stock = importlib.import_module(module).smart_resize
     rng = random.Random(4242)
     for _ in range(RANDOM_CASES):
-        height, width = _random_side(rng), _random_side(rng)
+        height, width = random_side(rng), random_side(rng)
         factor = rng.choice([28, 28, 28, 32, 14])
         temporal_factor = rng.choice([2, 2, 1, 3])
         num_frames = temporal_factor if rng.random() < 0.6 else rng.randint(1, 64)

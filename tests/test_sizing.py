@@ -1,21 +1,14 @@
 """smart_resize against transformers' and qwen-vl-utils' own functions."""
 
-import math
 import random
 
 import pytest
+from random_sizes import random_side
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as transformers_smart_resize
 
 from vlfast import AspectRatioError, InvalidImageError, smart_resize, smart_resize_qwen_vl_utils
 
 RANDOM_CASES = 100_000
-
-
-def _random_side(rng: random.Random) -> int:
-    # log-uniform from 1 to 20000 pixels, plus multiples/half-multiples of 28 where rounding ties live
-    if rng.random() < 0.2:
-        return max(1, 14 * rng.randint(1, 600))
-    return max(1, int(math.exp(rng.uniform(0, math.log(20000)))))
 
 
 def _random_limits(rng: random.Random) -> tuple[int, int]:
@@ -38,7 +31,7 @@ def _outcome(function, *args, **kwargs):
 def test_matches_transformers_on_random_inputs():
     rng = random.Random(1234)
     for _ in range(RANDOM_CASES):
-        height, width = _random_side(rng), _random_side(rng)
+        height, width = random_side(rng), random_side(rng)
         factor = rng.choice([28, 28, 28, 14, 32, 56])
         low, high = _random_limits(rng)
         expected = _outcome(transformers_smart_resize, height, width, factor, min_pixels=low, max_pixels=high)
@@ -52,7 +45,7 @@ def test_matches_qwen_vl_utils_on_random_inputs():
     qwen_vl_utils_smart_resize = qwen_vl_utils.smart_resize
     rng = random.Random(99)
     for _ in range(RANDOM_CASES):
-        height, width = _random_side(rng), _random_side(rng)
+        height, width = random_side(rng), random_side(rng)
         factor = rng.choice([28, 28, 32])
         low, high = _random_limits(rng)
         expected = _outcome(qwen_vl_utils_smart_resize, height, width, factor, min_pixels=low, max_pixels=high)
