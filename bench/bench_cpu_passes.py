@@ -32,9 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlfast import cpu_kernel, normalization_table, smart_resize
+from vlfast import normalization_table, smart_resize
 from vlfast.benchmarking import machine_info
 from vlfast.defaults import MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE
+from vlfast.engines import cpp as cpu_kernel
+from vlfast.engines.host_memory import empty_output
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 
 QWEN25_MIN_PIXELS = 3136
@@ -98,7 +100,7 @@ def output_rows(plan: ResamplePlan) -> int:
 
 def frame_call(image: np.ndarray, plan: ResamplePlan, dtype: torch.dtype, threads: int) -> tuple[Callable, int]:
     table = normalization_table("torchvision", dtype=dtype)
-    out = cpu_kernel.empty_output(output_rows(plan), 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2, dtype)
+    out = empty_output(output_rows(plan), 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2, dtype)
 
     def run() -> None:
         cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=threads, **LAYOUT)

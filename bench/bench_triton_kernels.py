@@ -1,4 +1,4 @@
-"""Kernel benchmark: time and bandwidth of the two Triton passes (``vlfast.triton_engine.run_batch``).
+"""Kernel benchmark: time and bandwidth of the two Triton passes (``vlfast.engines.triton_engine``).
 
 For 448x448, 1920x1080 and 3840x2160 (batch 1) and mixed batches of 8 and 32 images, sized
 with Qwen2.5-VL's ``smart_resize`` (min_pixels 3136, max_pixels 12845056), on device-resident
@@ -175,9 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import triton
 
-    from vlfast import triton_engine
+    from vlfast.engines import FrameJob, PatchLayout
+    from vlfast.engines.triton_engine import TritonEngine, interpreting
 
-    if triton_engine.interpreting():
+    if interpreting():
         parser.exit(2, f"{parser.prog}: error: unset TRITON_INTERPRET: it would time the CPU interpreter\n")
 
     dtype = DTYPES[args.dtype]
@@ -215,14 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             for _ in range(sets)
         ]
 
-        def call(frames=buffers[0][0], out=buffers[0][1], plans=plans, offsets=offsets, table=table) -> None:
-            triton_engine.run_batch(
-                frames, plans, table, out, offsets, patch_size=PATCH, merge_size=MERGE, temporal_patch_size=TEMPORAL
-            )
+        layout = PatchLayout(PATCH, MERGE, TEMPORAL)
+        jobs = [
+            ([FrameJob(f, p, o, 0, TEMPORAL) for f, p, o in zip(frames, plans, offsets, strict=True)], out)
+            for frames, out in buffers
+        ]
 
-        def call_all(buffers=buffers, call=call) -> None:
-            for frames, out in buffers:
-                call(frames, out)
+        def call(frame_jobs=jobs[0][0], out=jobs[0][1], table=table, layout=layout) -> None:
+            TritonEngine().run(frame_jobs, table, out, layout)
+
+        def call_all(jobs=jobs, call=call) -> None:
+            for frame_jobs, out in jobs:
+                call(frame_jobs, out)
 
         call_times = time_ms(call, args.runs, args.warmup)
         host_times = host_time_ms(call, args.runs)

@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.exit(2, f"{parser.prog}: error: no CUDA device: profiling needs a GPU\n")
-    from vlfast import triton_engine
+    from vlfast.engines import FrameJob, PatchLayout
+    from vlfast.engines.triton_engine import TritonEngine
     from vlfast.kernels import resample_pass, resample_patchify
 
     sizes = CASES[args.case]
@@ -72,10 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = torch.empty(sum(rows), CHANNELS * TEMPORAL * PATCH * PATCH, dtype=dtype, device="cuda")
     table = torch.randn(CHANNELS, 256, device="cuda").to(dtype)
 
+    jobs = [FrameJob(f, p, o, 0, TEMPORAL) for f, p, o in zip(frames, plans, offsets, strict=True)]
+
     def call() -> None:
-        triton_engine.run_batch(
-            frames, plans, table, out, offsets, patch_size=PATCH, merge_size=MERGE, temporal_patch_size=TEMPORAL
-        )
+        TritonEngine().run(jobs, table, out, PatchLayout(PATCH, MERGE, TEMPORAL))
 
     if args.calls:
         for _ in range(args.calls):

@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.exit(2, f"{parser.prog}: error: no CUDA device: tuning needs a GPU\n")
-    from vlfast import triton_engine
+    from vlfast.engines import FrameJob, PatchLayout
+    from vlfast.engines.triton_engine import TritonEngine
     from vlfast.kernels import batch
 
     default = batch.launch_config(PATCH, False)
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames = [torch.from_numpy(rng.integers(0, 256, (h, w, CHANNELS), dtype=np.uint8)).cuda() for h, w in sizes]
         rows = [(p.out_height // PATCH) * (p.out_width // PATCH) for p in plans]
         offsets = np.cumsum([0] + rows)[:-1].tolist()
+        jobs = [FrameJob(f, p, o, 0, TEMPORAL) for f, p, o in zip(frames, plans, offsets, strict=True)]
         for dtype in DTYPES:
             out = torch.empty(sum(rows), CHANNELS * TEMPORAL * PATCH * PATCH, dtype=dtype, device="cuda")
             table = torch.randn(CHANNELS, 256, device="cuda").to(dtype)
@@ -82,17 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, config in candidates:
                 batch.launch_config = lambda patch_size, interpret, config=config: config
 
-                def call(frames=frames, plans=plans, table=table, out=out, offsets=offsets) -> None:
-                    triton_engine.run_batch(
-                        frames,
-                        plans,
-                        table,
-                        out,
-                        offsets,
-                        patch_size=PATCH,
-                        merge_size=MERGE,
-                        temporal_patch_size=TEMPORAL,
-                    )
+                def call(jobs=jobs, table=table, out=out) -> None:
+                    TritonEngine().run(jobs, table, out, PatchLayout(PATCH, MERGE, TEMPORAL))
 
                 out.fill_(float("nan"))
                 call()

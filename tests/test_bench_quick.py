@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import torch
 
-from vlfast import benchmarking, cpu_kernel
+from vlfast import benchmarking
 from vlfast.benchmarking import (
     CSV_FIELDS,
     FULL_CASES,
@@ -21,6 +21,7 @@ from vlfast.benchmarking import (
     case_images,
     run_benchmark,
 )
+from vlfast.engines import cpp as cpu_kernel
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 TINY_CASES = (Case("tiny", ((56, 84),)), Case("tiny-batch", ((60, 90), (100, 50))))

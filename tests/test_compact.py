@@ -8,7 +8,8 @@ from skimage import data
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
-from vlfast import InvalidImageError, UnsupportedOptionError, triton_engine
+from vlfast import InvalidImageError, UnsupportedOptionError
+from vlfast.engines import triton_engine
 
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
 

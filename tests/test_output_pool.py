@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vlfast
-from vlfast import cpu_kernel
+from vlfast.engines import host_memory
 
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
 
@@ -16,7 +16,7 @@ QWEN25_VL = {"min_pixels": 3136, "max_pixels": 12845056}
 
 
 def test_a_freed_output_is_reused():
-    cpu_kernel.release_cached_outputs()
+    host_memory.release_cached_outputs()
     first = vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values
     address = first.data_ptr()
     del first
@@ -25,7 +25,7 @@ def test_a_freed_output_is_reused():
 
 
 def test_a_live_view_keeps_its_buffer_and_values():
-    cpu_kernel.release_cached_outputs()
+    host_memory.release_cached_outputs()
     first = vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values
     expected = first[100:200].clone()
     view = first[100:200]
@@ -38,9 +38,9 @@ def test_a_live_view_keeps_its_buffer_and_values():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_pooled_outputs_have_the_requested_shape_and_dtype(dtype):
-    out = cpu_kernel.empty_output(10764, 1176, dtype)
+    out = host_memory.empty_output(10764, 1176, dtype)
     assert out.shape == (10764, 1176) and out.dtype == dtype and out.is_contiguous()
-    small = cpu_kernel.empty_output(4, 1176, dtype)  # below the pooling threshold
+    small = host_memory.empty_output(4, 1176, dtype)  # below the pooling threshold
     assert small.shape == (4, 1176) and small.dtype == dtype
 
 
@@ -48,30 +48,30 @@ def test_release_empties_the_pool():
     out = vlfast.preprocess(IMAGE, **QWEN25_VL).pixel_values
     del out
     gc.collect()
-    assert cpu_kernel.cached_output_bytes() > 0, "the freed output should be pooled"
-    cpu_kernel.release_cached_outputs()
-    assert cpu_kernel.cached_output_bytes() == 0
+    assert host_memory.cached_output_bytes() > 0, "the freed output should be pooled"
+    host_memory.release_cached_outputs()
+    assert host_memory.cached_output_bytes() == 0
 
 
 def test_outputs_of_several_sizes_share_the_pool():
-    cpu_kernel.release_cached_outputs()
+    host_memory.release_cached_outputs()
     sizes = [(10764, 1176), (4096, 1176), (20000, 1176), (4096, 1176), (10764, 1176)]
     for _ in range(3):
-        outs = [cpu_kernel.empty_output(rows, cols, torch.float32) for rows, cols in sizes]
+        outs = [host_memory.empty_output(rows, cols, torch.float32) for rows, cols in sizes]
         for out in outs:
             out.fill_(1.0)
         del outs
         gc.collect()
-    assert 0 < cpu_kernel.cached_output_bytes() <= 512 << 20
+    assert 0 < host_memory.cached_output_bytes() <= 512 << 20
 
 
 def test_a_finalizer_running_under_the_pool_lock_does_not_deadlock():
     """Garbage collection can free a pooled tensor while take() holds the lock."""
-    cpu_kernel.release_cached_outputs()
-    out = cpu_kernel.empty_output(10764, 1176, torch.float32)
+    host_memory.release_cached_outputs()
+    out = host_memory.empty_output(10764, 1176, torch.float32)
     cycle = [out]
     cycle.append(cycle)  # only the cycle collector frees it
     del out, cycle
-    with cpu_kernel._pool._lock:
+    with host_memory._pool._lock:
         gc.collect()  # runs the finalizer while the lock is held
-    assert cpu_kernel.cached_output_bytes() > 0
+    assert host_memory.cached_output_bytes() > 0

@@ -28,8 +28,12 @@ from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoP
 
 from vlfast.defaults import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD  # noqa: E402
 from vlfast.errors import DeviceError, UnsupportedOptionError  # noqa: E402
-from vlfast.processor import ImageProcessor, from_pretrained_processor, patch_processor  # noqa: E402
-from vlfast.video import VideoProcessor  # noqa: E402
+from vlfast.processor import (  # noqa: E402
+    ImageProcessor,
+    VideoProcessor,  # noqa: E402
+    from_pretrained_processor,
+    patch_processor,
+)
 
 STOCK_CLASSES = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}
 BACKENDS = list(STOCK_CLASSES)

@@ -18,7 +18,7 @@ from skimage import data
 from transformers import AutoImageProcessor, Qwen2VLImageProcessor, Qwen2VLImageProcessorPil, Qwen3VLProcessor
 
 import vlfast
-from vlfast import triton_engine
+from vlfast.engines import triton_engine
 from vlfast.errors import UnsupportedOptionError
 from vlfast.processor import patch_processor
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vlfast.staging import chunk_ranges, is_dense
+from vlfast.engines.staging import chunk_ranges, is_dense
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ if not torch.cuda.is_available():
 pytest.importorskip("triton", reason="triton is not installed: the Triton kernels cannot run")
 
 import vlfast  # noqa: E402
-from vlfast import staging, triton_engine  # noqa: E402
+from vlfast.engines import staging, triton_engine  # noqa: E402
 from vlfast.errors import DeviceError  # noqa: E402
 
 if triton_engine.interpreting():

@@ -30,8 +30,11 @@ from transformers import (  # noqa: E402
 )
 from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor  # noqa: E402
 
-from vlfast.processor import ImageProcessor, patch_processor  # noqa: E402
-from vlfast.video import VideoProcessor  # noqa: E402
+from vlfast.processor import (  # noqa: E402
+    ImageProcessor,
+    VideoProcessor,  # noqa: E402
+    patch_processor,
+)
 
 CASES = 500
 #: Instance settings: the class defaults, a published Qwen2.5-VL config, and small bounds.

@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from engine_calls import run_engine
 from launch_counter import LaunchCounter
 
 pytestmark = pytest.mark.cuda
@@ -17,7 +18,7 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
 pytest.importorskip("triton", reason="triton is not installed: the Triton kernels cannot run")
 
-from vlfast import triton_engine  # noqa: E402
+from vlfast.engines import triton_engine  # noqa: E402
 from vlfast.errors import DeviceError, InvalidImageError  # noqa: E402
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan  # noqa: E402
 from vlfast.reference import preprocess_reference  # noqa: E402
@@ -65,7 +66,6 @@ def run(
     plans: list[ResamplePlan],
     dtype: torch.dtype = torch.bfloat16,
     *,
-    channels_last: bool = True,
     to_frame=None,
 ) -> None:
     """One batch on the GPU, compared with the reference byte for byte."""
@@ -77,7 +77,8 @@ def run(
     if to_frame is not None:
         frames = [to_frame(frame) for frame in frames]
     offsets = np.cumsum([0] + rows)[:-1].tolist()
-    triton_engine.run_batch(
+    run_engine(
+        "triton",
         frames,
         plans,
         table.to(DEVICE),
@@ -86,7 +87,6 @@ def run(
         patch_size=PATCH,
         merge_size=MERGE,
         temporal_patch_size=TEMPORAL,
-        channels_last=channels_last,
     )
     got = out.cpu()
     got = got.numpy() if dtype == torch.uint8 else got.float().numpy()
@@ -139,20 +139,19 @@ def test_output_dtypes(dtype: torch.dtype) -> None:
 
 
 @pytest.mark.parametrize(
-    ("channels_last", "to_frame"),
+    "to_frame",
     [
-        (False, lambda hwc: hwc.permute(2, 0, 1).contiguous()),
-        (False, lambda hwc: hwc.permute(2, 0, 1)),
-        (True, lambda hwc: torch.nn.functional.pad(hwc, (0, 1, 5, 0, 0, 7))[:-7, 5:, :3]),
+        lambda hwc: hwc.permute(2, 0, 1).contiguous().permute(1, 2, 0),
+        lambda hwc: hwc.permute(2, 0, 1).permute(1, 2, 0),
+        lambda hwc: torch.nn.functional.pad(hwc, (0, 1, 5, 0, 0, 7))[:-7, 5:, :3],
     ],
     ids=["chw", "chw-view", "hwc-strided"],
 )
-def test_layouts_and_strides(channels_last: bool, to_frame) -> None:
+def test_layouts_and_strides(to_frame) -> None:
     rng = np.random.default_rng(3)
     run(
         [random_image(rng, 1080, 1920), random_image(rng, 720, 1280)],
         [make_plan(1080, 1920), make_plan(720, 1280, Filter.BILINEAR, Backend.TORCHVISION)],
-        channels_last=channels_last,
         to_frame=to_frame,
     )
 
@@ -165,7 +164,8 @@ def test_video_frames_fill_one_slot_each() -> None:
     frames = [random_image(rng, 360, 640) for _ in range(frames_count)]
     table = random_table(3, torch.float32)
     out = torch.full((grid_rows * frames_count // TEMPORAL, 3 * TEMPORAL * PATCH * PATCH), float("nan"), device=DEVICE)
-    triton_engine.run_batch(
+    run_engine(
+        "triton",
         [torch.from_numpy(frame).to(DEVICE) for frame in frames],
         [plan] * frames_count,
         table.to(DEVICE),
@@ -196,7 +196,7 @@ def test_no_host_synchronization_and_cuda_graph_replay() -> None:
 
     def call() -> None:
         options = {"patch_size": PATCH, "merge_size": MERGE, "temporal_patch_size": TEMPORAL}
-        triton_engine.run_batch(frames, plans, table, out, [0, rows[0]], **options)
+        run_engine("triton", frames, plans, table, out, [0, rows[0]], **options)
 
     call()  # compiles the kernels and uploads the plans
     torch.cuda.set_sync_debug_mode("error")
@@ -230,8 +230,8 @@ def test_device_errors() -> None:
     options = {"patch_size": PATCH, "merge_size": MERGE, "temporal_patch_size": TEMPORAL}
     cpu_frame = torch.zeros(448, 448, 3, dtype=torch.uint8)
     with pytest.raises(DeviceError, match="frame 0 is on cpu but out is on cuda"):
-        triton_engine.run_batch([cpu_frame], [plan], table, out, [0], **options)
+        run_engine("triton", [cpu_frame], [plan], table, out, [0], **options)
     with pytest.raises(DeviceError, match="need CUDA tensors"):
-        triton_engine.run_batch([cpu_frame], [plan], table.cpu(), out.cpu(), [0], **options)
+        run_engine("triton", [cpu_frame], [plan], table.cpu(), out.cpu(), [0], **options)
     with pytest.raises(InvalidImageError, match="must be uint8"):
-        triton_engine.run_batch([cpu_frame.float().to(DEVICE)], [plan], table, out, [0], **options)
+        run_engine("triton", [cpu_frame.float().to(DEVICE)], [plan], table, out, [0], **options)

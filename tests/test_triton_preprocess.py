@@ -12,7 +12,7 @@ from skimage import data
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
-from vlfast import triton_engine
+from vlfast.engines import triton_engine
 
 pytest.importorskip("triton", reason="triton is not installed")
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")

@@ -18,7 +18,8 @@ from transformers.video_utils import VideoMetadata  # noqa: E402
 
 from vlfast.defaults import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS  # noqa: E402
 from vlfast.errors import InvalidImageError, UnsupportedModeError, UnsupportedOptionError  # noqa: E402
-from vlfast.video import VideoProcessor, preprocess_videos, video_frames  # noqa: E402
+from vlfast.processor import VideoProcessor  # noqa: E402
+from vlfast.video import preprocess_videos, video_frames  # noqa: E402
 
 #: Qwen2.5-VL checkpoints have no video config: their video processor reads the image bounds.
 PUBLISHED_BOUNDS = {"min_pixels": 3136, "max_pixels": 12845056}
@@ -261,7 +262,7 @@ def test_video_errors(video, error):
 def test_triton_engine(stock):
     """The Triton engine through ``run_frames``: on the GPU, or in triton's CPU interpreter when a test
     module that runs the kernels has switched it on (``TRITON_INTERPRET=1``)."""
-    triton_engine = pytest.importorskip("vlfast.triton_engine")
+    triton_engine = pytest.importorskip("vlfast.engines.triton_engine")
     if not triton_engine.available():
         pytest.skip("the Triton engine has neither a CUDA device nor its interpreter here")
     device = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"

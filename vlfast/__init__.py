@@ -38,7 +38,7 @@ _LAZY_EXPORTS = {
     "ImageProcessor": "processor",
     "patch_processor": "processor",
     "from_pretrained_processor": "processor",
-    "VideoProcessor": "video",
+    "VideoProcessor": "processor",
     "preprocess_videos": "video",
     "expand_patches": "compact",
     "load_image": "io",

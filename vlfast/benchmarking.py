@@ -32,8 +32,9 @@ import numpy as np
 import PIL.Image
 import torch
 
-from . import __version__, cpu_kernel
+from . import __version__
 from .defaults import MERGE_SIZE, PATCH_SIZE, QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
+from .engines import ENGINES, EngineName
 from .preprocess import preprocess
 from .sizing import smart_resize
 
@@ -241,13 +242,7 @@ PIL_BACKEND = "transformers-pil"
 
 
 def _triton_on_cuda() -> bool:
-    if not torch.cuda.is_available():
-        return False
-    try:
-        from . import triton_engine
-    except ImportError:
-        return False
-    return triton_engine.available()
+    return torch.cuda.is_available() and ENGINES[EngineName.TRITON].available()
 
 
 def available_implementations(devices: Iterable[str] = ("cpu", "cuda")) -> tuple[list[Implementation], list[str]]:
@@ -256,7 +251,7 @@ def available_implementations(devices: Iterable[str] = ("cpu", "cuda")) -> tuple
     chosen: list[Implementation] = []
     skipped: list[str] = []
     if "cpu" in devices:
-        if cpu_kernel.available():
+        if ENGINES[EngineName.CPP].available():
             chosen.append(Implementation(VLFAST_CPU, "vlfast CPU (C++)", "cpu", False, _vlfast("cpu", "cpp")))
         else:
             skipped.append(f"{VLFAST_CPU}: the C++ extension vlfast._C is not built")

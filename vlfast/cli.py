@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from . import __version__, cpu_kernel, triton_engine
+from . import __version__
 from .benchmarking import (
     FULL_REPEATS,
     QUICK_REPEATS,
@@ -28,9 +28,11 @@ from .benchmarking import (
     shipped_photo_path,
 )
 from .defaults import MERGE_SIZE, QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
+from .engines import ENGINES, EngineName, select_engine
+from .engines.triton_engine import interpreting
 from .errors import VlfastError
 from .io import load_image
-from .preprocess import ENGINES, Preprocessed, preprocess, select_engine
+from .preprocess import Preprocessed, preprocess
 
 __all__ = ["main"]
 
@@ -189,7 +191,7 @@ def _preprocess_one(source: str, args: argparse.Namespace) -> dict[str, Any]:
             "device": str(result.pixel_values.device),
         },
         "backend": args.backend,
-        "engine": select_engine(args.engine, args.device),
+        "engine": select_engine(args.engine, args.device).name.value,
         "time_ms": round(elapsed_ms, 3),
         "repeated_time_ms": round(repeated_ms, 3),
     }
@@ -299,12 +301,12 @@ def _kernels() -> dict[str, str]:
         on_cuda = interpreter = "no (triton is not installed)"
     else:
         on_cuda = "yes" if torch.cuda.is_available() else "no (no CUDA device)"
-        if triton_engine.interpreting():
+        if interpreting():
             interpreter = "yes (active: TRITON_INTERPRET=1)"
         else:
             interpreter = "yes (set TRITON_INTERPRET=1 to use it)"
     return {
-        "cpp_extension": "yes" if cpu_kernel.available() else "no (vlfast._C is not built)",
+        "cpp_extension": "yes" if ENGINES[EngineName.CPP].available() else "no (vlfast._C is not built)",
         "triton_cuda": on_cuda,
         "triton_interpreter": interpreter,
     }
@@ -388,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--backend", choices=BACKENDS, default="torchvision", help="stock processor reproduced")
     run.add_argument("--device", type=_device, default=torch.device("cpu"), help="output device (default: cpu)")
-    run.add_argument("--engine", choices=ENGINES, default="auto", help="kernel that runs the plan (default: auto)")
+    engines = [name.value for name in EngineName]
+    run.add_argument("--engine", choices=engines, default="auto", help="kernel that runs the plan (default: auto)")
     run.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="pixel_values dtype")
     run.add_argument("--min-pixels", type=_positive_int, default=QWEN25_VL_MIN_PIXELS, help="Qwen2.5-VL: 3136")
     run.add_argument("--max-pixels", type=_positive_int, default=QWEN25_VL_MAX_PIXELS, help="Qwen2.5-VL: 12845056")

@@ -4,22 +4,21 @@
 the resized values before rescale and normalize, without the temporal copies, 8x fewer bytes
 than float32 (4x fewer than bfloat16) to keep in host memory, pin and copy to the GPU.
 :func:`expand_patches` turns them into the stock ``pixel_values``, bit for bit, on the device:
-a Triton op on CUDA, a NumPy gather on the CPU. Both only copy entries of the 256-entry table.
+each engine's ``expand`` (a Triton op on CUDA, a gather on the CPU). All only copy entries of the table.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from . import triton_engine
 from .defaults import TEMPORAL_PATCH_SIZE
+from .engines import EngineName, select_engine
 from .errors import InvalidImageError, UnsupportedOptionError
 from .options import OUTPUT_DTYPES, check_positive_ints, parse_device
-from .preprocess import select_engine
-from .tables import normalization_table
+from .plans import parse_backend
+from .tables import TABLE_SIZE, Normalization
 
 __all__ = ["expand_patches"]
 
@@ -40,20 +39,8 @@ def _table_from(table: torch.Tensor | Any, dtype: torch.dtype | None, device: to
             f"{', '.join(_TABLE_SETTINGS)}; {type(table).__name__} lacks {', '.join(missing)}"
         )
     settings = {name: getattr(table, name) for name in _TABLE_SETTINGS}
-    return normalization_table(**settings, dtype=dtype or torch.float32, device=device)
-
-
-def _expand_on_host(compact: torch.Tensor, table: torch.Tensor, temporal_patch_size: int) -> torch.Tensor:
-    channels = table.shape[0]
-    rows, area = compact.shape[0], compact.shape[1] // channels
-    # Bit copies: 2-byte floats are gathered as int16 (NumPy has no bfloat16).
-    bits = {torch.bfloat16: torch.int16, torch.float16: torch.int16}.get(table.dtype, table.dtype)
-    entries = table.view(bits).numpy()
-    values = compact.numpy().reshape(rows, channels, 1, area)
-    out = np.empty((rows, channels, temporal_patch_size, area), dtype=entries.dtype)
-    for channel in range(channels):
-        out[:, channel] = entries[channel][values[:, channel]]
-    return torch.from_numpy(out.reshape(rows, -1)).view(table.dtype)
+    normalization = Normalization(**{**settings, "backend": parse_backend(settings["backend"])})
+    return normalization.table(dtype or torch.float32, device)
 
 
 def expand_patches(
@@ -64,7 +51,7 @@ def expand_patches(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
-    engine: str = "auto",
+    engine: EngineName | str = EngineName.AUTO,
 ) -> torch.Tensor:
     """The stock ``pixel_values`` from compact uint8 patches, bit for bit.
 
@@ -77,8 +64,8 @@ def expand_patches(
         dtype: output dtype when ``table`` is a processor (default float32, the stock's).
         device: where the result goes (default: ``compact``'s device).
         temporal_patch_size: ``T``, the copies of each still image (the processor's setting).
-        engine: ``"triton"`` (CUDA; the CPU under ``TRITON_INTERPRET=1``), ``"numpy"``, or
-            ``"auto"`` (Triton on CUDA, NumPy otherwise).
+        engine: an engine name (:class:`vlfast.engines.EngineName`): ``"auto"`` takes the Triton op on
+            CUDA and a host gather otherwise; ``"triton"`` runs on the CPU under ``TRITON_INTERPRET=1``.
 
     Returns:
         ``(rows, C * T * P**2)`` in the table's dtype on ``device``.
@@ -106,24 +93,14 @@ def expand_patches(
     device = compact.device if device is None else parse_device(device)
     table = _table_from(table, dtype, device).contiguous()
     channels = table.shape[0] if table.dim() == 2 else 0
-    if table.dim() != 2 or table.shape[1] != 256 or compact.shape[1] % channels:
+    if table.dim() != 2 or table.shape[1] != TABLE_SIZE or compact.shape[1] % channels:
         raise UnsupportedOptionError(
             f"table must be (C, 256) with C dividing compact's {compact.shape[1]} columns, got {tuple(table.shape)}"
         )
     if table.dtype not in OUTPUT_DTYPES:
         raise UnsupportedOptionError(f"table dtype {table.dtype} is not supported; expected one of {OUTPUT_DTYPES}")
-    if engine not in ("auto", "triton", "numpy"):
-        raise UnsupportedOptionError(f"engine must be 'auto', 'triton' or 'numpy', got {engine!r}")
-    if engine == "auto":
-        engine = "triton" if device.type == "cuda" and not triton_engine.interpreting() else "numpy"
-    elif engine == "triton":
-        select_engine("triton", device)  # a DeviceError naming what is missing
-    if engine == "numpy":
-        return _expand_on_host(compact.cpu().contiguous(), table.cpu(), temporal_patch_size).to(device)
-    from .kernels.expand import expand
-
-    source = compact.to(device).contiguous()
-    out = torch.empty((rows, source.shape[1] * temporal_patch_size), dtype=table.dtype, device=device)
-    if rows:
-        expand(source, table, out, temporal_patch_size)
-    return out
+    runner = select_engine(engine, device)
+    work = runner.output_device(device)
+    out = torch.empty((rows, compact.shape[1] * temporal_patch_size), dtype=table.dtype, device=work)
+    runner.expand(compact.to(work).contiguous(), table.to(work), out)
+    return out.to(device)

@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import UnsupportedOptionError
+from .errors import InvalidImageError, UnsupportedOptionError
 from .releases import pillow_vertical_first, torchvision_resizes_lanczos
 
 __all__ = [
@@ -212,6 +212,12 @@ class AxisPlan:
     weights: np.ndarray
     precision: int
 
+    def __post_init__(self) -> None:
+        # Immutable, like the plan: plans are cached and shared by every call and every engine.
+        for array in (self.starts, self.counts, self.weights):
+            if isinstance(array, np.ndarray):
+                array.setflags(write=False)
+
     @property
     def taps(self) -> int:
         """Width of the weight matrix (the largest tap count)."""
@@ -234,6 +240,30 @@ class ResamplePlan:
     horizontal: AxisPlan | None
     vertical: AxisPlan | None
     vertical_first: bool
+
+    def __post_init__(self) -> None:
+        """Check, once, that the passes agree with the sizes the plan states (every engine relies on it).
+
+        Raises:
+            InvalidImageError: a pass that reads or writes another size than the plan's.
+        """
+        passes = (
+            ("horizontal", self.horizontal, "width", self.in_width),
+            ("vertical", self.vertical, "height", self.in_height),
+        )
+        for pass_name, axis, side, in_size in passes:
+            if axis is not None and axis.in_size != in_size:
+                raise InvalidImageError(
+                    f"{pass_name} plan resamples {axis.in_size} input pixels but the image {side} is {in_size}"
+                )
+        resized = (
+            self.vertical.out_size if self.vertical is not None else self.in_height,
+            self.horizontal.out_size if self.horizontal is not None else self.in_width,
+        )
+        if resized != (self.out_height, self.out_width):
+            raise InvalidImageError(
+                f"the plan's passes resize to {resized[0]}x{resized[1]} but it says {self.out_height}x{self.out_width}"
+            )
 
 
 def _window_weights(in_size: int, out_size: int, spec: _FilterSpec) -> tuple[list[int], list[int], list[list[float]]]:

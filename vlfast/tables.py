@@ -9,6 +9,7 @@ the reproduced backend applies to whole images, so a lookup gives the same bits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -18,9 +19,10 @@ from .defaults import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, RESCALE_FACTOR
 from .errors import UnsupportedOptionError
 from .plans import Backend, parse_backend
 
-__all__ = ["normalization_table", "stock_output_dtype"]
+__all__ = ["TABLE_SIZE", "Normalization", "normalization_table", "stock_output_dtype"]
 
-_LEVELS = 256
+#: Entries per channel of a normalization table: one per uint8 value.
+TABLE_SIZE = 256
 
 
 def _per_channel(value: float | Sequence[float], channels: int, name: str) -> tuple[float, ...]:
@@ -35,7 +37,7 @@ def _per_channel(value: float | Sequence[float], channels: int, name: str) -> tu
 
 def _pil_table(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> np.ndarray:
     # transformers.image_transforms.rescale / normalize, applied to a (C, 256) ramp.
-    ramp = np.broadcast_to(np.arange(_LEVELS, dtype=np.uint8), (channels, _LEVELS))
+    ramp = np.broadcast_to(np.arange(TABLE_SIZE, dtype=np.uint8), (channels, TABLE_SIZE))
     values: np.ndarray = ramp
     if do_rescale:
         values = (ramp.astype(np.float64) * rescale_factor).astype(np.float32)
@@ -52,7 +54,7 @@ def _pil_table(do_rescale, rescale_factor, do_normalize, mean, std, channels) ->
 def _torchvision_table(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> torch.Tensor:
     # TorchvisionBackend.rescale_and_normalize (with _fuse_mean_std_and_rescale_factor) and
     # torchvision's normalize_image, applied to a (C, 1, 256) ramp.
-    ramp = torch.arange(_LEVELS, dtype=torch.uint8).expand(channels, 1, _LEVELS).contiguous()
+    ramp = torch.arange(TABLE_SIZE, dtype=torch.uint8).expand(channels, 1, TABLE_SIZE).contiguous()
     if do_normalize:
         mean_t = torch.tensor(mean)
         std_t = torch.tensor(std)
@@ -66,7 +68,7 @@ def _torchvision_table(do_rescale, rescale_factor, do_normalize, mean, std, chan
         values = ramp * rescale_factor
     else:
         values = ramp
-    return values.reshape(channels, _LEVELS)
+    return values.reshape(channels, TABLE_SIZE)
 
 
 def stock_output_dtype(backend: Backend, do_rescale: bool, do_normalize: bool) -> torch.dtype:
@@ -128,3 +130,29 @@ def normalization_table(
     if device.type == "cuda" and device.index is None:  # key the cache by the GPU the table lands on
         device = torch.device("cuda", torch.cuda.current_device())
     return _cached_table(backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(device))
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """The settings that define a normalization table: the stock backend's arithmetic and its options."""
+
+    backend: Backend
+    do_rescale: bool = True
+    rescale_factor: float = RESCALE_FACTOR
+    do_normalize: bool = True
+    image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN
+    image_std: float | Sequence[float] = OPENAI_CLIP_STD
+
+    def table(self, dtype: torch.dtype, device: torch.device | str = "cpu", channels: int = 3) -> torch.Tensor:
+        """:func:`normalization_table` of these settings ``(channels, 256)``, cached."""
+        return normalization_table(
+            self.backend,
+            do_rescale=self.do_rescale,
+            rescale_factor=self.rescale_factor,
+            do_normalize=self.do_normalize,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
+            channels=channels,
+            dtype=dtype,
+            device=device,
+        )

@@ -11,53 +11,29 @@ What the stock video processor computes (transformers 5.17 - 5.23):
   fills slot ``f % T`` of the rows of temporal block ``f // T``;
 - frames are sampled only when ``do_sample_frames=True`` (default False), by ``num_frames`` or ``fps``.
 
-Here each frame is one :class:`~vlfast.preprocess.FrameJob` (the last one also fills the padding slots),
-run by the C++ or Triton engine straight into the output.
+Here a video is a clip of frames on the path images take (:func:`vlfast.pipeline.run_clips`): each frame
+one job, the last one also filling the padding slots, run by the engine straight into the output.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch
-from transformers.image_processing_utils import BatchFeature
-from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+from typing_extensions import Unpack
 
-from .defaults import (
-    MERGE_SIZE,
-    OPENAI_CLIP_MEAN,
-    OPENAI_CLIP_STD,
-    PATCH_SIZE,
-    RESCALE_FACTOR,
-    TEMPORAL_PATCH_SIZE,
-    VIDEO_MAX_PIXELS,
-    VIDEO_MIN_PIXELS,
-    VIDEO_MIN_PIXELS_MARGIN,
-    VIDEO_TOKEN_BUDGET_SHARE,
-)
-from .errors import InvalidImageError, UnsupportedModeError, UnsupportedOptionError
+from .defaults import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, VIDEO_MIN_PIXELS_MARGIN, VIDEO_TOKEN_BUDGET_SHARE
+from .errors import InvalidImageError, UnsupportedModeError
 from .inputs import ImageLike, parse_channel_format
-from .layout import patch_grid
-from .plans import Backend, Filter, resample_plan
-from .preprocess import FrameJob, render, resolve_run_options
-from .processor import _VlfastProcessorMixin
-from .releases import video_cap_reads_call_budget
+from .pipeline import PipelineKwargs, PipelineOptions, pipeline_options, run_clips
+from .plans import Backend
 from .sizing import smart_resize
 
-__all__ = [
-    "PreprocessedVideos",
-    "VideoLike",
-    "VideoProcessor",
-    "VideoProcessorKwargs",
-    "preprocess_videos",
-    "video_frames",
-]
+__all__ = ["PreprocessedVideos", "VideoLike", "preprocess_videos", "run_videos", "video_frames", "video_options"]
 
 #: A video: a uint8 ``(T, H, W, C)`` or ``(T, C, H, W)`` array or tensor, or a list of frames.
 VideoLike = np.ndarray | torch.Tensor | Sequence[ImageLike]
@@ -191,28 +167,52 @@ def _frame_pixel_limit(
     )
 
 
+def video_options(**kwargs: Unpack[PipelineKwargs]) -> PipelineOptions:
+    """The checked options of a video call (the stock video processor's ``min_pixels`` / ``max_pixels``;
+    its arithmetic is torchvision's)."""
+    return pipeline_options("preprocess_videos", Backend.TORCHVISION, VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS, dict(kwargs))
+
+
+def run_videos(
+    videos: VideoLike | Sequence[VideoLike], options: PipelineOptions, *, max_video_tokens: int | None = None
+) -> PreprocessedVideos:
+    """:func:`preprocess_videos` with options already resolved (:func:`video_options`)."""
+    clips = [
+        video_frames(video, do_convert_rgb=options.do_convert_rgb, input_data_format=options.input_data_format)
+        for video in _batch_of_videos(videos)
+    ]
+    original = [(int(clip.shape[0]), int(clip.shape[1]), int(clip.shape[2])) for clip in clips]
+    resized = [_frame_size(*size, options, max_video_tokens) for size in original]
+    pixel_values, grid_thw = run_clips(clips, resized, options)
+    return PreprocessedVideos(pixel_values, grid_thw, original, resized)
+
+
+def _frame_size(
+    num_frames: int, height: int, width: int, options: PipelineOptions, max_video_tokens: int | None
+) -> tuple[int, int]:
+    """The size each frame of a clip is resized to: ``smart_resize`` within the frame's pixel budget."""
+    if not options.do_resize:
+        return height, width
+    max_pixels = options.max_pixels
+    if max_video_tokens is not None:
+        max_pixels = _frame_pixel_limit(
+            max_pixels,
+            options.min_pixels,
+            num_frames,
+            options.layout.factor,
+            options.layout.temporal_patch_size,
+            max_video_tokens,
+        )
+    return smart_resize(
+        height, width, factor=options.layout.factor, min_pixels=options.min_pixels, max_pixels=max_pixels
+    )
+
+
 def preprocess_videos(
     videos: VideoLike | Sequence[VideoLike],
     *,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype | None = None,
-    engine: str = "auto",
-    resample: Filter | str | int = Filter.BICUBIC,
-    min_pixels: int = VIDEO_MIN_PIXELS,
-    max_pixels: int = VIDEO_MAX_PIXELS,
     max_video_tokens: int | None = None,
-    patch_size: int = PATCH_SIZE,
-    merge_size: int = MERGE_SIZE,
-    temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
-    do_resize: bool = True,
-    do_rescale: bool = True,
-    rescale_factor: float = RESCALE_FACTOR,
-    do_normalize: bool = True,
-    image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN,
-    image_std: float | Sequence[float] = OPENAI_CLIP_STD,
-    do_convert_rgb: bool = True,
-    input_data_format: str | None = None,
-    max_output_bytes: int | None = None,
+    **options: Unpack[PipelineKwargs],
 ) -> PreprocessedVideos:
     """Preprocess videos for Qwen2-VL / Qwen2.5-VL exactly as ``Qwen2VLVideoProcessor`` does (on the CPU).
 
@@ -235,200 +235,4 @@ def preprocess_videos(
         >>> preprocess_videos(clip).video_grid_thw.tolist()
         [[3, 20, 28]]
     """
-    resample = Filter.from_any(resample)
-    device, dtype, engine = resolve_run_options(
-        Backend.TORCHVISION,
-        device,
-        dtype,
-        engine,
-        do_rescale=do_rescale,
-        rescale_factor=rescale_factor,
-        do_normalize=do_normalize,
-        patch_size=patch_size,
-        merge_size=merge_size,
-        temporal_patch_size=temporal_patch_size,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-    )
-    factor = patch_size * merge_size
-
-    clips = [
-        video_frames(video, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format)
-        for video in _batch_of_videos(videos)
-    ]
-    jobs: list[FrameJob] = []
-    grids: list[list[int]] = []
-    original_sizes: list[tuple[int, int, int]] = []
-    resized_sizes: list[tuple[int, int]] = []
-    rows = 0
-    for clip in clips:
-        num_frames, height, width = (int(n) for n in clip.shape[:3])
-        if do_resize:
-            frame_max_pixels = max_pixels
-            if max_video_tokens is not None:
-                frame_max_pixels = _frame_pixel_limit(
-                    max_pixels, min_pixels, num_frames, factor, temporal_patch_size, max_video_tokens
-                )
-            target = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=frame_max_pixels)
-        else:
-            target = (height, width)
-        grid_t = -(-num_frames // temporal_patch_size)
-        grid = patch_grid(*target, patch_size, merge_size, t=grid_t)
-        plan = resample_plan(height, width, *target, resample, Backend.TORCHVISION)
-        block_rows = grid.h * grid.w
-        for index in range(num_frames):
-            slot = index % temporal_patch_size
-            # The stock processor pads the clip with copies of its last frame: that frame fills the rest of its block.
-            slots = temporal_patch_size - slot if index == num_frames - 1 else 1
-            row_offset = rows + (index // temporal_patch_size) * block_rows
-            jobs.append(FrameJob(clip[index], plan, row_offset, slot, slots))
-        grids.append([grid.t, grid.h, grid.w])
-        original_sizes.append((num_frames, height, width))
-        resized_sizes.append(target)
-        rows += grid.rows
-
-    out = render(
-        jobs,
-        rows,
-        backend=Backend.TORCHVISION,
-        device=device,
-        dtype=dtype,
-        engine=engine,
-        do_rescale=do_rescale,
-        rescale_factor=rescale_factor,
-        do_normalize=do_normalize,
-        image_mean=image_mean,
-        image_std=image_std,
-        patch_size=patch_size,
-        merge_size=merge_size,
-        temporal_patch_size=temporal_patch_size,
-        max_output_bytes=max_output_bytes,
-    )
-    return PreprocessedVideos(out, torch.tensor(grids, dtype=torch.int64), original_sizes, resized_sizes)
-
-
-class VideoProcessorKwargs(Qwen2VLVideoProcessor.valid_kwargs, total=False):
-    """The stock Qwen2-VL video options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
-
-
-#: Stock video processors whose frame sampling or sizing rules differ from Qwen2-VL's.
-_REFUSED_VIDEO_PROCESSORS = ("Qwen3VL", "Glm4v", "Glm46V")
-
-
-def _refuse_other_video_rules(type_name: str | None) -> None:
-    if type_name and type_name.startswith(_REFUSED_VIDEO_PROCESSORS):
-        raise UnsupportedOptionError(
-            f"{type_name} samples and sizes frames by its own rules (frame budget, timestamps); "
-            "vlfast reproduces Qwen2VLVideoProcessor only"
-        )
-
-
-class VideoProcessor(_VlfastProcessorMixin, Qwen2VLVideoProcessor):
-    """Bit-exact, fused replacement of ``Qwen2VLVideoProcessor`` (a subclass of it).
-
-    Args:
-        device: where ``pixel_values_videos`` and ``video_grid_thw`` are returned (default: CPU).
-        dtype: dtype of ``pixel_values_videos`` (e.g. the model's); default: the stock dtype (float32).
-        engine: ``"auto"``, ``"cpp"`` or ``"triton"``.
-        **kwargs: the stock options (``size`` or ``min_pixels``/``max_pixels``, ``patch_size``, ``merge_size``,
-            ``temporal_patch_size``, ``do_sample_frames``, ``fps``, ``num_frames``, ``cap_pixels_per_frame``...).
-
-    Calls take the same options as overrides, plus ``device`` and ``dtype``. Paths and URLs are decoded
-    and frames sampled by the stock code; the pixels are then computed by vlfast.
-    """
-
-    size = {"shortest_edge": VIDEO_MIN_PIXELS, "longest_edge": VIDEO_MAX_PIXELS}
-    valid_kwargs = VideoProcessorKwargs
-
-    def __init__(
-        self,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
-        engine: str = "auto",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(size=self._initial_size(kwargs), device=device, dtype=dtype, engine=engine, **kwargs)
-
-    @classmethod
-    def from_dict(cls, video_processor_dict: dict[str, Any], **kwargs: Any) -> VideoProcessor:
-        """As the stock reads a config, refusing video processors whose sampling or sizing differ."""
-        _refuse_other_video_rules(video_processor_dict.get("video_processor_type"))
-        return super().from_dict(video_processor_dict, **kwargs)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
-        engine: str = "auto",
-        **kwargs: Any,
-    ) -> VideoProcessor:
-        """Load the video settings of a checkpoint folder as the stock class reads them."""
-        return super().from_pretrained(
-            pretrained_model_name_or_path, device=device, dtype=dtype, engine=engine, **kwargs
-        )
-
-    @classmethod
-    def from_stock(
-        cls,
-        video_processor: Qwen2VLVideoProcessor,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str | None = None,
-        engine: str = "auto",
-    ) -> VideoProcessor:
-        """The vlfast equivalent of a Qwen2-VL video processor (stock or vlfast), with its settings."""
-        _refuse_other_video_rules(type(video_processor).__name__)
-        config = video_processor.to_dict()
-        config.pop("video_processor_type", None)
-        return cls(device=device, dtype=dtype, engine=engine, **config)
-
-    def preprocess(self, videos: Any, **kwargs: Any) -> BatchFeature:
-        """``pixel_values_videos`` and ``video_grid_thw`` of ``videos`` (one video or a list), with call-time
-        overrides of any setting, ``device`` and ``dtype``; ``video_metadata`` too with ``return_metadata``."""
-        settings = self._call_settings(kwargs)
-        sample_indices_fn = None
-        if settings["do_sample_frames"]:
-            sample_indices_fn = partial(
-                self.sample_frames,
-                temporal_patch_size=settings["temporal_patch_size"],
-                min_frames=settings["min_frames"],
-                max_frames=settings["max_frames"],
-                num_frames=settings["num_frames"],
-                fps=settings["fps"],
-            )
-        clips, metadata = self._decode_and_sample_videos(
-            videos,
-            video_metadata=settings["video_metadata"],
-            do_sample_frames=settings["do_sample_frames"],
-            sample_indices_fn=sample_indices_fn,
-        )
-        result = preprocess_videos(
-            clips,
-            max_video_tokens=self._frame_cap_budget(settings),
-            **self._pipeline_options(settings),
-        )
-        features = self._batch_feature(
-            {"pixel_values_videos": result.pixel_values_videos, "video_grid_thw": result.video_grid_thw}, settings
-        )
-        if settings["return_metadata"]:
-            features["video_metadata"] = metadata
-        return features
-
-    def _frame_cap_budget(self, settings: dict[str, Any]) -> int | None:
-        """The ``max_video_tokens`` the stock's per-frame cap uses for this call; ``None`` when it does not cap."""
-        if not settings["cap_pixels_per_frame"]:
-            return None
-        return settings["max_video_tokens"] if video_cap_reads_call_budget() else self.max_video_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        """The preprocessing config, typed as the stock ``Qwen2VLVideoProcessor`` (which loads it)."""
-        config = super().to_dict()
-        config["video_processor_type"] = "Qwen2VLVideoProcessor"
-        return config
+    return run_videos(videos, video_options(**options), max_video_tokens=max_video_tokens)

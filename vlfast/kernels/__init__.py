@@ -16,6 +16,8 @@ columns are the ``META_*`` constants below. A program finds its image with
 import triton
 import triton.language as tl
 
+from ..tables import TABLE_SIZE
+
 # Columns of a plan-table row. One row holds everything one output pixel needs, so a pixel
 # touches one small stretch of memory instead of three arrays.
 PLAN_START = tl.constexpr(0)
@@ -53,6 +55,13 @@ META_SLOT_BEGIN = tl.constexpr(26)  # temporal slots written: a still image all 
 META_SLOT_COUNT = tl.constexpr(27)
 META_FIELDS = tl.constexpr(28)
 
+# The table has one row of TABLE_SIZE entries per channel: table[c, v] is written for value v.
+TABLE_ROW = tl.constexpr(TABLE_SIZE)
+
+# Limits of the kernels, checked on the host before a launch.
+INT32_LIMIT = 2**31  # offsets inside one frame or intermediate image are int32 (bases are int64)
+MAX_CHANNELS = 4  # channel accumulators sharing one pass over the taps (and one load of each weight)
+
 
 @triton.jit
 def find_image(meta_ptr, program, num_images, search_steps, TILE_COLUMN: tl.constexpr):
@@ -70,6 +79,30 @@ def find_image(meta_ptr, program, num_images, search_steps, TILE_COLUMN: tl.cons
         low = tl.where(begins_before, middle, low)
         high = tl.where(begins_before, high, middle)
     return low
+
+
+@triton.jit
+def load_source(meta):
+    """The source's address and its row, column and channel strides in bytes (``META_SRC..``)."""
+    src = tl.load(meta + META_SRC).to(tl.pointer_type(tl.uint8))
+    row_stride = tl.load(meta + META_SRC_ROW_STRIDE).to(tl.int32)
+    col_stride = tl.load(meta + META_SRC_COL_STRIDE).to(tl.int32)
+    chan_stride = tl.load(meta + META_SRC_CHAN_STRIDE).to(tl.int32)
+    return src, row_stride, col_stride, chan_stride
+
+
+@triton.jit
+def load_axis_pass(meta, PLAN_COLUMN: tl.constexpr):
+    """One axis pass's fields, stored from ``PLAN_COLUMN`` (``META_FIRST_PLAN`` or ``META_SECOND_PLAN``) in
+    the same order: its plan table, row length, tap count, precision, direction (1: vertical) and the
+    last index it may read."""
+    plan = tl.load(meta + PLAN_COLUMN).to(tl.pointer_type(tl.int32))
+    plan_stride = tl.load(meta + PLAN_COLUMN + 1).to(tl.int32)
+    taps = tl.load(meta + PLAN_COLUMN + 2).to(tl.int32)
+    precision = tl.load(meta + PLAN_COLUMN + 3).to(tl.int32)
+    vertical = tl.load(meta + PLAN_COLUMN + 4)
+    last = tl.load(meta + PLAN_COLUMN + 5).to(tl.int32)
+    return plan, plan_stride, taps, precision, vertical, last
 
 
 @triton.jit

@@ -267,12 +267,9 @@ class SourceView:
     chan_stride: int
 
 
-def source_view(frame: torch.Tensor, channels_last: bool) -> SourceView:
-    """Address and strides of a uint8 frame, ``(H, W, C)`` if ``channels_last`` else ``(C, H, W)``."""
-    if channels_last:
-        row_stride, col_stride, chan_stride = frame.stride()
-    else:
-        chan_stride, row_stride, col_stride = frame.stride()
+def source_view(frame: torch.Tensor) -> SourceView:
+    """Address and strides of a uint8 ``(H, W, C)`` frame (any strides: CHW storage is a permuted view)."""
+    row_stride, col_stride, chan_stride = frame.stride()
     return SourceView(frame.data_ptr(), row_stride, col_stride, chan_stride)
 
 

@@ -10,6 +10,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import TABLE_ROW
+
 #: Output elements per program, and its warps.
 BLOCK = 1024
 NUM_WARPS = 4
@@ -34,7 +36,7 @@ def expand_kernel(
     channel = column // (TEMPORAL * PATCH_AREA)
     pixel = column % PATCH_AREA
     value = tl.load(src_ptr + row * (CHANNELS * PATCH_AREA) + channel * PATCH_AREA + pixel, mask=ok, other=0)
-    tl.store(out_ptr + element, tl.load(table_ptr + channel * 256 + value.to(tl.int32), mask=ok), mask=ok)
+    tl.store(out_ptr + element, tl.load(table_ptr + channel * TABLE_ROW + value.to(tl.int32), mask=ok), mask=ok)
 
 
 def expand(compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor, temporal_patch_size: int) -> None:

@@ -18,26 +18,19 @@ import triton.language as tl
 
 from . import (
     META_FIELDS,
-    META_FIRST_LAST,
     META_FIRST_PLAN,
-    META_FIRST_PLAN_STRIDE,
-    META_FIRST_PRECISION,
-    META_FIRST_TAPS,
     META_FIRST_TILE,
-    META_FIRST_VERTICAL,
     META_INTER_HEIGHT,
     META_INTER_OFFSET,
     META_INTER_PITCH,
     META_INTER_WIDTH,
     META_ROW_LO,
-    META_SRC,
-    META_SRC_CHAN_STRIDE,
-    META_SRC_COL_STRIDE,
-    META_SRC_ROW_STRIDE,
     PLAN_START,
     PLAN_WEIGHTS,
     accumulate_tap,
     find_image,
+    load_axis_pass,
+    load_source,
 )
 
 
@@ -61,10 +54,7 @@ def resample_pass_kernel(
     program = tl.program_id(0)
     meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, META_FIRST_TILE) * META_FIELDS
     tile = program - tl.load(meta + META_FIRST_TILE).to(tl.int32)
-    src = tl.load(meta + META_SRC).to(tl.pointer_type(tl.uint8))
-    row_stride = tl.load(meta + META_SRC_ROW_STRIDE).to(tl.int32)
-    col_stride = tl.load(meta + META_SRC_COL_STRIDE).to(tl.int32)
-    chan_stride = tl.load(meta + META_SRC_CHAN_STRIDE).to(tl.int32)
+    src, row_stride, col_stride, chan_stride = load_source(meta)
     row_lo = tl.load(meta + META_ROW_LO).to(tl.int32)
     height = tl.load(meta + META_INTER_HEIGHT).to(tl.int32)
     width = tl.load(meta + META_INTER_WIDTH).to(tl.int32)
@@ -77,12 +67,7 @@ def resample_pass_kernel(
         pitch = tl.multiple_of(pitch, 16)
         offset = tl.multiple_of(offset, 16)
     dst = inter_ptr + offset
-    plan = tl.load(meta + META_FIRST_PLAN).to(tl.pointer_type(tl.int32))
-    plan_stride = tl.load(meta + META_FIRST_PLAN_STRIDE).to(tl.int32)
-    taps = tl.load(meta + META_FIRST_TAPS).to(tl.int32)
-    precision = tl.load(meta + META_FIRST_PRECISION).to(tl.int32)
-    vertical = tl.load(meta + META_FIRST_VERTICAL)
-    last = tl.load(meta + META_FIRST_LAST).to(tl.int32)
+    plan, plan_stride, taps, precision, vertical, last = load_axis_pass(meta, META_FIRST_PLAN)
 
     col_blocks = pitch // BLOCK_COLS
     ys = (tile // col_blocks) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)

@@ -26,29 +26,18 @@ from . import (
     META_OUT_ROW,
     META_OUT_WIDTH,
     META_ROW_LO,
-    META_SECOND_LAST,
     META_SECOND_PLAN,
-    META_SECOND_PLAN_STRIDE,
-    META_SECOND_PRECISION,
-    META_SECOND_TAPS,
     META_SECOND_TILE,
-    META_SECOND_VERTICAL,
     META_SLOT_BEGIN,
     META_SLOT_COUNT,
-    META_SRC,
-    META_SRC_CHAN_STRIDE,
-    META_SRC_COL_STRIDE,
-    META_SRC_ROW_STRIDE,
     PLAN_START,
     PLAN_WEIGHTS,
+    TABLE_ROW,
     accumulate_tap,
     find_image,
+    load_axis_pass,
+    load_source,
 )
-
-# The table has one row of 256 entries per channel: table[c, v] is written for value v.
-TABLE_ROW = tl.constexpr(256)
-# Up to four channel accumulators share one pass over the taps (and one load of each weight).
-MAX_CHANNELS = 4
 
 
 @triton.jit
@@ -93,12 +82,7 @@ def resample_patchify_kernel(
     tile = program - tl.load(meta + META_SECOND_TILE).to(tl.int32)
     out_height = tl.load(meta + META_OUT_HEIGHT).to(tl.int32)
     out_width = tl.load(meta + META_OUT_WIDTH).to(tl.int32)
-    plan = tl.load(meta + META_SECOND_PLAN).to(tl.pointer_type(tl.int32))
-    plan_stride = tl.load(meta + META_SECOND_PLAN_STRIDE).to(tl.int32)
-    taps = tl.load(meta + META_SECOND_TAPS).to(tl.int32)
-    precision = tl.load(meta + META_SECOND_PRECISION).to(tl.int32)
-    vertical = tl.load(meta + META_SECOND_VERTICAL)
-    last = tl.load(meta + META_SECOND_LAST).to(tl.int32)
+    plan, plan_stride, taps, precision, vertical, last = load_axis_pass(meta, META_SECOND_PLAN)
     slot_begin = tl.load(meta + META_SLOT_BEGIN).to(tl.int32)
     slot_count = tl.load(meta + META_SLOT_COUNT).to(tl.int32)
     inter_height = tl.load(meta + META_INTER_HEIGHT).to(tl.int32)
@@ -110,10 +94,7 @@ def resample_patchify_kernel(
         chan_stride = pitch * inter_height
         shift = tl.load(meta + META_ROW_LO).to(tl.int32)  # its row 0 is source row row_lo
     else:
-        src = tl.load(meta + META_SRC).to(tl.pointer_type(tl.uint8))
-        row_stride = tl.load(meta + META_SRC_ROW_STRIDE).to(tl.int32)
-        col_stride = tl.load(meta + META_SRC_COL_STRIDE).to(tl.int32)
-        chan_stride = tl.load(meta + META_SRC_CHAN_STRIDE).to(tl.int32)
+        src, row_stride, col_stride, chan_stride = load_source(meta)
         shift = row_stride * 0
 
     # Patch (ph, pw) of each row, inverting row = ((bh * blocks_per_row + bw) * M + mh) * M + mw.

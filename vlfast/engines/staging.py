@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 __all__ = ["CHUNK_BYTES", "chunk_ranges", "is_dense", "upload_in_chunks"]
 

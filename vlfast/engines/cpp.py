@@ -1,0 +1,164 @@
+"""The C++ CPU engine: one call per image or video frame, writing straight into the output.
+
+The extension ``vlfast._C`` resizes a uint8 HWC frame with a :class:`~vlfast.plans.ResamplePlan`,
+looks every byte up in a ``(C, 256)`` table and writes the frame's patch rows (see
+:mod:`vlfast.layout`), in one pass over the output, on several threads, without the GIL.
+Table entries are copied bit for bit, so one kernel serves every output dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DeviceError, InvalidImageError, UnsupportedOptionError
+from ..plans import ResamplePlan
+from .base import EngineName, FrameJob, PatchLayout, check_jobs
+from .reference import expand_on_host
+
+try:
+    from .. import _C
+except ImportError:  # built without a C++ compiler: the Triton engine may still be available
+    _C = None
+
+__all__ = ["CppEngine", "available", "default_num_threads", "run_frame"]
+
+#: Channels the engine's callers hand it (grey, RGB, RGBA); the kernel itself takes any count.
+MAX_CHANNELS = 4
+
+#: Output dtypes, by the integer dtype of the same size that hands their bits to NumPy.
+_BIT_VIEWS: dict[torch.dtype, torch.dtype] = {
+    torch.float32: torch.int32,
+    torch.bfloat16: torch.int16,
+    torch.float16: torch.int16,
+    torch.uint8: torch.uint8,
+}
+
+
+def available() -> bool:
+    """Whether the C++ extension was built and imports."""
+    return _C is not None
+
+
+def default_num_threads() -> int:
+    """Threads per frame when the caller names none: torch's intra-op thread count."""
+    return torch.get_num_threads()
+
+
+def _numpy_bits(tensor: torch.Tensor, name: str) -> np.ndarray:
+    """A NumPy view (no copy) of the bits of a CPU, contiguous ``tensor`` of a supported dtype."""
+    bit_view = _BIT_VIEWS.get(tensor.dtype)
+    if bit_view is None:
+        raise UnsupportedOptionError(
+            f"{name} dtype must be one of {[str(d).removeprefix('torch.') for d in _BIT_VIEWS]}, got {tensor.dtype}"
+        )
+    if tensor.device.type != "cpu":
+        raise InvalidImageError(f"the C++ engine writes CPU tensors; {name} is on {tensor.device}")
+    if not tensor.is_contiguous():
+        raise InvalidImageError(f"{name} must be contiguous")
+    return tensor.view(bit_view).numpy()
+
+
+def run_frame(
+    image: np.ndarray,
+    plan: ResamplePlan,
+    table: torch.Tensor,
+    out: torch.Tensor,
+    row_offset: int,
+    *,
+    patch_size: int,
+    merge_size: int,
+    temporal_patch_size: int,
+    slot_begin: int = 0,
+    slot_count: int | None = None,
+    num_threads: int | None = None,
+) -> None:
+    """Resize ``image`` with ``plan`` and write its patch rows into ``out`` from ``row_offset``.
+
+    Args:
+        image: uint8 ``(H, W, C)`` array, any non-negative strides; ``(H, W)`` must be the plan's input size.
+        plan: the two-pass resize; its output size must be a multiple of ``patch_size * merge_size``.
+        table: CPU ``(C, 256)`` tensor of the output dtype (float32, bfloat16, float16 or uint8):
+            ``table[c, v]`` is written for byte ``v`` of channel ``c``.
+        out: CPU contiguous ``(rows, C * temporal_patch_size * patch_size**2)`` tensor of ``table``'s dtype.
+        row_offset: first row of this frame's ``(H' / patch_size) * (W' / patch_size)`` rows.
+        slot_begin, slot_count: temporal slots filled; by default all of them from ``slot_begin``
+            (a still image fills ``0..T-1``, a video frame one slot).
+        num_threads: the most threads this frame may use (small frames use fewer); by default
+            :func:`default_num_threads`.
+
+    Raises:
+        InvalidImageError: bad image, plan, table or output (wrong dtype, shape, layout, size).
+        UnsupportedOptionError: an output dtype the kernel cannot write.
+        DeviceError: the extension is not built.
+    """
+    if _C is None:
+        raise DeviceError("the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler")
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
+        raise InvalidImageError(
+            f"the plan resizes {plan.in_height}x{plan.in_width} images but the image is "
+            f"{image.shape[0]}x{image.shape[1]}"
+        )
+    if table.dtype != out.dtype:
+        raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
+    table_bits = _numpy_bits(table, "table")
+    out_bits = _numpy_bits(out, "out")
+    if slot_count is None:
+        slot_count = temporal_patch_size - slot_begin
+    try:
+        _C.run_frame(
+            image,
+            plan.horizontal,
+            plan.vertical,
+            plan.vertical_first,
+            table_bits,
+            out_bits,
+            row_offset,
+            patch_size,
+            merge_size,
+            temporal_patch_size,
+            slot_begin,
+            slot_count,
+            num_threads if num_threads is not None else default_num_threads(),
+        )
+    except ValueError as error:
+        raise InvalidImageError(str(error)) from None
+
+
+class CppEngine:
+    """The C++ kernel: host frames in, a host output, one call per frame on several threads."""
+
+    name = EngineName.CPP
+
+    def available(self) -> bool:
+        return available()
+
+    def output_device(self, device: torch.device) -> torch.device:
+        if not available():
+            raise DeviceError(
+                "the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler"
+            )
+        return torch.device("cpu")
+
+    def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
+        check_jobs(jobs, table, out, layout, MAX_CHANNELS)
+        for job in jobs:
+            run_frame(
+                job.pixels.numpy(),
+                job.plan,
+                table,
+                out,
+                job.row_offset,
+                patch_size=layout.patch_size,
+                merge_size=layout.merge_size,
+                temporal_patch_size=layout.temporal_patch_size,
+                slot_begin=job.slot_begin,
+                slot_count=job.slot_count,
+            )
+
+    def expand(self, compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
+        expand_on_host(compact, table, out)  # a NumPy gather: memory-bound, as a C++ loop would be
