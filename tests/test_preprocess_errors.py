@@ -142,3 +142,14 @@ def test_grayscale_2d_arrays_keep_their_orientation():
     """A 2-D array is (H, W) even when H is 1, 3 or 4 (it has no channel axis to infer)."""
     gray = np.random.default_rng(0).integers(0, 256, (3, 150), dtype=np.uint8)
     assert vlfast.preprocess(gray).original_sizes == [(3, 150)]
+
+
+def test_every_engine_gives_the_reference_engines_bits():
+    """``engine="reference"`` runs the NumPy definition end to end; the C++ engine must agree bit for bit."""
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (61, 83, 3), dtype=np.uint8), rng.integers(0, 256, (30, 200, 3), dtype=np.uint8)]
+    for dtype in (torch.float32, torch.bfloat16):
+        reference = vlfast.preprocess(images, engine="reference", dtype=dtype, backend="pil")
+        cpp = vlfast.preprocess(images, engine="cpp", dtype=dtype, backend="pil")
+        assert torch.equal(reference.pixel_values, cpp.pixel_values)
+        assert torch.equal(reference.image_grid_thw, cpp.image_grid_thw)

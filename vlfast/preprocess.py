@@ -150,7 +150,8 @@ def preprocess(
         device: where ``pixel_values`` is returned (e.g. the model's device).
         dtype: dtype of ``pixel_values`` (float32, bfloat16, float16); default: the stock dtype.
             A non-float32 result equals the stock float32 result cast with ``.to(dtype)``.
-        engine: ``"cpp"`` (C++ kernel), ``"triton"`` (GPU kernels) or ``"auto"``.
+        engine: ``"cpp"`` (C++ kernel), ``"triton"`` (GPU kernels), ``"reference"`` (the NumPy
+            definition, slow) or ``"auto"`` (Triton for a CUDA device, C++ otherwise).
         min_pixels, max_pixels: area bounds of :func:`vlfast.smart_resize` (class defaults
             3136 and 1003520; Qwen2.5-VL checkpoints use 3136 and 12845056).
         max_output_bytes: raise :class:`ImageTooLargeError` before allocating more than this.

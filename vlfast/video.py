@@ -222,7 +222,7 @@ def preprocess_videos(
         device: where ``pixel_values_videos`` is returned (e.g. the model's device).
         dtype: dtype of ``pixel_values_videos``; default: the stock dtype (float32). Other dtypes equal
             the stock result cast with ``.to(dtype)``.
-        engine: ``"cpp"``, ``"triton"`` or ``"auto"``.
+        engine: ``"cpp"``, ``"triton"``, ``"reference"`` or ``"auto"`` (see :func:`vlfast.preprocess`).
         min_pixels, max_pixels: area bounds of each frame (the video processor's ``size``).
         max_video_tokens: when given, also cap each frame's area to an even share of this many tokens
             (the stock ``cap_pixels_per_frame=True``).
