@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from vlfast import normalization_table, smart_resize
-from vlfast.benchmarking import machine_info
 from vlfast.defaults import MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.engines.host_memory import empty_output
+from vlfast.machine import machine_info
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 
 QWEN25_MIN_PIXELS = 3136
@@ -111,11 +111,12 @@ def frame_call(image: np.ndarray, plan: ResamplePlan, dtype: torch.dtype, thread
 
 def axis_call(image: np.ndarray, plan: ResamplePlan, vertical: bool) -> tuple[Callable, int]:
     axis = plan.vertical if vertical else plan.horizontal
+    fields = cpu_kernel.axis_arguments(axis)
     shape = (axis.out_size, image.shape[1], 3) if vertical else (image.shape[0], axis.out_size, 3)
     out = np.empty(shape, np.uint8)
 
     def run() -> None:
-        cpu_kernel._C.resample_axis(image, axis, vertical, out)
+        cpu_kernel._C.resample_axis(image, fields, vertical, out)
 
     return run, image.nbytes + out.nbytes
 

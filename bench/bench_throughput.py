@@ -24,7 +24,7 @@ import torch
 from bench_triton_kernels import append_rows
 
 import vlfast
-from vlfast.benchmarking import machine_info
+from vlfast.machine import machine_info
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 
 BATCH = 32

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlfast.benchmarking import nvidia_driver
+from vlfast.machine import nvidia_driver
 from vlfast.defaults import (
     MERGE_SIZE,
     PATCH_SIZE,

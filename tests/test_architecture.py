@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import vlfast
@@ -82,3 +84,26 @@ def test_layers_point_down() -> None:
                 bad = sorted(m for m in _imports(path, everywhere=True) if m.startswith(forbidden))
                 assert not bad, f"{name} (layer {layer}) imports {bad}"
 
+
+
+def test_benchmark_engine_stays_out_of_the_runtime_imports() -> None:
+    # Only ``vlfast bench`` (inside its handler) and the scripts in bench/ load vlfast.benchmarking.
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        if name != "vlfast.benchmarking":
+            assert "vlfast.benchmarking" not in _imports(path), f"{name} imports vlfast.benchmarking when imported"
+
+
+def _modules_loaded_by(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    return set(result.stdout.split())
+
+
+def test_import_vlfast_and_the_cli_stay_light() -> None:
+    # ``import vlfast`` loads no transformers; the CLI's module adds no benchmark engine and no plotting.
+    for statement in ("import vlfast", "import vlfast.cli"):
+        loaded = _modules_loaded_by(statement)
+        heavy = sorted(m for m in loaded if m.split(".")[0] in {"transformers", "matplotlib", "requests"})
+        assert not heavy, f"{statement!r} loads {heavy[:5]}"
+        assert "vlfast.benchmarking" not in loaded, f"{statement!r} loads vlfast.benchmarking"

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from vlfast import benchmarking, cli
-from vlfast.benchmarking import Case, shipped_photo_path
+from vlfast.assets import shipped_photo_path
+from vlfast.benchmarking import Case
 from vlfast.io import encode_image
 
 SHIPPED = str(shipped_photo_path())

@@ -14,34 +14,34 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
-import os
-import platform
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
 
-from . import __version__
-from .defaults import MERGE_SIZE, PATCH_SIZE, QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
+from .assets import shipped_photo_path
+from .defaults import (
+    BENCH_FULL_REPEATS,
+    BENCH_QUICK_REPEATS,
+    MERGE_SIZE,
+    PATCH_SIZE,
+    QWEN25_VL_MAX_PIXELS,
+    QWEN25_VL_MIN_PIXELS,
+)
 from .engines import ENGINES, EngineName
+from .machine import machine_info
 from .preprocess import preprocess
 from .sizing import smart_resize
 
 __all__ = [
     "FULL_CASES",
-    "FULL_REPEATS",
-    "QUICK_REPEATS",
     "QUICK_CASES",
     "BenchmarkReport",
     "Case",
@@ -49,10 +49,7 @@ __all__ = [
     "Measurement",
     "available_implementations",
     "case_images",
-    "library_versions",
-    "machine_info",
     "run_benchmark",
-    "shipped_photo_path",
     "write_report",
 ]
 
@@ -119,9 +116,6 @@ FULL_CASES: tuple[Case, ...] = (
     _single(4000, 200),
     Case("mixed-8", MIXED_SIZES),
 )
-#: Timed runs per case and implementation, after the warm-up.
-FULL_REPEATS = 15
-QUICK_REPEATS = 5
 QUICK_CASES: tuple[Case, ...] = (
     _single(448, 448),
     _single(1920, 1080),
@@ -133,11 +127,6 @@ QUICK_CASES: tuple[Case, ...] = (
 # ---------------------------------------------------------------------------
 # Input images
 # ---------------------------------------------------------------------------
-
-
-def shipped_photo_path() -> Path:
-    """The photo shipped in ``vlfast/assets`` (scikit-image's public-domain "Chelsea the cat")."""
-    return Path(str(resources.files("vlfast") / "assets" / "chelsea.png"))
 
 
 @lru_cache(maxsize=1)
@@ -301,78 +290,6 @@ def available_implementations(devices: Iterable[str] = ("cpu", "cuda")) -> tuple
 
 
 # ---------------------------------------------------------------------------
-# Machine description
-# ---------------------------------------------------------------------------
-
-
-def _package_version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of vlfast, Python and the libraries whose speed or output the benchmark depends on."""
-    return {
-        "vlfast": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": _package_version("torchvision"),
-        "transformers": _package_version("transformers"),
-        "pillow": PIL.__version__,
-        "numpy": np.__version__,
-        "triton": _package_version("triton"),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def nvidia_driver() -> str:
-    """The NVIDIA driver version from ``nvidia-smi``, or "" when there is none."""
-    executable = shutil.which("nvidia-smi")
-    if executable is None:
-        return ""
-    try:
-        result = subprocess.run(
-            [executable, "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
-
-
-def machine_info() -> dict[str, str]:
-    """CPU, cores, torch threads, load average, GPU and driver (empty without one), library versions, date."""
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
-    info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "cpu": _cpu_model(),
-        "cpu_cores": str(os.cpu_count() or 0),
-        "torch_threads": str(torch.get_num_threads()),
-        "load_average_1m": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "",
-        "gpu": gpu,
-        "gpu_driver": nvidia_driver() if gpu else "",
-        "cuda": (torch.version.cuda or "") if gpu else "",
-    }
-    info.update(library_versions())
-    return info
-
-
-# ---------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------
 
@@ -482,14 +399,14 @@ def run_benchmark(
 
     Args:
         out_dir: folder for ``results.csv``, ``results.md`` and ``latency.png`` (created).
-        quick: :data:`QUICK_CASES` and :data:`QUICK_REPEATS` instead of the full suite.
+        quick: :data:`QUICK_CASES` and :data:`BENCH_QUICK_REPEATS` instead of the full suite.
         devices: ``"cpu"`` and/or ``"cuda"``: which implementations to run.
         cases, repeats: override the suite's cases or number of timed runs.
         warmup: untimed rounds first (at least 1; the first one checks exactness).
         progress: show a tqdm progress bar on stderr.
     """
     cases = tuple(cases) if cases is not None else (QUICK_CASES if quick else FULL_CASES)
-    repeats = repeats if repeats is not None else (QUICK_REPEATS if quick else FULL_REPEATS)
+    repeats = repeats if repeats is not None else (BENCH_QUICK_REPEATS if quick else BENCH_FULL_REPEATS)
     if repeats < 1 or warmup < 1:
         raise ValueError(f"repeats and warmup must be at least 1, got {repeats} and {warmup}")
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before measuring, not after
@@ -688,7 +605,9 @@ def suite_parser(description: str, default_out: Path) -> argparse.ArgumentParser
     parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
     parser.add_argument("--out", type=Path, default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument(
-        "--repeats", type=int, help=f"timed runs per case (default: {FULL_REPEATS}, --quick: {QUICK_REPEATS})"
+        "--repeats",
+        type=int,
+        help=f"timed runs per case (default: {BENCH_FULL_REPEATS}, --quick: {BENCH_QUICK_REPEATS})",
     )
     return parser
 

@@ -19,19 +19,19 @@ from typing import Any, NoReturn
 import torch
 
 from . import __version__
-from .benchmarking import (
-    FULL_REPEATS,
-    QUICK_REPEATS,
-    library_versions,
-    machine_info,
-    run_benchmark,
-    shipped_photo_path,
+from .assets import shipped_photo_path
+from .defaults import (
+    BENCH_FULL_REPEATS,
+    BENCH_QUICK_REPEATS,
+    MERGE_SIZE,
+    QWEN25_VL_MAX_PIXELS,
+    QWEN25_VL_MIN_PIXELS,
 )
-from .defaults import MERGE_SIZE, QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 from .engines import ENGINES, EngineName, select_engine
 from .engines.triton_engine import interpreting
 from .errors import VlfastError
 from .io import load_image
+from .machine import library_versions, machine_info
 from .preprocess import Preprocessed, preprocess
 
 __all__ = ["main"]
@@ -261,6 +261,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         _require_device(torch.device("cuda"))
     devices = {"auto": ("cpu", "cuda"), "cpu": ("cpu",), "cuda": ("cuda",)}[args.device]
     start = time.perf_counter()
+    from .benchmarking import run_benchmark  # the benchmark engine loads only for this command
+
     report = run_benchmark(args.out, quick=args.quick, devices=devices, repeats=args.repeats)
     elapsed = time.perf_counter() - start
     print(report.files["markdown"].read_text(encoding="utf-8"))
@@ -415,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="suites to run (default: CPU, and GPU if any)"
     )
     bench.add_argument(
-        "--repeats", type=_positive_int, help=f"timed runs per case (default: {FULL_REPEATS}, --quick: {QUICK_REPEATS})"
+        "--repeats",
+        type=_positive_int,
+        help=f"timed runs per case (default: {BENCH_FULL_REPEATS}, --quick: {BENCH_QUICK_REPEATS})",
     )
     bench.set_defaults(handler=_run_bench)
 

@@ -1,4 +1,5 @@
-"""Defaults of the stock Qwen2-VL image and video processors: the one place each constant lives."""
+"""Defaults of the stock Qwen2-VL image and video processors, and of vlfast's own commands: the one place each
+constant lives."""
 
 from __future__ import annotations
 
@@ -35,3 +36,7 @@ QWEN_VL_UTILS_MAX_TOKENS = 16384
 #: ``max_video_tokens`` tokens' pixels, and a frame at least this factor times ``min_pixels``.
 VIDEO_TOKEN_BUDGET_SHARE = 0.9
 VIDEO_MIN_PIXELS_MARGIN = 1.05
+
+#: ``vlfast bench``: timed runs per case and implementation after the warm-up (full suite, ``--quick``).
+BENCH_FULL_REPEATS = 15
+BENCH_QUICK_REPEATS = 5

@@ -1,0 +1,89 @@
+"""What a benchmark or ``vlfast info`` reports about the machine: CPU, cores, GPU and driver, library versions."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+
+import numpy as np
+import PIL
+import torch
+
+from . import __version__
+
+__all__ = ["cpu_model", "library_versions", "machine_info", "nvidia_driver"]
+
+
+
+
+def _package_version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of vlfast, Python and the libraries whose speed or output the benchmark depends on."""
+    return {
+        "vlfast": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _package_version("torchvision"),
+        "transformers": _package_version("transformers"),
+        "pillow": PIL.__version__,
+        "numpy": np.__version__,
+        "triton": _package_version("triton"),
+    }
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def nvidia_driver() -> str:
+    """The NVIDIA driver version from ``nvidia-smi``, or "" when there is none."""
+    executable = shutil.which("nvidia-smi")
+    if executable is None:
+        return ""
+    try:
+        result = subprocess.run(
+            [executable, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+
+
+def machine_info() -> dict[str, str]:
+    """CPU, cores, torch threads, load average, GPU and driver (empty without one), library versions, date."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu": cpu_model(),
+        "cpu_cores": str(os.cpu_count() or 0),
+        "torch_threads": str(torch.get_num_threads()),
+        "load_average_1m": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "",
+        "gpu": gpu,
+        "gpu_driver": nvidia_driver() if gpu else "",
+        "cuda": (torch.version.cuda or "") if gpu else "",
+    }
+    info.update(library_versions())
+    return info
+
+
