@@ -24,8 +24,8 @@ import torch
 from bench_triton_kernels import append_rows
 
 import vlfast
-from vlfast.machine import machine_info
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
+from vlfast.machine import machine_info
 
 BATCH = 32
 MIXED = [(1080, 1920), (480, 640), (3024, 4032), (720, 1280), (1200, 1600), (375, 500), (2160, 3840), (768, 1024)]

@@ -5,9 +5,12 @@ with Qwen2.5-VL's ``smart_resize`` (min_pixels 3136, max_pixels 12845056), on de
 uint8 frames, it measures (medians over ``--runs``):
 
 - ``kernel_ms``: GPU time of both passes (CUDA events around replays of a CUDA graph of one
-  ``run_batch`` call per input/output set, divided by the sets: host overhead is excluded, and
+  ``TritonEngine.run`` call per input/output set, divided by the sets: host overhead is excluded, and
   sets are cycled through so that one call's data is no longer in L2 when it is read again);
-- ``call_ms``: CUDA events around the ``run_batch`` call itself (includes host overhead when
+- ``pass_ms`` and ``patchify_ms``: each op on its own, CUDA events around one launch of ``resample_pass``
+  (the images whose both axes change) and of ``resample_patchify`` (every image), replayed with the
+  arguments the engine gave them (``pass_ms`` is empty when no image needs two passes);
+- ``call_ms``: CUDA events around the ``TritonEngine.run`` call itself (includes host overhead when
   the host is the bottleneck), and ``host_ms``: the call's wall time on the host;
 - the bytes the kernels read and write, and the bandwidth at ``kernel_ms`` as a fraction of
   the device's measured device-to-device copy bandwidth.
@@ -32,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlfast.machine import nvidia_driver
 from vlfast.defaults import (
     MERGE_SIZE,
     PATCH_SIZE,
@@ -40,6 +42,7 @@ from vlfast.defaults import (
     QWEN25_VL_MIN_PIXELS,
     TEMPORAL_PATCH_SIZE,
 )
+from vlfast.machine import nvidia_driver
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 from vlfast.sizing import smart_resize
 
@@ -104,7 +107,7 @@ def time_ms(function: Callable[[], None], runs: int, warmup: int) -> list[float]
 
 def graph_time_ms(function: Callable[[], None], runs: int, warmup: int) -> list[float]:
     """CUDA-event times of replays of a CUDA graph of ``function``: GPU time without host overhead."""
-    # torch's recipe: warm up on the capture stream (run_batch caches its uploads per stream).
+    # torch's recipe: warm up on the capture stream (the engine caches its uploads per stream).
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -114,6 +117,31 @@ def graph_time_ms(function: Callable[[], None], runs: int, warmup: int) -> list[
         function()
     torch.cuda.current_stream().wait_stream(stream)
     return time_ms(graph.replay, runs, warmup)
+
+
+def op_launches(function: Callable[[], None]) -> dict[str, Callable[[], None]]:
+    """Each Triton op that ``function`` launches, as a call replaying that launch with the same arguments."""
+    from vlfast.kernels import resample_pass, resample_patchify
+
+    launches: dict[str, Callable[[], None]] = {}
+    originals = {"pass": (resample_pass, "resample_pass"), "patchify": (resample_patchify, "resample_patchify")}
+    saved = {name: getattr(module, attribute) for name, (module, attribute) in originals.items()}
+
+    def recorder(name: str) -> Callable[..., None]:
+        def record(*args: object, **kwargs: object) -> None:
+            launches[name] = lambda: saved[name](*args, **kwargs)
+            saved[name](*args, **kwargs)
+
+        return record
+
+    try:
+        for name, (module, attribute) in originals.items():
+            setattr(module, attribute, recorder(name))
+        function()
+    finally:
+        for name, (module, attribute) in originals.items():
+            setattr(module, attribute, saved[name])
+    return launches
 
 
 def host_time_ms(function: Callable[[], None], runs: int) -> list[float]:
@@ -230,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 call(frame_jobs, out)
 
         call_times = time_ms(call, args.runs, args.warmup)
+        ops = op_launches(call)
+        op_ms = {name: statistics.median(time_ms(launch, args.runs, args.warmup)) for name, launch in ops.items()}
         host_times = host_time_ms(call, args.runs)
         try:
             kernel_times = [t / sets for t in graph_time_ms(call_all, args.runs, args.warmup)]
@@ -249,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "kernel_ms": f"{kernel:.4f}",
                 "kernel_min_ms": f"{min(kernel_times):.4f}",
                 "kernel_timing": timing,
+                "pass_ms": f"{op_ms['pass']:.4f}" if "pass" in op_ms else "",
+                "patchify_ms": f"{op_ms['patchify']:.4f}",
                 "call_ms": f"{statistics.median(call_times):.4f}",
                 "host_ms": f"{statistics.median(host_times):.4f}",
                 "runs": args.runs,
@@ -260,11 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         del buffers
 
-    print(f"{'case':<12}{'batch':>6}{'kernel ms':>11}{'call ms':>10}{'host ms':>10}{'MB':>9}{'GB/s':>8}{'of copy':>9}")
+    header = ("case", "batch", "kernel ms", "pass ms", "patchify ms", "call ms", "host ms")
+    columns = "".join(f"{name:>12}" for name in header[2:])
+    print(f"{header[0]:<12}{header[1]:>6}{columns}{'MB':>9}{'GB/s':>8}{'of copy':>9}")
     for row in rows_out:
+        timings = (row["kernel_ms"], row["pass_ms"] or "-", row["patchify_ms"], row["call_ms"], row["host_ms"])
         print(
-            f"{row['case']:<12}{row['batch']:>6}{row['kernel_ms']:>11}{row['call_ms']:>10}{row['host_ms']:>10}"
-            f"{row['bytes'] / 1e6:>9.1f}{row['gb_per_s']:>8}{row['fraction_of_copy']:>9}"
+            f"{row['case']:<12}{row['batch']:>6}"
+            + "".join(f"{value:>12}" for value in timings)
+            + f"{row['bytes'] / 1e6:>9.1f}{row['gb_per_s']:>8}{row['fraction_of_copy']:>9}"
         )
     append_rows(args.csv, rows_out)
     print(f"device {environment['device']}, copy bandwidth {copy_bytes_per_s / 1e9:.1f} GB/s; appended to {args.csv}")

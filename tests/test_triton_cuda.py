@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from engine_calls import run_engine
+from kernel_cases import run_engine
 from launch_counter import LaunchCounter
 
 pytestmark = pytest.mark.cuda
