@@ -1,15 +1,21 @@
-// Python entry point of the CPU kernel: validates every argument (bad input raises
-// ValueError, never crashes), then runs resample.cpp with the GIL released.
+// Python entry point of the CPU kernel: checks that every index and size it is given stays
+// inside the buffers it is given (bad input raises ValueError, never crashes), then runs
+// resample.cpp with the GIL released. Plans arrive as typed fields (AxisArguments), not as
+// objects whose attributes are looked up; their consistency as plans is vlfast/plans.py's.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "constants.h"
 #include "kernels.h"
 #include "resample.h"
 
@@ -41,19 +47,23 @@ py::array as_array(const py::handle& object, const std::string& name) {
 
 bool is_c_contiguous(const py::array& array) { return (array.flags() & py::array::c_style) != 0; }
 
-int64_t int_attribute(const py::handle& object, const char* name, const std::string& owner) {
-    py::object value = object.attr(name);
-    if (!PyIndex_Check(value.ptr())) fail(owner + "." + name + " must be an int, got " + str(value));
-    const Py_ssize_t result = PyNumber_AsSsize_t(value.ptr(), nullptr);
-    if (result == -1 && PyErr_Occurred()) throw py::error_already_set();
-    return result;
+// "1, 2 or 4": vlfast::kItemSizes in words.
+std::string item_sizes_text() {
+    std::string text;
+    const size_t n = std::size(vlfast::kItemSizes);
+    for (size_t i = 0; i < n; ++i)
+        text += (i == 0 ? "" : (i + 1 == n ? " or " : ", ")) + std::to_string(vlfast::kItemSizes[i]);
+    return text;
 }
 
-// A copy of the C-contiguous int32 array of the given shape in attribute `name` of a plan.
-std::vector<int32_t> int32_array(const py::handle& plan, const char* name, const std::string& owner, int64_t rows,
+// An AxisPlan's fields, as vlfast/engines/cpp.py hands them over:
+// (in_size, out_size, starts, counts, weights, precision).
+using AxisArguments = std::tuple<int64_t, int64_t, py::array, py::array, py::array, int64_t>;
+
+// A copy of `array`, which must be C-contiguous int32 of the given shape (columns < 0: 1-D).
+std::vector<int32_t> int32_array(const py::array& array, const char* name, const std::string& owner, int64_t rows,
                                  int64_t columns = -1) {
     const std::string full_name = owner + "." + name;
-    py::array array = as_array(plan.attr(name), full_name);
     if (array.dtype().kind() != 'i' || array.itemsize() != 4)
         fail(full_name + " must be int32, got " + str(array.dtype()));
     const bool matrix = columns >= 0;
@@ -72,23 +82,25 @@ struct Axis {
     vlfast::AxisCoefficients coefficients{};
 };
 
-// Reads the AxisPlan `plan`, which must resample an axis of `in_size` pixels, into `axis`.
-void read_axis(const py::handle& plan, const std::string& owner, int64_t in_size, const char* axis_name, Axis& axis) {
+// Reads the fields of an AxisPlan, which must resample an axis of `in_size` pixels, into `axis`.
+void read_axis(const AxisArguments& plan, const std::string& owner, int64_t in_size, const char* axis_name,
+               Axis& axis) {
     vlfast::AxisCoefficients& c = axis.coefficients;
-    c.in_size = int_attribute(plan, "in_size", owner);
-    c.out_size = int_attribute(plan, "out_size", owner);
-    const int64_t precision = int_attribute(plan, "precision", owner);
+    const auto& [plan_in_size, out_size, starts, counts, weights, precision] = plan;
+    c.in_size = plan_in_size;
+    c.out_size = out_size;
     if (c.in_size != in_size)
         fail(owner + " resamples " + std::to_string(c.in_size) + " input pixels but the image " + axis_name + " is " +
              std::to_string(in_size));
     if (c.out_size < 1) fail(owner + ".out_size must be >= 1, got " + std::to_string(c.out_size));
-    if (precision < 1 || precision > 30) fail(owner + ".precision must be in 1..30, got " + std::to_string(precision));
+    if (precision < 1 || precision > vlfast::kMaxPrecision)
+        fail(owner + ".precision must be in 1.." + std::to_string(vlfast::kMaxPrecision) + ", got " +
+             std::to_string(precision));
     c.precision = static_cast<int>(precision);
-    axis.starts = int32_array(plan, "starts", owner, c.out_size);
-    axis.counts = int32_array(plan, "counts", owner, c.out_size);
-    py::array weights = as_array(plan.attr("weights"), owner + ".weights");
+    axis.starts = int32_array(starts, "starts", owner, c.out_size);
+    axis.counts = int32_array(counts, "counts", owner, c.out_size);
     c.taps = weights.ndim() == 2 ? weights.shape(1) : 0;
-    axis.weights = int32_array(plan, "weights", owner, c.out_size, c.taps);
+    axis.weights = int32_array(weights, "weights", owner, c.out_size, c.taps);
     c.starts = axis.starts.data();
     c.counts = axis.counts.data();
     c.weights = axis.weights.data();
@@ -130,12 +142,12 @@ vlfast::ImageView image_view(const py::array& image) {
             image.strides(0), image.strides(1),         image.strides(2)};
 }
 
-void run_frame(const py::object& image_object, const py::object& horizontal_plan, const py::object& vertical_plan,
-               bool vertical_first, const py::object& table_object, const py::object& out_object, int64_t row_offset,
+void run_frame(const py::object& image_object, const std::optional<AxisArguments>& horizontal_plan,
+               const std::optional<AxisArguments>& vertical_plan, bool vertical_first, const py::object& table_object, const py::object& out_object, int64_t row_offset,
                int64_t patch_size, int64_t merge_size, int64_t temporal_patch_size, int64_t slot_begin,
                int64_t slot_count, int64_t num_threads) {
     // Layout parameters first: every size below is bounded by them and by real arrays.
-    constexpr int64_t kMaxLayoutParameter = 1 << 16;
+    using vlfast::kMaxLayoutParameter;
     auto check_range = [](int64_t value, int64_t low, int64_t high, const char* name) {
         if (value < low || value > high)
             fail(std::string(name) + " must be in " + std::to_string(low) + ".." + std::to_string(high) + ", got " +
@@ -150,11 +162,13 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
     if (row_offset < 0) fail("row_offset must be >= 0, got " + std::to_string(row_offset));
 
     py::array table = as_array(table_object, "table");
-    if (table.ndim() != 2 || table.shape(1) != 256 || table.shape(0) < 1)
-        fail("table must have shape (channels, 256), got " + shape_of(table));
+    if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1)
+        fail("table must have shape (channels, " + std::to_string(vlfast::kTableSize) + "), got " + shape_of(table));
     const int64_t item_size = table.itemsize();
-    if (item_size != 1 && item_size != 2 && item_size != 4)
-        fail("table items must be 1, 2 or 4 bytes, got " + std::to_string(item_size) + " (" + str(table.dtype()) + ")");
+    if (std::find(std::begin(vlfast::kItemSizes), std::end(vlfast::kItemSizes), item_size) ==
+        std::end(vlfast::kItemSizes))
+        fail("table items must be " + item_sizes_text() + " bytes, got " + std::to_string(item_size) + " (" +
+             str(table.dtype()) + ")");
     if (!is_c_contiguous(table)) fail("table must be C-contiguous");
     const int64_t channels = table.shape(0);
 
@@ -164,9 +178,9 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
         fail("image has " + std::to_string(view.channels) + " channels but the table has " + std::to_string(channels));
 
     Axis horizontal, vertical;
-    const bool has_horizontal = !horizontal_plan.is_none(), has_vertical = !vertical_plan.is_none();
-    if (has_horizontal) read_axis(horizontal_plan, "horizontal plan", view.width, "width", horizontal);
-    if (has_vertical) read_axis(vertical_plan, "vertical plan", view.height, "height", vertical);
+    const bool has_horizontal = horizontal_plan.has_value(), has_vertical = vertical_plan.has_value();
+    if (has_horizontal) read_axis(*horizontal_plan, "horizontal plan", view.width, "width", horizontal);
+    if (has_vertical) read_axis(*vertical_plan, "vertical plan", view.height, "height", vertical);
     const int64_t out_height = has_vertical ? vertical.coefficients.out_size : view.height;
     const int64_t out_width = has_horizontal ? horizontal.coefficients.out_size : view.width;
     const int64_t factor = patch_size * merge_size;
@@ -181,15 +195,18 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
     if (out.itemsize() != item_size)
         fail("out items are " + std::to_string(out.itemsize()) + " bytes but table items are " +
              std::to_string(item_size));
-    const int64_t row_items =
-        checked_mul(checked_mul(channels, temporal_patch_size, "row length"), patch_size * patch_size, "row length");
+    checked_mul(checked_mul(channels, temporal_patch_size, "row length"), patch_size * patch_size, "row length");
+    const int64_t row_items = vlfast::patch_row_items(channels, temporal_patch_size, patch_size);
     if (out.shape(1) != row_items)
         fail("out rows must have channels*temporal_patch_size*patch_size^2 = " + std::to_string(row_items) +
              " items, got " + std::to_string(out.shape(1)));
     const int64_t frame_rows = checked_mul(out_height / patch_size, out_width / patch_size, "patch count");
-    if (row_offset > out.shape(0) || frame_rows > out.shape(0) - row_offset)
+    if (row_offset > out.shape(0) || frame_rows > out.shape(0) - row_offset) {
+        // The last row in unsigned arithmetic: row_offset + frame_rows may pass INT64_MAX.
+        const uint64_t last = static_cast<uint64_t>(row_offset) + static_cast<uint64_t>(frame_rows) - 1;
         fail("out has " + std::to_string(out.shape(0)) + " rows but this frame writes rows " +
-             std::to_string(row_offset) + ".." + std::to_string(row_offset + frame_rows - 1));
+             std::to_string(row_offset) + ".." + std::to_string(last));
+    }
 
     const vlfast::PatchTarget target{static_cast<uint8_t*>(out.mutable_data()),
                                      static_cast<const uint8_t*>(table.data()),
@@ -200,7 +217,7 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
                                      static_cast<int>(temporal_patch_size),
                                      static_cast<int>(slot_begin),
                                      static_cast<int>(slot_count)};
-    const int threads = static_cast<int>(std::min<int64_t>(num_threads, 1024));
+    const int threads = static_cast<int>(std::min<int64_t>(num_threads, vlfast::kMaxThreads));
     py::gil_scoped_release release;
     vlfast::run_frame(view, has_horizontal ? &horizontal.coefficients : nullptr,
                       has_vertical ? &vertical.coefficients : nullptr, vertical_first, target, threads);
@@ -208,7 +225,7 @@ void run_frame(const py::object& image_object, const py::object& horizontal_plan
 
 // One pass of `plan` (an AxisPlan) over a C-contiguous uint8 image into `out`, on the
 // calling thread: for the pass benchmark and the kernel tests.
-void resample_axis(const py::object& image_object, const py::object& plan, bool vertical,
+void resample_axis(const py::object& image_object, const AxisArguments& plan, bool vertical,
                    const py::object& out_object) {
     py::array image = as_array(image_object, "image");
     const vlfast::ImageView view = image_view(image);
@@ -246,15 +263,25 @@ PYBIND11_MODULE(_C, m) {
           py::arg("vertical_first"), py::arg("table"), py::arg("out"), py::arg("row_offset"), py::arg("patch_size"),
           py::arg("merge_size"), py::arg("temporal_patch_size"), py::arg("slot_begin"), py::arg("slot_count"),
           py::arg("num_threads"),
-          "Resize one uint8 HWC frame with two optional AxisPlans, look it up in `table` (C, 256) and write its "
+          "Resize one uint8 HWC frame with two optional axes, each an AxisPlan's fields (in_size, out_size, "
+          "starts, counts, weights, precision) or None, look it up in `table` (C, 256) and write its "
           "patch rows into `out` from `row_offset`, temporal slots slot_begin..slot_begin+slot_count-1. "
           "Raises ValueError on invalid arguments; releases the GIL while it runs.");
     m.def("resample_axis", &resample_axis, py::arg("image"), py::arg("plan"), py::arg("vertical"), py::arg("out"),
-          "One pass of the AxisPlan `plan` over a C-contiguous uint8 (H, W, C) image into `out`, uint8 (H', W, C) "
+          "One pass of `plan` (an AxisPlan's fields, as run_frame takes them) over a C-contiguous uint8 (H, W, C) image into `out`, uint8 (H', W, C) "
           "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
           "simd_enabled() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
           "arguments; releases the GIL while it runs.");
     m.def("simd_enabled", &vlfast::simd_enabled, "Whether the AVX2 kernels run.");
+    // The constants shared with the Python package (constants.h); tests hold them to Python's.
+    m.attr("TABLE_SIZE") = vlfast::kTableSize;
+    py::tuple item_sizes(std::size(vlfast::kItemSizes));
+    for (size_t i = 0; i < std::size(vlfast::kItemSizes); ++i) item_sizes[i] = vlfast::kItemSizes[i];
+    m.attr("ITEM_SIZES") = item_sizes;
+    m.attr("MAX_PRECISION") = vlfast::kMaxPrecision;
+    m.attr("MAX_LAYOUT_PARAMETER") = vlfast::kMaxLayoutParameter;
+    m.def("patch_row_items", &vlfast::patch_row_items, py::arg("channels"), py::arg("temporal_patch_size"),
+          py::arg("patch_size"), "Items in one patch row of pixel_values: channels * temporal_patch_size * patch_size^2.");
     m.def("set_simd_enabled", &vlfast::set_simd_enabled, py::arg("enabled"),
           "Turns the AVX2 kernels on (where the CPU has AVX2) or off, for tests; returns simd_enabled(). "
           "A frame already running keeps the kernels it started with.");

@@ -1,5 +1,6 @@
 // Portable row kernels: plain loops, as Pillow's Resample.c writes them. They run where
-// the CPU has no AVX2 (kernels_x86.cpp) and are what the AVX2 kernels must equal.
+// the CPU has no AVX2 (kernels_x86.cpp) and are what the AVX2 kernels must equal. Also the
+// choice between the two (row_kernels).
 #include "kernels.h"
 
 #include <algorithm>
@@ -35,15 +36,39 @@ void horizontal_row_impl(const uint8_t* src, uint8_t* dst, const AxisCoefficient
     }
 }
 
+template <int kChannels>
+void horizontal_rows_impl(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisCoefficients& axis,
+                          int64_t channels) {
+    for (int r = 0; r < rows; ++r) horizontal_row_impl<kChannels>(src[r], dst[r], axis, channels);
+}
+
+void horizontal_rows(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisKernel& axis,
+                     int64_t channels, uint8_t*) {
+    const AxisCoefficients& c = *axis.coefficients;
+    switch (channels) {
+        case 1: return horizontal_rows_impl<1>(src, dst, rows, c, channels);
+        case 3: return horizontal_rows_impl<3>(src, dst, rows, c, channels);
+        case 4: return horizontal_rows_impl<4>(src, dst, rows, c, channels);
+        default: return horizontal_rows_impl<0>(src, dst, rows, c, channels);
+    }
+}
+
+void vertical_output_row(const uint8_t* const* rows, const AxisKernel& axis, int64_t output, int64_t length,
+                         uint8_t* dst) {
+    const AxisCoefficients& c = *axis.coefficients;
+    vertical_row(rows, c.weights + output * c.taps, c.counts[output], c.precision, length, dst);
+}
+
+int64_t no_scratch(int64_t, int64_t) { return 0; }
+
 }  // namespace
 
-void horizontal_row(const uint8_t* src, uint8_t* dst, const AxisCoefficients& axis, int64_t channels) {
-    switch (channels) {
-        case 1: return horizontal_row_impl<1>(src, dst, axis, channels);
-        case 3: return horizontal_row_impl<3>(src, dst, axis, channels);
-        case 4: return horizontal_row_impl<4>(src, dst, axis, channels);
-        default: return horizontal_row_impl<0>(src, dst, axis, channels);
-    }
+const RowKernels kPortableKernels{false, no_scratch, horizontal_rows, vertical_output_row};
+
+const RowKernels& row_kernels() { return simd_enabled() ? kAvx2Kernels : kPortableKernels; }
+
+AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels) {
+    return {&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}};
 }
 
 // A chunk of int32 accumulators takes one tap at a time, so every inner loop is

@@ -1,6 +1,6 @@
 // Row kernels of the two passes, and the output writer. kernels.cpp holds the portable
-// kernels, kernels_x86.cpp the AVX2 ones (resample.cpp picks per frame: simd_enabled()),
-// output_writer.cpp the writer.
+// kernels, kernels_x86.cpp the AVX2 ones (resample.cpp picks them once per frame:
+// row_kernels()), output_writer.cpp the writer.
 #pragma once
 
 #include <cstddef>
@@ -13,18 +13,6 @@ namespace vlfast {
 
 // Rows handed to horizontal_rows at once: the AVX2 kernel puts one row in each int32 lane.
 constexpr int kRowsPerGroup = 8;
-
-// Horizontal pass of one row: in_size * channels bytes -> out_size * channels bytes.
-void horizontal_row(const uint8_t* src, uint8_t* dst, const AxisCoefficients& axis, int64_t channels);
-
-// Vertical pass of one output row: `count` rows of `length` bytes, weighted, into dst.
-void vertical_row(const uint8_t* const* rows, const int32_t* weights, int32_t count, int precision, int64_t length,
-                  uint8_t* dst);
-
-// Whether the AVX2 kernels run: true on CPUs that have AVX2 unless turned off.
-bool simd_enabled();
-// Turns the AVX2 kernels on or off (tests cover both); returns simd_enabled().
-bool set_simd_enabled(bool enabled);
 
 // An axis's weights in the form the AVX2 kernels multiply with _mm256_madd_epi16 on int16
 // pixels: the taps of output i in pairs, pair p holding weight 2p in the low 16 bits and
@@ -42,18 +30,46 @@ struct PairedWeights {
 
 PairedWeights pair_weights(const AxisCoefficients& axis);
 
-// Bytes of scratch horizontal_rows_avx2 needs per call for rows of in_length and out_length bytes.
-int64_t horizontal_avx2_scratch_bytes(int64_t in_length, int64_t out_length);
+// One axis as the row kernels take it: the plan's coefficients and, for the AVX2 kernels,
+// their pair_weights (empty for the portable ones).
+struct AxisKernel {
+    const AxisCoefficients* coefficients = nullptr;
+    PairedWeights paired;
+};
 
-// Horizontal pass of up to kRowsPerGroup rows with the AVX2 kernel; `scratch` holds
-// horizontal_avx2_scratch_bytes, 32-byte aligned. Only call when simd_enabled().
-void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisCoefficients& axis,
-                          const PairedWeights& paired, int64_t channels, uint8_t* scratch);
+// The row kernels of one frame, chosen once (row_kernels()): the portable ones, which are
+// the definition, or the AVX2 ones, which must give the same bytes.
+struct RowKernels {
+    // Whether the kernels take paired weights (AxisKernel::paired) and scratch.
+    bool simd;
+    // Bytes of scratch `horizontal` needs per call (32-byte aligned) for rows of in_length and out_length bytes.
+    int64_t (*horizontal_scratch_bytes)(int64_t in_length, int64_t out_length);
+    // Horizontal pass of up to kRowsPerGroup rows: in_size * channels bytes -> out_size * channels bytes each.
+    void (*horizontal)(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisKernel& axis,
+                       int64_t channels, uint8_t* scratch);
+    // Vertical pass of output row `output`: its counts[output] source rows of `length` bytes, weighted, into dst.
+    void (*vertical)(const uint8_t* const* rows, const AxisKernel& axis, int64_t output, int64_t length,
+                     uint8_t* dst);
+};
 
-// vertical_row with the AVX2 kernel: `paired` is the axis's pair_weights and `output` the
-// index of the output row. Only call when simd_enabled().
-void vertical_row_avx2(const uint8_t* const* rows, const AxisCoefficients& axis, const PairedWeights& paired,
-                       int64_t output, int64_t length, uint8_t* dst);
+// The portable kernels (kernels.cpp).
+extern const RowKernels kPortableKernels;
+// The AVX2 kernels (kernels_x86.cpp); only run them when simd_enabled().
+extern const RowKernels kAvx2Kernels;
+// The kernels to run now: kAvx2Kernels when simd_enabled(), else kPortableKernels.
+const RowKernels& row_kernels();
+// An AxisKernel of `axis` for `kernels`.
+AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
+
+// Whether the AVX2 kernels run: true on CPUs that have AVX2 unless turned off.
+bool simd_enabled();
+// Turns the AVX2 kernels on or off (tests cover both); returns simd_enabled().
+bool set_simd_enabled(bool enabled);
+
+// The portable vertical pass of one output row (the one scalar loop; the AVX2 kernel
+// takes it for rows shorter than its block).
+void vertical_row(const uint8_t* const* rows, const int32_t* weights, int32_t count, int precision, int64_t length,
+                  uint8_t* dst);
 
 // Writes the output run by run. With `streaming`, whole 64-byte lines go out with
 // streaming stores (where the CPU has them): the output is written once and read by

@@ -250,15 +250,15 @@ VLFAST_AVX2_INLINE void widen_pairs(const uint8_t* lanes, int64_t length, int64_
 // The scratch of horizontal_rows_avx2, in this order: widened input columns, transposed input, transposed output.
 int64_t paired_bytes(int64_t in_length) { return in_length * kPairedColumnBytes; }
 
-}  // namespace
-
 int64_t horizontal_avx2_scratch_bytes(int64_t in_length, int64_t out_length) {
     return paired_bytes(in_length) + kLanes * (in_length + out_length);
 }
 
+// RowKernels::horizontal. Only called when simd_enabled().
 VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
-                                      const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels,
-                                      uint8_t* scratch) {
+                                      const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
+    const AxisCoefficients& axis = *kernel.coefficients;
+    const PairedWeights& paired = kernel.paired;
     // Missing rows repeat the last one: their lanes are computed and never stored.
     const uint8_t* lanes_src[kLanes];
     for (int r = 0; r < kLanes; ++r) lanes_src[r] = src[std::min(r, rows - 1)];
@@ -282,8 +282,6 @@ VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const*
     for (; j < out_length; ++j)
         for (int r = 0; r < rows; ++r) dst[r][j] = transposed_out[j * kLanes + r];
 }
-
-namespace {
 
 // The vertical pass of outputs j..j+31, in registers across all taps. Rows 2p and 2p + 1
 // are interleaved byte by byte, then widened to int16 against zero: each madd takes a pair
@@ -329,45 +327,32 @@ VLFAST_AVX2_INLINE void vertical_row_impl(const uint8_t* const* rows, const Axis
     const int32_t count = axis.counts[output];
     const int32_t* low = paired.low.data() + output * paired.pairs;
     const int32_t* high = kSplit ? paired.high.data() + output * paired.pairs : nullptr;
-    int64_t j = 0;
-    for (; j + 32 <= length; j += 32) vertical_block<kSplit>(rows, count, low, high, axis.precision, j, dst);
-    if (j == length) return;
-    if (length >= 32) {  // the last 32 outputs again: the tail, and some rewritten with the same bytes
-        vertical_block<kSplit>(rows, count, low, high, axis.precision, length - 32, dst);
+    if (length < 32) {  // shorter than one block: the portable loop
+        vertical_row(rows, axis.weights + output * axis.taps, count, axis.precision, length, dst);
         return;
     }
-    const int32_t* weights = axis.weights + output * axis.taps;
-    for (; j < length; ++j) {
-        int32_t sum = int32_t{1} << (axis.precision - 1);
-        for (int32_t k = 0; k < count; ++k) sum += rows[k][j] * weights[k];
-        sum >>= axis.precision;
-        dst[j] = static_cast<uint8_t>(sum < 0 ? 0 : (sum > 255 ? 255 : sum));
-    }
+    int64_t j = 0;
+    for (; j + 32 <= length; j += 32) vertical_block<kSplit>(rows, count, low, high, axis.precision, j, dst);
+    // The last 32 outputs again: the tail, and some rewritten with the same bytes.
+    if (j != length) vertical_block<kSplit>(rows, count, low, high, axis.precision, length - 32, dst);
+}
+
+// RowKernels::vertical. Only called when simd_enabled().
+VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel& kernel, int64_t output,
+                                   int64_t length, uint8_t* dst) {
+    if (kernel.paired.split)
+        vertical_row_impl<true>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+    else
+        vertical_row_impl<false>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
 }
 
 }  // namespace
 
-VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisCoefficients& axis,
-                                   const PairedWeights& paired, int64_t output, int64_t length, uint8_t* dst) {
-    if (paired.split)
-        vertical_row_impl<true>(rows, axis, paired, output, length, dst);
-    else
-        vertical_row_impl<false>(rows, axis, paired, output, length, dst);
-}
+const RowKernels kAvx2Kernels{true, horizontal_avx2_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
 
-#else  // not x86-64: simd_enabled() is always false
+#else  // not x86-64: simd_enabled() is always false, so row_kernels() never picks these
 
-int64_t horizontal_avx2_scratch_bytes(int64_t, int64_t) { return 0; }
-
-void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisCoefficients& axis,
-                          const PairedWeights&, int64_t channels, uint8_t*) {
-    for (int r = 0; r < rows; ++r) horizontal_row(src[r], dst[r], axis, channels);
-}
-
-void vertical_row_avx2(const uint8_t* const* rows, const AxisCoefficients& axis, const PairedWeights&,
-                       int64_t output, int64_t length, uint8_t* dst) {
-    vertical_row(rows, axis.weights + output * axis.taps, axis.counts[output], axis.precision, length, dst);
-}
+const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr};
 
 #endif
 

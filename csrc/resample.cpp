@@ -88,8 +88,8 @@ struct Frame {
     int64_t out_height;
     int64_t out_width;
     bool packed_rows;  // each source row is width * channels contiguous bytes
-    bool simd;         // the AVX2 kernels run, with these weights
-    PairedWeights horizontal_pairs, vertical_pairs;
+    const RowKernels* kernels;  // chosen once for the frame
+    AxisKernel horizontal_kernel, vertical_kernel;  // the axes as the kernels take them
     bool streaming;    // the output is written with streaming stores
 };
 
@@ -100,7 +100,7 @@ struct Scratch {
     OutputWriter writer;
     Buffer packed[kRowsPerGroup];          // source rows, packed (strided input)
     Buffer vertical[kRowsPerGroup];        // vertical-first: vertically resized rows awaiting the horizontal pass
-    Buffer horizontal_scratch;             // the AVX2 horizontal kernel's
+    Buffer horizontal_scratch;             // the horizontal kernel's
     RowCache rows;                         // rows the vertical pass reads
     std::vector<const uint8_t*> taps;
 
@@ -112,8 +112,7 @@ struct Scratch {
         patch = allocate(channels * t.slot_count * t.patch_size * t.patch_size * t.item_size);
         if (!f.packed_rows)
             for (Buffer& row : packed) row = allocate(in_row);
-        if (f.horizontal != nullptr && f.simd)
-            horizontal_scratch = allocate(horizontal_avx2_scratch_bytes(in_row, out_row));
+        if (f.horizontal != nullptr) horizontal_scratch = allocate(f.kernels->horizontal_scratch_bytes(in_row, out_row));
         if (f.vertical == nullptr) return;
         taps.resize(static_cast<size_t>(f.vertical->max_count));
         if (f.horizontal != nullptr && !f.vertical_first) {
@@ -138,12 +137,7 @@ const uint8_t* source_row(const Frame& f, int64_t y, uint8_t* packed) {
 
 // The horizontal pass of up to kRowsPerGroup rows.
 void horizontal_rows(const Frame& f, Scratch& s, const uint8_t* const* src, uint8_t* const* dst, int rows) {
-    if (f.simd) {
-        horizontal_rows_avx2(src, dst, rows, *f.horizontal, f.horizontal_pairs, f.image.channels,
-                             s.horizontal_scratch.get());
-        return;
-    }
-    for (int r = 0; r < rows; ++r) horizontal_row(src[r], dst[r], *f.horizontal, f.image.channels);
+    f.kernels->horizontal(src, dst, rows, f.horizontal_kernel, f.image.channels, s.horizontal_scratch.get());
 }
 
 // The vertical pass of output row y, reading its source rows through row(index).
@@ -152,10 +146,7 @@ void vertical_output_row(const Frame& f, Scratch& s, int64_t y, int64_t length, 
     const AxisCoefficients& v = *f.vertical;
     const int32_t count = v.counts[y];
     for (int32_t k = 0; k < count; ++k) s.taps[k] = row(int64_t{v.starts[y]} + k);
-    if (f.simd)
-        vertical_row_avx2(s.taps.data(), v, f.vertical_pairs, y, length, dst);
-    else
-        vertical_row(s.taps.data(), v.weights + y * v.taps, count, v.precision, length, dst);
+    f.kernels->vertical(s.taps.data(), f.vertical_kernel, y, length, dst);
 }
 
 // Resized rows first .. first + rows - 1 (rows <= kRowsPerGroup) into dst, both passes in the plan's order.
@@ -298,9 +289,9 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     f.out_height = vertical ? vertical->out_size : image.height;
     f.out_width = horizontal ? horizontal->out_size : image.width;
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
-    f.simd = simd_enabled();
-    if (f.simd && horizontal != nullptr) f.horizontal_pairs = pair_weights(*horizontal);
-    if (f.simd && vertical != nullptr) f.vertical_pairs = pair_weights(*vertical);
+    f.kernels = &row_kernels();
+    if (horizontal != nullptr) f.horizontal_kernel = axis_kernel(*horizontal, *f.kernels);
+    if (vertical != nullptr) f.vertical_kernel = axis_kernel(*vertical, *f.kernels);
     const int64_t row_bytes =
         image.channels * target.temporal_patch_size * target.patch_size * target.patch_size * target.item_size;
     const int64_t frame_rows = (f.out_height / target.patch_size) * (f.out_width / target.patch_size);
@@ -332,24 +323,20 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
 
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out) {
     const int64_t channels = image.channels;
-    const bool simd = simd_enabled();
-    const PairedWeights paired = simd ? pair_weights(axis) : PairedWeights{};
+    const RowKernels& kernels = row_kernels();
+    const AxisKernel kernel = axis_kernel(axis, kernels);
     if (vertical) {
         const int64_t length = image.width * channels;
         std::vector<const uint8_t*> taps(static_cast<size_t>(axis.max_count));
         for (int64_t y = 0; y < axis.out_size; ++y) {
-            const int32_t count = axis.counts[y];
-            for (int32_t k = 0; k < count; ++k) taps[k] = image.data + (int64_t{axis.starts[y]} + k) * image.stride_y;
-            if (simd)
-                vertical_row_avx2(taps.data(), axis, paired, y, length, out + y * length);
-            else
-                vertical_row(taps.data(), axis.weights + y * axis.taps, count, axis.precision, length,
-                             out + y * length);
+            for (int32_t k = 0; k < axis.counts[y]; ++k)
+                taps[k] = image.data + (int64_t{axis.starts[y]} + k) * image.stride_y;
+            kernels.vertical(taps.data(), kernel, y, length, out + y * length);
         }
         return;
     }
     const int64_t in_row = image.width * channels, out_row = axis.out_size * channels;
-    const Buffer scratch = allocate(simd ? horizontal_avx2_scratch_bytes(in_row, out_row) : 0);
+    const Buffer scratch = allocate(kernels.horizontal_scratch_bytes(in_row, out_row));
     for (int64_t first = 0; first < image.height; first += kRowsPerGroup) {
         const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, image.height - first));
         const uint8_t* src[kRowsPerGroup];
@@ -358,10 +345,7 @@ void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool ve
             src[r] = image.data + (first + r) * image.stride_y;
             dst[r] = out + (first + r) * out_row;
         }
-        if (simd)
-            horizontal_rows_avx2(src, dst, rows, axis, paired, channels, scratch.get());
-        else
-            for (int r = 0; r < rows; ++r) horizontal_row(src[r], dst[r], axis, channels);
+        kernels.horizontal(src, dst, rows, kernel, channels, scratch.get());
     }
 }
 

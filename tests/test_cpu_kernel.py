@@ -324,7 +324,7 @@ def run_axis(image: np.ndarray, axis: plans.AxisPlan, vertical: bool, simd: bool
     out = np.empty(shape, np.uint8)
     assert _C.set_simd_enabled(simd) == simd
     try:
-        _C.resample_axis(image, axis, vertical, out)
+        _C.resample_axis(image, cpu_kernel.axis_arguments(axis), vertical, out)
     finally:
         _C.set_simd_enabled(True)
     return out
@@ -418,7 +418,7 @@ def test_pass_random_plans():
 
 def test_pass_errors():
     image = np.zeros((10, 12, 3), np.uint8)
-    axis = axis_plan(12, 7, Filter.BICUBIC, Backend.PIL)
+    axis = cpu_kernel.axis_arguments(axis_plan(12, 7, Filter.BICUBIC, Backend.PIL))
     with pytest.raises(ValueError, match="horizontal plan resamples 12 input pixels but the image width is 11"):
         _C.resample_axis(image[:, :11].copy(), axis, False, np.empty((10, 7, 3), np.uint8))
     with pytest.raises(ValueError, match=r"out must have shape \(10, 7, 3\), got \(10, 7, 4\)"):
@@ -431,9 +431,10 @@ def test_pass_errors():
         memory = np.zeros(600, np.uint8)  # image in bytes 0..359, out in 300..509
         _C.resample_axis(memory[:360].reshape(10, 12, 3), axis, False, memory[300:510].reshape(10, 7, 3))
     with pytest.raises(ValueError, match="out must not overlap image"):
-        _C.resample_axis(image, axis_plan(10, 10, Filter.BILINEAR, Backend.PIL), True, image)
+        _C.resample_axis(image, cpu_kernel.axis_arguments(axis_plan(10, 10, Filter.BILINEAR, Backend.PIL)), True, image)
     with pytest.raises(ValueError, match="vertical plan.counts must be >= 1"):
-        _C.resample_axis(image, replace_counts(axis_plan(10, 4, Filter.BILINEAR, Backend.PIL)), True, image[:4].copy())
+        counts_zero = cpu_kernel.axis_arguments(replace_counts(axis_plan(10, 4, Filter.BILINEAR, Backend.PIL)))
+        _C.resample_axis(image, counts_zero, True, image[:4].copy())
 
 
 def replace_counts(axis: plans.AxisPlan) -> plans.AxisPlan:
@@ -571,8 +572,8 @@ def test_error_extension_checks(frame):
     def run(table_bits: np.ndarray, out_bits: np.ndarray) -> None:
         _C.run_frame(
             image=image,
-            horizontal=plan.horizontal,
-            vertical=plan.vertical,
+            horizontal=cpu_kernel.axis_arguments(plan.horizontal),
+            vertical=cpu_kernel.axis_arguments(plan.vertical),
             vertical_first=False,
             table=table_bits,
             out=out_bits,

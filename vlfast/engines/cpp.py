@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DeviceError, InvalidImageError, UnsupportedOptionError
-from ..plans import ResamplePlan
+from ..plans import AxisPlan, ResamplePlan
 from .base import EngineName, FrameJob, PatchLayout, check_jobs
 from .reference import expand_on_host
 
@@ -23,7 +23,7 @@ try:
 except ImportError:  # built without a C++ compiler: the Triton engine may still be available
     _C = None
 
-__all__ = ["CppEngine", "available", "default_num_threads", "run_frame"]
+__all__ = ["CppEngine", "axis_arguments", "available", "default_num_threads", "run_frame"]
 
 #: Channels the engine's callers hand it (grey, RGB, RGBA); the kernel itself takes any count.
 MAX_CHANNELS = 4
@@ -45,6 +45,13 @@ def available() -> bool:
 def default_num_threads() -> int:
     """Threads per frame when the caller names none: torch's intra-op thread count."""
     return torch.get_num_threads()
+
+
+def axis_arguments(axis: AxisPlan | None) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """An axis plan as the extension takes it: ``(in_size, out_size, starts, counts, weights, precision)``."""
+    if axis is None:
+        return None
+    return (axis.in_size, axis.out_size, axis.starts, axis.counts, axis.weights, axis.precision)
 
 
 def _numpy_bits(tensor: torch.Tensor, name: str) -> np.ndarray:
@@ -112,8 +119,8 @@ def run_frame(
     try:
         _C.run_frame(
             image,
-            plan.horizontal,
-            plan.vertical,
+            axis_arguments(plan.horizontal),
+            axis_arguments(plan.vertical),
             plan.vertical_first,
             table_bits,
             out_bits,
@@ -125,7 +132,7 @@ def run_frame(
             slot_count,
             num_threads if num_threads is not None else default_num_threads(),
         )
-    except ValueError as error:
+    except (ValueError, TypeError) as error:  # TypeError: fields of a plan that are not ints or arrays
         raise InvalidImageError(str(error)) from None
 
 

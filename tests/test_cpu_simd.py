@@ -1,0 +1,86 @@
+"""The C++ kernel's AVX2 paths against its portable ones (the definition), and its constants against
+the Python package's.
+
+The conformance tests hold every engine to the reference; these hold the two kernel sets of the
+C++ engine to each other directly, on random plans and images, and check what the extension
+shares with Python (table size, item sizes, precision bound, patch-row length) is the same number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vlfast import plans
+from vlfast.engines import cpp as cpu_kernel
+from vlfast.engines.base import PatchLayout
+from vlfast.errors import InvalidImageError
+from vlfast.options import OUTPUT_DTYPES
+from vlfast.plans import Backend, ResamplePlan, axis_plan
+from vlfast.tables import TABLE_SIZE
+
+if not cpu_kernel.available():
+    pytest.skip("the C++ extension vlfast._C is not built", allow_module_level=True)
+
+from vlfast import _C  # noqa: E402
+
+LAYOUT = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
+FILTERS = [(backend, resample) for backend in Backend for resample in plans.supported_filters(backend)]
+
+
+def test_constants_agree_with_python():
+    assert _C.TABLE_SIZE == TABLE_SIZE
+    assert sorted(_C.ITEM_SIZES) == sorted({dtype.itemsize for dtype in OUTPUT_DTYPES})
+    # Every precision the plans use is one the kernel accepts.
+    assert max(plans.PIL_PRECISION_BITS, plans.TORCH_MAX_PRECISION_BITS) <= _C.MAX_PRECISION
+    for channels, temporal, patch in [(3, 2, 14), (1, 2, 16), (4, 1, 14), (3, 4, 28)]:
+        layout = PatchLayout(patch_size=patch, merge_size=2, temporal_patch_size=temporal)
+        assert _C.patch_row_items(channels, temporal, patch) == layout.columns(channels)
+
+
+def run(image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, simd: bool, threads: int) -> torch.Tensor:
+    rows = (plan.out_height // 14) * (plan.out_width // 14)
+    out = torch.full((rows, table.shape[0] * 2 * 14 * 14), 7, dtype=table.dtype)
+    assert _C.set_simd_enabled(simd) == simd
+    try:
+        cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=threads, **LAYOUT)
+    finally:
+        _C.set_simd_enabled(True)
+    return out
+
+
+@pytest.mark.parametrize("backend,resample", FILTERS, ids=lambda v: v.value)
+def test_avx2_equals_portable_on_random_frames(backend, resample):
+    """Random sizes up and down, both pass orders, strided and packed images, 1/3/4 channels, every dtype."""
+    if not _C.set_simd_enabled(True):
+        pytest.skip("this CPU has no AVX2")
+    rng = np.random.default_rng(FILTERS.index((backend, resample)))
+    for trial, dtype in enumerate(OUTPUT_DTYPES * 3):
+        channels = (1, 3, 4)[trial % 3]
+        in_h, in_w = (int(v) for v in rng.integers(3, 160, 2))
+        out_h, out_w = (28 * int(v) for v in rng.integers(1, 5, 2))
+        horizontal = axis_plan(in_w, out_w, resample, backend) if in_w != out_w else None
+        vertical = axis_plan(in_h, out_h, resample, backend) if in_h != out_h else None
+        plan = ResamplePlan(in_h, in_w, out_h, out_w, horizontal, vertical, bool(trial % 2))
+        image = rng.integers(0, 256, (in_h, in_w + trial % 2, channels), dtype=np.uint8)[:, :in_w]
+        image[::5] = 255 * (image[::5] > 127)  # hard edges make the filters overshoot
+        generator = torch.Generator().manual_seed(trial)
+        if dtype == torch.uint8:
+            table = torch.randint(0, 256, (channels, 256), dtype=torch.uint8, generator=generator)
+        else:
+            table = torch.randn(channels, 256, generator=generator).to(dtype)
+        threads = 1 + trial % 2
+        expected = run(image, plan, table, simd=False, threads=threads)
+        assert torch.equal(run(image, plan, table, simd=True, threads=threads), expected)
+
+
+def test_out_of_range_rows_message_does_not_overflow():
+    """The last row of a frame that does not fit is computed without signed overflow."""
+    image = np.zeros((56, 84, 3), np.uint8)
+    plan = ResamplePlan(56, 84, 56, 84, None, None, False)
+    table = torch.zeros(3, 256)
+    out = torch.empty(24, 3 * 2 * 196)
+    offset = 2**63 - 1
+    with pytest.raises(InvalidImageError, match=f"out has 24 rows but this frame writes rows {offset}..{offset + 23}"):
+        cpu_kernel.run_frame(image, plan, table, out, offset, **LAYOUT)
