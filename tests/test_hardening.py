@@ -105,6 +105,15 @@ def test_truncated_lazy_pil_images_are_typed_errors_in_preprocess(photo, fmt):
         vlfast.preprocess(lazy)
 
 
+def test_a_closed_pil_image_is_a_typed_error(photo):
+    closed = photo.copy()
+    closed.close()
+    with pytest.raises(InvalidImageError, match=r"cannot be read: Operation on closed image \(was it closed\?\)"):
+        vlfast.preprocess(closed)
+    with pytest.raises(InvalidImageError, match="closed"):
+        vlfast.ImageProcessor(backend="pil")(closed)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_corrupt_bytes_decode_or_raise_decode_error(photo, backend):
     rng = np.random.default_rng(0)

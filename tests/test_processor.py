@@ -187,6 +187,23 @@ def test_save_and_load_round_trip(tmp_path, checkpoint, backend):
     assert AutoImageProcessor.from_pretrained(tmp_path).to_dict() == fast.to_dict()
 
 
+def test_use_fast_picks_the_backend_as_auto_image_processor_does(tmp_path, checkpoint):
+    # AutoImageProcessor's use_fast=True/False picks the torchvision/PIL class: the same stock numbers here.
+    image = IMAGES["odd synthetic"]
+    for use_fast, stock_class in ((True, Qwen2VLImageProcessor), (False, Qwen2VLImageProcessorPil)):
+        fast = ImageProcessor.from_pretrained(checkpoint, use_fast=use_fast)
+        assert fast.backend == ("torchvision" if use_fast else "pil")
+        assert "use_fast" not in fast.to_dict()
+        stock = AutoImageProcessor.from_pretrained(checkpoint, use_fast=use_fast)
+        assert type(stock) is stock_class
+        assert_same(stock(image, return_tensors="pt"), fast(image, return_tensors="pt"))
+    assert ImageProcessor(use_fast=False).backend == "pil"
+    with pytest.raises(UnsupportedOptionError, match=r"use_fast=True selects the torchvision backend.*'pil'"):
+        ImageProcessor(use_fast=True, backend="pil")
+    with pytest.raises(UnsupportedOptionError, match="use_fast must be True or False, got 'yes'"):
+        ImageProcessor(use_fast="yes")
+
+
 def test_numpy_output(checkpoint):
     fast = ImageProcessor.from_pretrained(checkpoint, backend="pil")
     out = fast(IMAGES["odd synthetic"], return_tensors="np")

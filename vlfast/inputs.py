@@ -37,6 +37,8 @@ def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
         image.load()
     except OSError as error:
         raise DecodeError(f"cannot decode the PIL image: {error}") from error
+    except ValueError as error:  # Pillow's "Operation on closed image"
+        raise InvalidImageError(f"the PIL image cannot be read: {error} (was it closed?)") from error
     try:
         if not do_convert_rgb:
             array = np.array(image)

@@ -46,6 +46,22 @@ def refuse_other_size_rules(type_name: str | None) -> None:
             )
 
 
+def backend_for(backend: Backend | str | None, use_fast: object) -> Backend | str | None:
+    """The backend asked for: ``backend``, or what transformers' ``use_fast`` picks (True: the torchvision
+    class, False: the PIL one); both given must agree."""
+    if use_fast is None:
+        return backend
+    if not isinstance(use_fast, bool):
+        raise UnsupportedOptionError(f"use_fast must be True or False, got {use_fast!r}")
+    chosen = Backend.TORCHVISION if use_fast else Backend.PIL
+    if backend is not None and resolve_backend(backend) is not chosen:
+        raise UnsupportedOptionError(
+            f"use_fast={use_fast} selects the {chosen.value} backend, but backend={resolve_backend(backend).value!r} "
+            "was given: pass one of them"
+        )
+    return chosen
+
+
 class ImageProcessorKwargs(Qwen2VLImageProcessorPil.valid_kwargs, total=False):
     """The stock Qwen2-VL image options, plus vlfast's output ``dtype`` and ``engine``."""
 
@@ -58,7 +74,8 @@ class ImageProcessor(VlfastProcessorMixin, Qwen2VLImageProcessorPil):
     ``Qwen2VLImageProcessorPil`` (``backend="pil"``).
 
     Args:
-        backend: the stock processor reproduced; default: the one ``AutoImageProcessor`` picks.
+        backend: the stock processor reproduced; default: the one ``AutoImageProcessor`` picks. transformers'
+            ``use_fast=True`` / ``False`` is accepted as ``backend="torchvision"`` / ``"pil"`` (not stored).
         device: where ``pixel_values`` and ``image_grid_thw`` are returned (default: CPU).
         dtype: dtype of ``pixel_values`` (e.g. the model's); default: the stock dtype (float32).
         engine: ``"auto"``, ``"cpp"`` or ``"triton"`` (see :func:`vlfast.preprocess`).
@@ -99,7 +116,7 @@ class ImageProcessor(VlfastProcessorMixin, Qwen2VLImageProcessorPil):
         engine: str = "auto",
         **kwargs: Any,
     ) -> None:
-        self._backend = resolve_backend(backend)
+        self._backend = resolve_backend(backend_for(backend, kwargs.pop("use_fast", None)))
         options = {"size": self._initial_size(kwargs), "device": device, "dtype": dtype, "engine": engine}
         super().__init__(**options, **kwargs)
         self._set_attributes(**options, **kwargs)
@@ -113,8 +130,9 @@ class ImageProcessor(VlfastProcessorMixin, Qwen2VLImageProcessorPil):
     def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any) -> ImageProcessor:
         """Build from a config dict (as ``from_pretrained`` does); ``backend=`` goes to the constructor."""
         refuse_other_size_rules(image_processor_dict.get("image_processor_type"))
-        if "backend" in kwargs:
-            image_processor_dict = {**image_processor_dict, "backend": kwargs.pop("backend")}
+        for name in ("backend", "use_fast"):
+            if name in kwargs:
+                image_processor_dict = {**image_processor_dict, name: kwargs.pop(name)}
         return super().from_dict(image_processor_dict, **kwargs)
 
     @classmethod
