@@ -6,6 +6,8 @@
   and a broken build must fail the run, not skip most of it.
 - triton before 3.7 runs its interpreter with ``int()`` of 1-element arrays, an error from numpy 2.4 on:
   with those two, the run stops at once with that explanation instead of failing test by test.
+- Tests marked ``slow`` (benchmark and dry-run scripts, leak and fuzz loops, compile) run in CI (``CI`` set)
+  or with ``--slow``; a local run deselects them and says so in its header, keeping it near 4 minutes.
 - transformers 5.17 changes class-level settings in place (``Qwen2VLImageProcessor(min_pixels=...)``
   writes into the class's ``size``; ``_get_num_multimodal_tokens`` into the processor's kwargs
   ``_defaults``): every test starts from the class settings as imported, so no test depends on order.
@@ -46,6 +48,29 @@ def _mutable_class_settings() -> list[tuple[type, str]]:
         if kwargs_class is not None:
             settings.append((kwargs_class, "_defaults"))
     return settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow (CI runs them all)")
+
+
+def _runs_slow_tests(config: pytest.Config) -> bool:
+    return bool(os.environ.get("CI")) or config.getoption("--slow")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _runs_slow_tests(config):
+        return "slow tests: included"
+    return "slow tests: deselected (pass --slow, or set CI=1, to run them too)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _runs_slow_tests(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 def pytest_configure(config: pytest.Config) -> None:

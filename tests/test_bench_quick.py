@@ -101,6 +101,7 @@ def test_bench_gpu_script_without_cuda(tmp_path: Path, capsys: pytest.CaptureFix
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_vlfast_bench_quick_end_to_end(tmp_path: Path) -> None:
     """What CI promises: `vlfast bench --quick` (the real quick suite) writes a CSV, a table and a plot that parse."""
     from vlfast.cli import main

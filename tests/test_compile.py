@@ -47,6 +47,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_torch_compile_of_a_caller_finishes_with_the_eager_bits():
     try:
         child = subprocess.run(

@@ -27,7 +27,7 @@ import vlfast
 from vlfast.errors import VlfastError
 from vlfast.io import load_image
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")]
 
 BACKENDS = ("torchvision", "pil")
 #: Small decoded images keep each example fast; headers declaring more are refused with a typed error.

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the dry run is for machines without a GPU")
 
 
+@pytest.mark.slow
 def test_dry_run_passes_every_step(tmp_path: Path) -> None:
     out = tmp_path / "gpu-check"
     environment = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}

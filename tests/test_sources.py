@@ -383,6 +383,7 @@ def hostile_files(folder: Path) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.slow
 def test_hostile_corpus_gives_results_or_typed_errors_in_bounded_time(tmp_path):
     files = hostile_files(tmp_path)
     cases = [
@@ -449,6 +450,7 @@ _LEAK_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the RSS from /proc")
 def test_repeated_loads_do_not_leak():
     """A server's steady state: loads, preprocessing, processor calls and failures keep the RSS flat."""

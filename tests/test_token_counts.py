@@ -124,6 +124,7 @@ def _processors(config: dict[str, Any], processor_class: type) -> tuple[Any, Any
     return stock(), patch_processor(stock())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 def test_token_counts_equal_the_stock(config):
     stock_images = [Qwen2VLImageProcessor(**copy.deepcopy(config)), Qwen2VLImageProcessorPil(**copy.deepcopy(config))]
