@@ -1,9 +1,10 @@
-"""The C++ CPU kernel (``vlfast._C`` through ``vlfast.cpu_kernel``): bit-exact against the NumPy
-reference for every plan shape, filter, backend, dtype and layout, and typed errors on bad input.
+"""The C++ CPU kernel's own behaviour (``vlfast._C`` through ``vlfast.engines.cpp``): its frame call's slot
+defaults, fresh output pages, thread splits, concurrent calls, each resampling pass on its own, and typed
+errors on bad input.
 
-Every exactness test runs with the AVX2 kernels and with the portable ones (where the CPU has AVX2);
-the pass tests also hold each pass of the AVX2 kernels to the portable one directly
-(``_C.resample_axis``), on real plans and on weights built to hit the kernels' edge cases.
+Its exactness on every kind of batch, with the AVX2 kernels and with the portable ones, is in
+``test_engine_conformance.py`` with the other engines. The pass tests hold each pass of the AVX2 kernels to
+the portable one directly (``_C.resample_axis``), on real plans and on weights built to hit their edge cases.
 """
 
 from __future__ import annotations
@@ -15,31 +16,27 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from kernel_cases import (
+    QWEN,
+    bits,
+    expected_rows,
+    make_image,
+    make_plan,
+    make_table,
+    replace_axis,
+    supported_filters,
+)
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan
-from vlfast.reference import apply_axis, preprocess_reference
+from vlfast.reference import apply_axis
 
 if not cpu_kernel.available():
     pytest.skip("the C++ extension vlfast._C is not built", allow_module_level=True)
 
 from vlfast import _C  # noqa: E402
-
-DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.uint8]
-BIT_VIEWS = {
-    torch.float32: torch.int32,
-    torch.bfloat16: torch.int16,
-    torch.float16: torch.int16,
-    torch.uint8: torch.uint8,
-}
-QWEN = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
-
-
-def supported_filters() -> list[tuple[Backend, Filter]]:
-    """Every (backend, filter) pair vlfast reproduces."""
-    return [(backend, resample) for backend in Backend for resample in plans.supported_filters(backend)]
 
 
 @pytest.fixture(params=[True, False], ids=["avx2", "portable"])
@@ -49,54 +46,6 @@ def simd(request):
         pytest.skip("this CPU has no AVX2")
     yield request.param
     _C.set_simd_enabled(True)
-
-
-def make_plan(
-    in_h: int,
-    in_w: int,
-    out_h: int,
-    out_w: int,
-    resample: Filter = Filter.BICUBIC,
-    backend: Backend = Backend.PIL,
-    vertical_first: bool = False,
-) -> ResamplePlan:
-    """A plan with both passes where the size changes, in the order asked for."""
-    horizontal = axis_plan(in_w, out_w, resample, backend) if in_w != out_w else None
-    vertical = axis_plan(in_h, out_h, resample, backend) if in_h != out_h else None
-    return ResamplePlan(in_h, in_w, out_h, out_w, horizontal, vertical, vertical_first)
-
-
-def replace_axis(plan: ResamplePlan, which: str, **changes) -> ResamplePlan:
-    """`plan` with fields of one of its axis plans changed."""
-    return dataclasses.replace(plan, **{which: dataclasses.replace(getattr(plan, which), **changes)})
-
-
-def make_image(rng: np.random.Generator, height: int, width: int, channels: int = 3) -> np.ndarray:
-    """Noise on the left half, hard 0/255 edges (which make the filters overshoot) on the right."""
-    image = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
-    blocks = rng.integers(0, 2, (height // 3 + 1, width // 3 + 1, channels), dtype=np.uint8) * 255
-    edges = np.repeat(np.repeat(blocks, 3, axis=0), 3, axis=1)[:height, :width]
-    image[:, width // 2 :] = edges[:, width // 2 :]
-    return image
-
-
-def make_table(dtype: torch.dtype, channels: int = 3, seed: int = 0) -> torch.Tensor:
-    """Any table will do: the kernel copies its entries bit for bit."""
-    generator = torch.Generator().manual_seed(seed)
-    if dtype == torch.uint8:
-        return torch.randint(0, 256, (channels, 256), dtype=torch.uint8, generator=generator)
-    return torch.randn(channels, 256, generator=generator).to(dtype)
-
-
-def bits(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.view(BIT_VIEWS[tensor.dtype]).numpy()
-
-
-def expected_rows(image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, **layout: int) -> np.ndarray:
-    """The reference's rows, as the bits of the table's dtype."""
-    return preprocess_reference(
-        image, plan, bits(table), layout["patch_size"], layout["merge_size"], layout["temporal_patch_size"]
-    )
 
 
 def run_kernel(
@@ -111,133 +60,7 @@ def run_kernel(
     return bits(out)
 
 
-def assert_exact(
-    image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, num_threads: int = 2, **layout: int
-) -> None:
-    layout = layout or QWEN
-    np.testing.assert_array_equal(
-        run_kernel(image, plan, table, num_threads, **layout), expected_rows(image, plan, table, **layout)
-    )
-
-
-# --- exactness ------------------------------------------------------------------------------------
-
-SHAPES = {
-    "upscale": (50, 70, 56, 84),
-    "downscale": (130, 170, 56, 84),
-    "downscale_large_factor": (300, 410, 28, 56),
-    "width_only": (56, 90, 56, 84),
-    "height_only": (61, 84, 56, 84),
-    "unchanged": (56, 84, 56, 84),
-}
-
-
-@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
-@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
-def test_shapes_and_pass_order(simd, shape, vertical_first):
-    rng = np.random.default_rng(1)
-    in_h, in_w, out_h, out_w = shape
-    plan = make_plan(in_h, in_w, out_h, out_w, vertical_first=vertical_first)
-    assert_exact(make_image(rng, in_h, in_w), plan, make_table(torch.float32))
-
-
-@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
-@pytest.mark.parametrize("backend,resample", supported_filters(), ids=lambda v: v.value)
-def test_every_filter_and_backend(simd, backend, resample, vertical_first):
-    rng = np.random.default_rng(2)
-    table = make_table(torch.float32)
-    for in_h, in_w, out_h, out_w in [(45, 100, 56, 84), (117, 61, 28, 56)]:
-        plan = make_plan(in_h, in_w, out_h, out_w, resample, backend, vertical_first)
-        assert_exact(make_image(rng, in_h, in_w), plan, table)
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_output_dtypes(simd, dtype):
-    rng = np.random.default_rng(3)
-    plan = make_plan(70, 50, 84, 56, Filter.LANCZOS)
-    assert_exact(make_image(rng, 70, 50), plan, make_table(dtype))
-
-
-@pytest.mark.parametrize("channels", [1, 3, 4])
-def test_channel_counts(simd, channels):
-    rng = np.random.default_rng(4)
-    plan = make_plan(60, 71, 56, 84, vertical_first=True)
-    assert_exact(make_image(rng, 60, 71, channels), plan, make_table(torch.float16, channels))
-    plan = make_plan(60, 71, 56, 84, vertical_first=False)
-    assert_exact(make_image(rng, 60, 71, channels), plan, make_table(torch.float16, channels))
-
-
-@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
-def test_shuffled_plans(simd, vertical_first):
-    """Outputs in any order, reading rows far apart: the row caches must still hold the right rows."""
-    rng = np.random.default_rng(14)
-    plan = make_plan(150, 130, 56, 84, Filter.LANCZOS, vertical_first=vertical_first)
-    for which in ("horizontal", "vertical"):
-        axis = getattr(plan, which)
-        order = rng.permutation(axis.out_size)
-        plan = replace_axis(
-            plan,
-            which,
-            starts=axis.starts[order].copy(),
-            counts=axis.counts[order].copy(),
-            weights=axis.weights[order].copy(),
-        )
-    assert_exact(make_image(rng, 150, 130), plan, make_table(torch.float32))
-    big = make_image(rng, 300, 130)[::2]  # strided rows, packed through the source row cache
-    assert_exact(big, plan, make_table(torch.float32))
-
-
-@pytest.mark.parametrize("vertical_first", [False, True], ids=["horizontal_first", "vertical_first"])
-def test_strided_inputs(simd, vertical_first):
-    rng = np.random.default_rng(5)
-    big = make_image(rng, 120, 210)
-    planar = np.ascontiguousarray(np.moveaxis(make_image(rng, 56, 70), -1, 0))  # CHW memory, HWC view
-    table = make_table(torch.bfloat16)
-    for image in [big[::2, 1::3], big[2:58, 5:89], np.moveaxis(planar, 0, -1)]:
-        assert not image.flags.c_contiguous
-        in_h, in_w = image.shape[:2]
-        sizes = [(56, 84), (in_h, 84), (56, in_w), (in_h, in_w)]
-        for out_h, out_w in [(h, w) for h, w in sizes if h % 28 == 0 and w % 28 == 0]:
-            assert_exact(image, make_plan(in_h, in_w, out_h, out_w, vertical_first=vertical_first), table)
-
-
-@pytest.mark.parametrize(
-    "layout",
-    [
-        {"patch_size": 8, "merge_size": 1, "temporal_patch_size": 3},
-        {"patch_size": 7, "merge_size": 3, "temporal_patch_size": 1},
-        {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2},
-        {"patch_size": 1, "merge_size": 1, "temporal_patch_size": 1},
-    ],
-    ids=lambda layout: "p{patch_size}m{merge_size}t{temporal_patch_size}".format(**layout),
-)
-def test_other_patch_layouts(simd, layout):
-    rng = np.random.default_rng(7)
-    factor = layout["patch_size"] * layout["merge_size"]
-    out_h, out_w = factor * 3, factor * 4
-    for vertical_first in (False, True):
-        plan = make_plan(out_h + 5, out_w - 3, out_h, out_w, vertical_first=vertical_first)
-        assert_exact(make_image(rng, out_h + 5, out_w - 3), plan, make_table(torch.float32), **layout)
-
-
-def test_video_slots_and_untouched_memory(simd):
-    """Frame t of a clip fills slot t of the same rows; nothing else in `out` changes. With 6x6
-    patches the slot runs (144 bytes) and rows (1296 bytes) do not start on cache lines."""
-    rng = np.random.default_rng(8)
-    layout = {"patch_size": 6, "merge_size": 2, "temporal_patch_size": 3}
-    plan = make_plan(40, 50, 36, 48)
-    frames = [make_image(rng, 40, 50) for _ in range(3)]
-    table = make_table(torch.float32)
-    rows, offset, columns = (36 // 6) * (48 // 6), 5, 3 * 3 * 36
-    out = torch.full((offset + rows + 4, columns), -7.0)
-    for slot, frame in enumerate(frames):
-        cpu_kernel.run_frame(frame, plan, table, out, offset, slot_begin=slot, slot_count=1, **layout)
-
-    expected = np.full(bits(out).shape, bits(torch.tensor(-7.0)), dtype=np.int32)
-    block = expected[offset : offset + rows].reshape(rows, 3, 3, 36)
-    for slot, frame in enumerate(frames):
-        block[:, :, slot] = expected_rows(frame, plan, table, **layout).reshape(rows, 3, 3, 36)[:, :, slot]
-    np.testing.assert_array_equal(bits(out), expected)
+# --- the frame call ------------------------------------------------------------------------------
 
 
 def test_slot_range_of_a_still_image(simd):
@@ -252,22 +75,6 @@ def test_slot_range_of_a_still_image(simd):
     expected = expected_rows(image, plan, table, **layout).reshape(6, 3, 3, 64).copy()
     expected[:, :, 0] = 0
     np.testing.assert_array_equal(bits(out), expected.reshape(6, -1))
-
-
-def test_frames_at_row_offsets(simd):
-    """Several images of different sizes, one after the other in one output."""
-    rng = np.random.default_rng(10)
-    table = make_table(torch.bfloat16)
-    jobs = [(make_image(rng, 50, 60), make_plan(50, 60, 56, 56)), (make_image(rng, 90, 31), make_plan(90, 31, 84, 28))]
-    jobs.append((make_image(rng, 28, 28), make_plan(28, 28, 28, 28)))
-    counts = [(plan.out_height // 14) * (plan.out_width // 14) for _, plan in jobs]
-    out = torch.empty(sum(counts), 3 * 2 * 196, dtype=torch.bfloat16)
-    offset = 0
-    for (image, plan), count in zip(jobs, counts, strict=True):
-        cpu_kernel.run_frame(image, plan, table, out, offset, **QWEN)
-        offset += count
-    expected = np.concatenate([expected_rows(image, plan, table, **QWEN) for image, plan in jobs])
-    np.testing.assert_array_equal(bits(out), expected)
 
 
 def test_fresh_output_memory(simd):
