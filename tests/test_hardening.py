@@ -24,6 +24,7 @@ import PIL.Image
 import pytest
 import skimage.data
 import torch
+from encoded_images import encoded, jpeg_claiming, png_chunk, png_claiming
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
@@ -50,35 +51,6 @@ NET_TIMEOUT_S = 5.0
 
 def stock_pixel_values(backend: str, images) -> torch.Tensor:
     return STOCK[backend]()(images=images, return_tensors="pt")["pixel_values"]
-
-
-def encoded(image: PIL.Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width x height`` RGB pixels (a decompression bomb's header)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + png_chunk(b"IEND", b"")
-    )
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    """A small baseline JPEG whose SOF0 header is patched to declare ``width x height``."""
-    data = bytearray(encoded(PIL.Image.new("RGB", (16, 16)), "JPEG"))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import PIL.Image
 import pytest
 import skimage.data
 import torch
+from encoded_images import encoded, exif, png_chunk
 from transformers.image_utils import load_image as stock_load_image
 from transformers.image_utils import load_image_as_tensor as stock_load_image_as_tensor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -40,18 +41,6 @@ EXIF_ORIENTATION = 0x0112
 NET_TIMEOUT_S = 0.5
 
 
-def encoded(image: PIL.Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def rotated_exif(orientation: int = 6) -> PIL.Image.Exif:
-    exif = PIL.Image.Exif()
-    exif[EXIF_ORIENTATION] = orientation
-    return exif
-
-
 def hwc(image: torch.Tensor) -> np.ndarray:
     """A decoded ``(3, H, W)`` tensor as an ``(H, W, 3)`` array, to compare with PIL images."""
     assert image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3
@@ -69,8 +58,8 @@ def _image_zoo(cat: PIL.Image.Image) -> dict[str, bytes]:
     rgba = np.dstack([np.asarray(small), np.linspace(0, 255, 120, dtype=np.uint8)[None, :].repeat(80, 0)])
     return {
         "jpeg": encoded(cat, "JPEG", quality=90),
-        "jpeg_exif6": encoded(cat, "JPEG", quality=90, exif=rotated_exif(6)),
-        "jpeg_exif3": encoded(cat, "JPEG", exif=rotated_exif(3)),
+        "jpeg_exif6": encoded(cat, "JPEG", quality=90, exif=exif(6)),
+        "jpeg_exif3": encoded(cat, "JPEG", exif=exif(3)),
         "jpeg_gray": encoded(small.convert("L"), "JPEG"),
         "jpeg_cmyk": encoded(small.convert("CMYK"), "JPEG"),
         "jpeg_progressive": encoded(cat, "JPEG", progressive=True),
@@ -80,11 +69,11 @@ def _image_zoo(cat: PIL.Image.Image) -> dict[str, bytes]:
         "png_p_transparency": encoded(small.convert("P"), "PNG", transparency=3),
         "png_1": encoded(small.convert("1"), "PNG"),
         "png_i16": encoded(PIL.Image.fromarray(gray.astype(np.uint16) * 257), "PNG"),
-        "png_exif6": encoded(small, "PNG", exif=rotated_exif(6)),
+        "png_exif6": encoded(small, "PNG", exif=exif(6)),
         "gif": encoded(small, "GIF"),
         "webp": encoded(small, "WEBP", quality=80),
         "webp_rgba_lossless": encoded(PIL.Image.fromarray(rgba), "WEBP", lossless=True),
-        "webp_exif6": encoded(small, "WEBP", exif=rotated_exif(6)),
+        "webp_exif6": encoded(small, "WEBP", exif=exif(6)),
         "bmp": encoded(small, "BMP"),
         "tiff": encoded(small, "TIFF"),
         "tiff_cmyk": encoded(small.convert("CMYK"), "TIFF"),
@@ -125,10 +114,6 @@ def test_torchvision_backend_is_load_image_as_tensor(zoo, name):
             load_image(zoo[name])
         return
     assert torch.equal(load_image(zoo[name]), stock)
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def png_file(width: int, height: int, depth: int, color_type: int, rows: list[bytes], chunks: bytes = b"") -> bytes:
@@ -213,7 +198,7 @@ def test_in_memory_images_are_returned_as_they_are(cat):
     assert load_image(cat) is cat
     assert load_image(array) is array
     assert load_image(tensor) is tensor
-    rotated = PIL.Image.open(io.BytesIO(encoded(cat, "JPEG", exif=rotated_exif(6))))
+    rotated = PIL.Image.open(io.BytesIO(encoded(cat, "JPEG", exif=exif(6))))
     assert load_image(rotated).size == cat.size
     assert load_image(rotated, exif_transpose=True).size == cat.size[::-1]
 

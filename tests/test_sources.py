@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
 import math
 import os
@@ -31,6 +30,7 @@ import PIL.Image
 import pytest
 import skimage.data
 import torch
+from encoded_images import encoded, exif, jpeg_claiming, png_chunk, png_claiming
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
@@ -57,37 +57,6 @@ STOCK = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}
 DEADLINE_S = 1.0
 SLACK_S = 2.0
 SECRET = b"root:x:0:0:SECRET-7f3a"
-
-
-def encoded(image: PIL.Image.Image, fmt: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width x height`` RGB pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    """A small baseline JPEG whose SOF0 header is patched to declare ``width x height`` (631 bytes)."""
-    data = bytearray(encoded(PIL.Image.new("RGB", (16, 16)), "JPEG"))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
-
-
-def exif(orientation: int) -> PIL.Image.Exif:
-    tags = PIL.Image.Exif()
-    tags[0x0112] = orientation
-    return tags
 
 
 @pytest.fixture(scope="module")
