@@ -150,22 +150,3 @@ def test_patch_processor_refuses_qwen3_vl_processor():
     """Its video processor (Qwen3VLVideoProcessor) is not reproduced yet: the whole processor is refused."""
     with pytest.raises(UnsupportedOptionError, match="Qwen3VLProcessor"):
         patch_processor(Qwen3VLProcessor.__new__(Qwen3VLProcessor))
-
-
-def test_qwen3_vl_and_glm_video_processors_are_refused(tmp_path) -> None:
-    """Their frame budget and sampling differ from Qwen2-VL's: vlfast refuses rather than compute other numbers."""
-    import json
-
-    import transformers
-
-    from vlfast import UnsupportedOptionError, VideoProcessor
-
-    (tmp_path / "video_preprocessor_config.json").write_text(
-        json.dumps({"video_processor_type": "Qwen3VLVideoProcessor", "patch_size": 16})
-    )
-    with pytest.raises(UnsupportedOptionError, match="Qwen3VLVideoProcessor samples and sizes frames"):
-        VideoProcessor.from_pretrained(tmp_path)
-    stock = getattr(transformers, "Qwen3VLVideoProcessor", None)
-    if stock is not None:
-        with pytest.raises(UnsupportedOptionError, match="Qwen3VLVideoProcessor"):
-            VideoProcessor.from_stock(stock())

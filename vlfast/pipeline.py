@@ -9,6 +9,8 @@ with copies of its last frame). Images and videos differ only in how the target 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -26,8 +28,9 @@ from .defaults import (
 from .engines import Engine, FrameJob, PatchLayout, render, select_engine
 from .errors import UnsupportedOptionError
 from .layout import patch_grid
-from .options import check_positive_ints, check_rescale_factor, parse_device, parse_dtype
+from .options import check_rescale_factor, parse_device, parse_dtype
 from .plans import Backend, Filter, parse_backend, resample_plan
+from .sizing import SizeRule, target_size
 from .tables import Normalization, stock_output_dtype
 
 __all__ = ["PipelineKwargs", "PipelineOptions", "pipeline_options", "run_clips"]
@@ -40,8 +43,9 @@ class PipelineKwargs(TypedDict, total=False):
     dtype: torch.dtype | str | None
     engine: str
     resample: Filter | str | int
-    min_pixels: int | None
-    max_pixels: int | None
+    min_pixels: float | None
+    max_pixels: float | None
+    size_rule: SizeRule | str
     patch_size: int
     merge_size: int
     temporal_patch_size: int
@@ -63,6 +67,7 @@ _DEFAULTS: dict[str, Any] = {
     "dtype": None,
     "engine": "auto",
     "resample": Filter.BICUBIC,
+    "size_rule": SizeRule.QWEN2_VL,
     "patch_size": PATCH_SIZE,
     "merge_size": MERGE_SIZE,
     "temporal_patch_size": TEMPORAL_PATCH_SIZE,
@@ -89,8 +94,9 @@ class PipelineOptions:
     dtype: torch.dtype
     resample: Filter
     do_resize: bool
-    min_pixels: int
-    max_pixels: int
+    size_rule: SizeRule
+    min_pixels: float
+    max_pixels: float
     do_convert_rgb: bool
     input_data_format: Any
     max_output_bytes: int | None
@@ -99,6 +105,26 @@ class PipelineOptions:
     def backend(self) -> Backend:
         return self.normalization.backend
 
+    def target_size(
+        self, height: int, width: int, *, num_frames: int | None = None, max_pixels: float | None = None
+    ) -> tuple[int, int]:
+        """``(height, width)`` the model sees for a clip of ``num_frames`` frames (``None``: a still image, which
+        the frame rule counts as ``temporal_patch_size`` frames), within ``max_pixels`` (default: the options');
+        the size itself without resizing."""
+        if not self.do_resize:
+            return height, width
+        temporal = self.layout.temporal_patch_size
+        return target_size(
+            self.size_rule,
+            temporal if num_frames is None else num_frames,
+            height,
+            width,
+            factor=self.layout.factor,
+            temporal_factor=temporal,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels if max_pixels is None else max_pixels,
+        )
+
     def compacted(self) -> PipelineOptions:
         """The options of a compact call: uint8 resized values (the identity table), each image once."""
         layout = dataclasses.replace(self.layout, temporal_patch_size=1)
@@ -106,8 +132,15 @@ class PipelineOptions:
         return dataclasses.replace(self, layout=layout, normalization=normalization, dtype=torch.uint8)
 
 
+def _check_pixel_bounds(**values: object) -> None:
+    """Pixel bounds are positive integers or positive finite floats (the stock computes with either)."""
+    for name, value in values.items():
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            raise UnsupportedOptionError(f"{name} must be a positive integer or a positive finite float, got {value!r}")
+
+
 def pipeline_options(
-    caller: str, backend: Backend | str, min_pixels: int, max_pixels: int, kwargs: dict[str, Any]
+    caller: str, backend: Backend | str, min_pixels: float, max_pixels: float, kwargs: dict[str, Any]
 ) -> PipelineOptions:
     """Check ``kwargs`` (see :class:`PipelineKwargs`; ``min_pixels`` / ``max_pixels`` default to the given
     ones) and resolve the device, the output dtype and the engine.
@@ -131,7 +164,7 @@ def pipeline_options(
     dtype = given["dtype"]
     dtype = stock_output_dtype(backend, do_rescale, do_normalize) if dtype is None else parse_dtype(dtype)
     layout = PatchLayout(given["patch_size"], given["merge_size"], given["temporal_patch_size"])
-    check_positive_ints(min_pixels=min_pixels, max_pixels=max_pixels)
+    _check_pixel_bounds(min_pixels=min_pixels, max_pixels=max_pixels)
     check_rescale_factor(do_rescale, given["rescale_factor"])
     return PipelineOptions(
         normalization=Normalization(
@@ -143,6 +176,7 @@ def pipeline_options(
         dtype=dtype,
         resample=resample,
         do_resize=given["do_resize"],
+        size_rule=SizeRule.parse(given["size_rule"]),
         min_pixels=min_pixels,
         max_pixels=max_pixels,
         do_convert_rgb=given["do_convert_rgb"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -11,9 +11,10 @@ from typing_extensions import Unpack
 from .defaults import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from .errors import InvalidImageError, UnsupportedOptionError
 from .inputs import ImageLike, is_image_like, to_rgb_uint8
+from .io import ImageSource
+from .loader import SourceStream, is_source, load_images
 from .pipeline import PipelineKwargs, PipelineOptions, pipeline_options, run_clips
 from .plans import Backend
-from .sizing import smart_resize
 
 __all__ = ["Preprocessed", "image_options", "model_input_size", "preprocess", "preprocess_in_chunks", "run_images"]
 
@@ -39,8 +40,8 @@ class Preprocessed:
         return iter((self.pixel_values, self.image_grid_thw))
 
 
-def _flatten(images: ImageLike | Sequence) -> list[ImageLike]:
-    if is_image_like(images):
+def _flatten(images: ImageSource | Sequence) -> list[ImageSource]:
+    if is_image_like(images) or is_source(images):
         return [images]
     if isinstance(images, (list, tuple)):
         flat: list[ImageLike] = []
@@ -48,7 +49,8 @@ def _flatten(images: ImageLike | Sequence) -> list[ImageLike]:
             flat.extend(_flatten(item) if isinstance(item, (list, tuple)) else [item])
         return flat
     raise InvalidImageError(
-        f"images must be an image or a list of images (PIL, NumPy, torch), got {type(images).__name__}"
+        f"images must be an image (PIL, NumPy, torch), an image source (path, URL, bytes, base64, data URI) or a "
+        f"list of them, got {type(images).__name__}"
     )
 
 
@@ -58,25 +60,21 @@ def image_options(backend: Backend | str = Backend.TORCHVISION, **kwargs: Unpack
 
 
 def model_input_size(height: int, width: int, options: PipelineOptions) -> tuple[int, int]:
-    """``(height, width)`` the model sees: :func:`smart_resize`'s answer, or the size itself without resizing."""
-    if not options.do_resize:
-        return height, width
-    return smart_resize(
-        height,
-        width,
-        factor=options.layout.factor,
-        min_pixels=options.min_pixels,
-        max_pixels=options.max_pixels,
+    """``(height, width)`` the model sees: the options' size rule's answer, or the size itself without resizing."""
+    return options.target_size(height, width)
+
+
+def _picture(image: ImageLike, options: PipelineOptions) -> torch.Tensor:
+    return to_rgb_uint8(
+        image, options.backend, do_convert_rgb=options.do_convert_rgb, input_data_format=options.input_data_format
     )
 
 
-def _pictures(images: ImageLike | Sequence[ImageLike], options: PipelineOptions) -> list[torch.Tensor]:
-    return [
-        to_rgb_uint8(
-            image, options.backend, do_convert_rgb=options.do_convert_rgb, input_data_format=options.input_data_format
-        )
-        for image in _flatten(images)
-    ]
+def _pictures(
+    images: ImageSource | Sequence[ImageSource], options: PipelineOptions, workers: int | None
+) -> list[torch.Tensor]:
+    loaded = load_images(_flatten(images), backend=options.backend, workers=workers)
+    return [_picture(image, options) for image in loaded]
 
 
 def _run_pictures(pictures: Sequence[torch.Tensor], options: PipelineOptions) -> Preprocessed:
@@ -90,23 +88,30 @@ def _run_pictures(pictures: Sequence[torch.Tensor], options: PipelineOptions) ->
 
 
 def run_images(
-    images: ImageLike | Sequence[ImageLike], options: PipelineOptions, *, compact: bool = False
+    images: ImageSource | Sequence[ImageSource],
+    options: PipelineOptions,
+    *,
+    compact: bool = False,
+    workers: int | None = None,
 ) -> Preprocessed:
     """:func:`preprocess` with options already resolved (:func:`image_options`)."""
-    pictures = _pictures(images, options)
+    pictures = _pictures(images, options, workers)
     return _run_pictures(pictures, options.compacted() if compact else options)
 
 
 def preprocess_in_chunks(
-    images: ImageLike | Sequence[ImageLike],
+    images: ImageSource | Iterable[ImageSource],
     *,
     max_chunk_bytes: int,
     backend: Backend | str = Backend.TORCHVISION,
+    workers: int | None = None,
     **options: Unpack[PipelineKwargs],
 ) -> Iterator[Preprocessed]:
     """:func:`preprocess` a batch too large for one output, as consecutive chunks of whole images
     whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that
-    raises :class:`ImageTooLargeError`). ``options`` are :func:`preprocess`'s.
+    raises :class:`ImageTooLargeError`). ``options`` are :func:`preprocess`'s. Sources (any iterable of
+    them, read lazily) are decoded up to ``workers`` ahead of the kernel, and settled before a CPU kernel
+    runs (:class:`vlfast.loader.SourceStream`).
 
     Example:
         >>> for chunk in vlfast.preprocess_in_chunks(frames, max_chunk_bytes=2**30, device="cuda"):
@@ -114,38 +119,51 @@ def preprocess_in_chunks(
     """
     resolved = replace(image_options(backend, **options), max_output_bytes=max_chunk_bytes)
     row_bytes = resolved.layout.columns() * resolved.dtype.itemsize
+    on_host = resolved.engine.output_device(resolved.device).type == "cpu"
     chunk: list[torch.Tensor] = []
     chunk_bytes = 0
-    for picture in _pictures(images, resolved):
-        height, width = model_input_size(int(picture.shape[0]), int(picture.shape[1]), resolved)
-        size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
-        if chunk and chunk_bytes + size > max_chunk_bytes:
+    flat = is_image_like(images) or is_source(images) or isinstance(images, (list, tuple))
+    items = _flatten(images) if flat else images
+    with SourceStream(items, backend=resolved.backend, workers=workers) as stream:
+        for image in stream:
+            picture = _picture(image, resolved)
+            height, width = model_input_size(int(picture.shape[0]), int(picture.shape[1]), resolved)
+            size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
+            if chunk and chunk_bytes + size > max_chunk_bytes:
+                if on_host:
+                    stream.settle()  # the C++ kernel gets the cores: no decode runs beside it
+                yield _run_pictures(chunk, resolved)
+                chunk, chunk_bytes = [], 0
+            chunk.append(picture)
+            chunk_bytes += size
+        if chunk:
             yield _run_pictures(chunk, resolved)
-            chunk, chunk_bytes = [], 0
-        chunk.append(picture)
-        chunk_bytes += size
-    if chunk:
-        yield _run_pictures(chunk, resolved)
 
 
 def preprocess(
-    images: ImageLike | Sequence[ImageLike],
+    images: ImageSource | Sequence[ImageSource],
     *,
     backend: Backend | str = Backend.TORCHVISION,
     compact: bool = False,
+    workers: int | None = None,
     **options: Unpack[PipelineKwargs],
 ) -> Preprocessed:
     """Preprocess images for Qwen2-VL / Qwen2.5-VL exactly as transformers does, in fused kernels.
 
     Args:
-        images: a PIL image, uint8 NumPy array or torch tensor (HWC or CHW, 1/3/4 channels),
-            or a list of them (sizes may differ).
+        images: a PIL image, uint8 NumPy array or torch tensor (HWC or CHW, 1/3/4 channels), an
+            encoded source :func:`vlfast.load_image` reads (path, URL, bytes, base64, data URI: decoded as
+            the stock processor of ``backend`` decodes it, under the source policy), or a list of them
+            (sizes may differ).
         backend: the stock processor reproduced bit for bit: ``"torchvision"``
             (``Qwen2VLImageProcessor`` on CPU) or ``"pil"`` (``Qwen2VLImageProcessorPil``).
         compact: return ``pixel_values`` as uint8 ``(rows, C * patch_size**2)``: the resized
             values before rescale and normalize, each image once (no temporal copies), 8x fewer
             bytes than float32; :func:`vlfast.expand_patches` makes the stock ``pixel_values``
             of them on the model's device. ``dtype`` must then be None.
+        workers: threads that decode the encoded sources (default: the cores this process may use).
+            The C++ kernel runs after them on torch's threads (``torch.set_num_threads``), never
+            beside them, so the two do not oversubscribe the cores.
         options: the keyword arguments of :class:`~vlfast.pipeline.PipelineKwargs`:
         device: where ``pixel_values`` is returned (e.g. the model's device).
         dtype: dtype of ``pixel_values`` (float32, bfloat16, float16); default: the stock dtype.
@@ -169,4 +187,4 @@ def preprocess(
     """
     if compact and options.get("dtype") is not None:
         raise UnsupportedOptionError(f"compact=True returns uint8 patches; leave dtype unset (got {options['dtype']})")
-    return run_images(images, image_options(backend, **options), compact=compact)
+    return run_images(images, image_options(backend, **options), compact=compact, workers=workers)

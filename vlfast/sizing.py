@@ -1,8 +1,11 @@
-"""Target sizes: the ``smart_resize`` rule of transformers, qwen-vl-utils' variant, and GLM-4.1V's."""
+"""Target sizes: the ``smart_resize`` rule of transformers (Qwen2-VL), qwen-vl-utils' variant, and the rule whose
+pixel budget counts frames (Qwen3-VL videos, GLM-4.1V / GLM-4.6V images and videos); :class:`SizeRule` names the
+rules the pipeline can follow."""
 
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 from .defaults import (
     IMAGE_MAX_PIXELS,
@@ -16,7 +19,7 @@ from .defaults import (
 from .errors import AspectRatioError, InvalidImageError, UnsupportedOptionError
 from .options import is_positive_int
 
-__all__ = ["smart_resize", "smart_resize_glm4v", "smart_resize_qwen_vl_utils"]
+__all__ = ["SizeRule", "smart_resize", "smart_resize_frames", "smart_resize_qwen_vl_utils", "target_size"]
 
 DEFAULT_FACTOR = PATCH_SIZE * MERGE_SIZE
 
@@ -38,14 +41,14 @@ def smart_resize(
     height: int,
     width: int,
     factor: int = DEFAULT_FACTOR,
-    min_pixels: int = IMAGE_MIN_PIXELS,
-    max_pixels: int = IMAGE_MAX_PIXELS,
+    min_pixels: float = IMAGE_MIN_PIXELS,
+    max_pixels: float = IMAGE_MAX_PIXELS,
 ) -> tuple[int, int]:
     """The model input size for a ``height x width`` image, exactly as transformers computes it.
 
     Both sides become multiples of ``factor`` (Python's round-half-even), the area is
     brought inside ``[min_pixels, max_pixels]`` keeping the aspect ratio, and when shrinking
-    each side is at least ``factor``.
+    each side is at least ``factor``. The bounds may be floats (``1.5e6``), as the stock takes them.
 
     Raises:
         AspectRatioError: ``max(h, w) / min(h, w) > 200``.
@@ -102,21 +105,22 @@ def smart_resize_qwen_vl_utils(
     return h_bar, w_bar
 
 
-#: GLM-4.1V's defaults (``Glm4vImageProcessor``'s ``smart_resize``).
-GLM4V_MIN_PIXELS = 112 * 112
-GLM4V_MAX_PIXELS = 14 * 14 * 2 * 2 * 2 * 6144
+#: The defaults of the frame-budget ``smart_resize`` (the same in every stock copy).
+FRAMES_MIN_PIXELS = 112 * 112
+FRAMES_MAX_PIXELS = 14 * 14 * 2 * 2 * 2 * 6144
 
 
-def smart_resize_glm4v(
+def smart_resize_frames(
     num_frames: int,
     height: int,
     width: int,
     temporal_factor: int = 2,
     factor: int = 28,
-    min_pixels: int = GLM4V_MIN_PIXELS,
-    max_pixels: int = GLM4V_MAX_PIXELS,
+    min_pixels: float = FRAMES_MIN_PIXELS,
+    max_pixels: float = FRAMES_MAX_PIXELS,
 ) -> tuple[int, int]:
-    """``smart_resize`` of GLM-4.1V / GLM-4.6V (``Glm4vImageProcessor``, ``Glm46VImageProcessor``).
+    """The ``smart_resize`` whose pixel budget counts frames: ``Qwen3VLVideoProcessor``'s, and GLM-4.1V /
+    GLM-4.6V's (``Glm4vImageProcessor``, ``Glm46VImageProcessor``, their PIL twins and video processors).
 
     It differs from :func:`smart_resize` in two ways: a side below ``factor`` first scales both
     sides up (truncated to ints) until the smaller one reaches it, instead of rounding to 0, and
@@ -154,3 +158,40 @@ def smart_resize_glm4v(
         h_bar = math.ceil(height * beta / factor) * factor
         w_bar = math.ceil(width * beta / factor) * factor
     return h_bar, w_bar
+
+
+class SizeRule(str, Enum):
+    """Which ``smart_resize`` gives a clip's target size."""
+
+    #: :func:`smart_resize`: each frame's own budget (Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Qwen3.5 images).
+    QWEN2_VL = "qwen2_vl"
+    #: :func:`smart_resize_frames`: the budget counts the frames (Qwen3-VL videos, GLM-4.1V / GLM-4.6V).
+    FRAMES = "frames"
+
+    @classmethod
+    def parse(cls, value: SizeRule | str) -> SizeRule:
+        """``value`` as a :class:`SizeRule`, or :class:`UnsupportedOptionError` listing the rules."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise UnsupportedOptionError(
+                f"size_rule must be one of {[rule.value for rule in cls]}, got {value!r}"
+            ) from None
+
+
+def target_size(
+    rule: SizeRule,
+    num_frames: int,
+    height: int,
+    width: int,
+    *,
+    factor: int,
+    temporal_factor: int,
+    min_pixels: float,
+    max_pixels: float,
+) -> tuple[int, int]:
+    """``(height, width)`` of the frames of a clip of ``num_frames`` frames by ``rule`` (a still image counts as
+    ``temporal_factor`` frames under :attr:`SizeRule.FRAMES`, as the stock GLM image processors count it)."""
+    if rule is SizeRule.FRAMES:
+        return smart_resize_frames(num_frames, height, width, temporal_factor, factor, min_pixels, max_pixels)
+    return smart_resize(height, width, factor, min_pixels, max_pixels)

@@ -1,5 +1,7 @@
 """``vlfast.video``: videos in, ``pixel_values_videos`` and ``video_grid_thw`` out, bit-exact to the stock
-``Qwen2VLVideoProcessor`` (which Qwen2-VL and Qwen2.5-VL use).
+``Qwen2VLVideoProcessor`` (which Qwen2-VL and Qwen2.5-VL use), and with ``size_rule="frames"`` to
+``Qwen3VLVideoProcessor`` / ``Glm4vVideoProcessor`` / ``Glm46VVideoProcessor``, whose ``smart_resize`` counts the
+clip's frames in the pixel budget (:func:`vlfast.sizing.smart_resize_frames`); the other steps are the same.
 
 What the stock video processor computes (transformers 5.17 - 5.23):
 
@@ -31,7 +33,7 @@ from .errors import InvalidImageError, UnsupportedModeError
 from .inputs import ImageLike, parse_channel_format
 from .pipeline import PipelineKwargs, PipelineOptions, pipeline_options, run_clips
 from .plans import Backend
-from .sizing import smart_resize
+from .sizing import SizeRule
 
 __all__ = ["PreprocessedVideos", "VideoLike", "preprocess_videos", "run_videos", "video_frames", "video_options"]
 
@@ -157,14 +159,25 @@ def _batch_of_videos(videos: VideoLike | Sequence[VideoLike]) -> list[VideoLike]
 
 
 def _frame_pixel_limit(
-    max_pixels: int, min_pixels: int, num_frames: int, factor: int, temporal_patch_size: int, max_video_tokens: int
-) -> int:
-    """``cap_pixels_per_frame``: the largest frame area when a whole video may cost ``max_video_tokens``
-    tokens (the stock ``Qwen2VLVideoProcessor.resize`` rule, taken from qwen-vl-utils)."""
+    max_pixels: float, min_pixels: float, num_frames: int, factor: int, temporal_patch_size: int, max_video_tokens: int
+) -> float:
+    """``cap_pixels_per_frame`` of ``Qwen2VLVideoProcessor``: the largest frame area when a whole video may cost
+    ``max_video_tokens`` tokens (qwen-vl-utils' rule); the budget of :func:`smart_resize`."""
     total_pixels = int(max_video_tokens * factor * factor * VIDEO_TOKEN_BUDGET_SHARE)
     return max(
         min(max_pixels, total_pixels * temporal_patch_size // num_frames), int(min_pixels * VIDEO_MIN_PIXELS_MARGIN)
     )
+
+
+def _clip_pixel_limit(
+    max_pixels: float, min_pixels: float, num_frames: int, factor: int, max_video_tokens: int
+) -> float:
+    """``cap_pixels_per_frame`` of ``Qwen3VLVideoProcessor``: each frame at most ``max_video_tokens`` tokens or
+    an even share of ``max_pixels``, at least ``1.05 * min_pixels``; the budget of the whole clip, as
+    :func:`smart_resize_frames` counts it."""
+    frame_cap = max_video_tokens * factor * factor
+    per_frame = max(min(frame_cap, max_pixels // num_frames), int(min_pixels * VIDEO_MIN_PIXELS_MARGIN))
+    return per_frame * num_frames
 
 
 def video_options(**kwargs: Unpack[PipelineKwargs]) -> PipelineOptions:
@@ -190,22 +203,25 @@ def run_videos(
 def _frame_size(
     num_frames: int, height: int, width: int, options: PipelineOptions, max_video_tokens: int | None
 ) -> tuple[int, int]:
-    """The size each frame of a clip is resized to: ``smart_resize`` within the frame's pixel budget."""
-    if not options.do_resize:
-        return height, width
-    max_pixels = options.max_pixels
+    """The size each frame of a clip is resized to, by the options' size rule, within the frame cap of that
+    rule's stock video processor when ``max_video_tokens`` is given."""
+    max_pixels = None
     if max_video_tokens is not None:
-        max_pixels = _frame_pixel_limit(
-            max_pixels,
-            options.min_pixels,
-            num_frames,
-            options.layout.factor,
-            options.layout.temporal_patch_size,
-            max_video_tokens,
-        )
-    return smart_resize(
-        height, width, factor=options.layout.factor, min_pixels=options.min_pixels, max_pixels=max_pixels
-    )
+        layout = options.layout
+        if options.size_rule is SizeRule.FRAMES:
+            max_pixels = _clip_pixel_limit(
+                options.max_pixels, options.min_pixels, num_frames, layout.factor, max_video_tokens
+            )
+        else:
+            max_pixels = _frame_pixel_limit(
+                options.max_pixels,
+                options.min_pixels,
+                num_frames,
+                layout.factor,
+                layout.temporal_patch_size,
+                max_video_tokens,
+            )
+    return options.target_size(height, width, num_frames=num_frames, max_pixels=max_pixels)
 
 
 def preprocess_videos(
@@ -223,9 +239,11 @@ def preprocess_videos(
         dtype: dtype of ``pixel_values_videos``; default: the stock dtype (float32). Other dtypes equal
             the stock result cast with ``.to(dtype)``.
         engine: ``"cpp"``, ``"triton"``, ``"reference"`` or ``"auto"`` (see :func:`vlfast.preprocess`).
-        min_pixels, max_pixels: area bounds of each frame (the video processor's ``size``).
+        min_pixels, max_pixels: area bounds of each frame (the video processor's ``size``); of the whole clip
+            with ``size_rule="frames"``.
+        size_rule: ``"qwen2_vl"`` (default) or ``"frames"`` (Qwen3-VL, GLM-4.1V / GLM-4.6V videos).
         max_video_tokens: when given, also cap each frame's area to an even share of this many tokens
-            (the stock ``cap_pixels_per_frame=True``).
+            (the stock ``cap_pixels_per_frame=True``, by the rule of the size rule's stock class).
         max_output_bytes: raise :class:`ImageTooLargeError` before allocating more than this.
 
     The other arguments mirror the stock processor's options of the same name.

@@ -22,7 +22,7 @@ from ..defaults import (
 )
 from ..eager import eager
 from ..errors import UnsupportedOptionError
-from ..io import fetch_images
+from ..loader import fetch_images
 from ..plans import Backend
 from ..preprocess import image_options, run_images
 from .common import VlfastProcessorMixin, resolve_backend
@@ -32,7 +32,7 @@ __all__ = ["REFUSED_IMAGE_PROCESSORS", "ImageProcessor", "ImageProcessorKwargs",
 
 #: Prefixes of stock image processors whose target-size rule vlfast does not reproduce, with that rule.
 REFUSED_IMAGE_PROCESSORS = {
-    ("Glm4v", "Glm46V"): "GLM-4.1V / GLM-4.6V's smart_resize (vlfast.sizing.smart_resize_glm4v: the pixel budget "
+    ("Glm4v", "Glm46V"): "GLM-4.1V / GLM-4.6V's smart_resize (vlfast.sizing.smart_resize_frames: the pixel budget "
     "counts temporal_patch_size frames and sides below the factor are scaled up)",
 }
 
