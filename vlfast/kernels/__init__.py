@@ -10,7 +10,7 @@ Each axis plan is an int32 table on the device, one row per output pixel:
 ``[start, count, weight_0, ..., weight_{taps-1}]`` (weights are zero past ``count``). Both
 kernels read the same int64 *metadata table*, one row of ``META_FIELDS`` per image (or video frame), whose
 columns are the ``META_*`` constants below. A program finds its image with
-:func:`find_image`. Importing this package imports triton.
+:func:`find_tile`. Importing this package imports triton.
 """
 
 import triton
@@ -64,13 +64,15 @@ MAX_CHANNELS = 4  # channel accumulators sharing one pass over the taps (and one
 
 
 @triton.jit
-def find_image(meta_ptr, program, num_images, search_steps, TILE_COLUMN: tl.constexpr):
-    """The image whose tiles contain ``program``: a binary search over the images' first tile ids.
+def find_tile(meta_ptr, num_images, search_steps, TILE_COLUMN: tl.constexpr):
+    """This program's image and its tile index in that image: ``(meta row pointer, tile)``.
 
-    Returns the last row whose ``TILE_COLUMN`` is ``<= program``, so images that own no tiles
-    (same first id as the next image) are skipped. The host would otherwise upload one entry
-    per program, which for a batch of 4K images is megabytes per call.
+    A binary search over the images' first tile ids (column ``TILE_COLUMN``) for the last row whose
+    first tile is ``<= program``, so images that own no tiles (same first id as the next image) are
+    skipped. The host would otherwise upload one entry per program, which for a batch of 4K images is
+    megabytes per call.
     """
+    program = tl.program_id(0)
     low = program * 0
     high = low + num_images
     for _ in range(search_steps):
@@ -78,7 +80,8 @@ def find_image(meta_ptr, program, num_images, search_steps, TILE_COLUMN: tl.cons
         begins_before = tl.load(meta_ptr + middle * META_FIELDS + TILE_COLUMN) <= program
         low = tl.where(begins_before, middle, low)
         high = tl.where(begins_before, high, middle)
-    return low
+    meta = meta_ptr + low * META_FIELDS
+    return meta, program - tl.load(meta + TILE_COLUMN).to(tl.int32)
 
 
 @triton.jit

@@ -17,7 +17,6 @@ import triton
 import triton.language as tl
 
 from . import (
-    META_FIELDS,
     META_FIRST_PLAN,
     META_FIRST_TILE,
     META_INTER_HEIGHT,
@@ -28,7 +27,7 @@ from . import (
     PLAN_START,
     PLAN_WEIGHTS,
     accumulate_tap,
-    find_image,
+    find_tile,
     load_axis_pass,
     load_source,
 )
@@ -51,9 +50,7 @@ def resample_pass_kernel(
     WIDE_STORES: tl.constexpr,
 ):
     """One ``BLOCK_ROWS x BLOCK_COLS`` pixel tile of one image's intermediate, all channels."""
-    program = tl.program_id(0)
-    meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, META_FIRST_TILE) * META_FIELDS
-    tile = program - tl.load(meta + META_FIRST_TILE).to(tl.int32)
+    meta, tile = find_tile(meta_ptr, num_images, search_steps, META_FIRST_TILE)
     src, row_stride, col_stride, chan_stride = load_source(meta)
     row_lo = tl.load(meta + META_ROW_LO).to(tl.int32)
     height = tl.load(meta + META_INTER_HEIGHT).to(tl.int32)

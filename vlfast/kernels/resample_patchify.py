@@ -18,7 +18,6 @@ import triton
 import triton.language as tl
 
 from . import (
-    META_FIELDS,
     META_INTER_HEIGHT,
     META_INTER_OFFSET,
     META_INTER_PITCH,
@@ -34,7 +33,7 @@ from . import (
     PLAN_WEIGHTS,
     TABLE_ROW,
     accumulate_tap,
-    find_image,
+    find_tile,
     load_axis_pass,
     load_source,
 )
@@ -77,9 +76,7 @@ def resample_patchify_kernel(
     PATCH_POW2: tl.constexpr,
 ):
     """``ROWS`` pixel_values rows (patches) of one image, every channel and temporal slot."""
-    program = tl.program_id(0)
-    meta = meta_ptr + find_image(meta_ptr, program, num_images, search_steps, META_SECOND_TILE) * META_FIELDS
-    tile = program - tl.load(meta + META_SECOND_TILE).to(tl.int32)
+    meta, tile = find_tile(meta_ptr, num_images, search_steps, META_SECOND_TILE)
     out_height = tl.load(meta + META_OUT_HEIGHT).to(tl.int32)
     out_width = tl.load(meta + META_OUT_WIDTH).to(tl.int32)
     plan, plan_stride, taps, precision, vertical, last = load_axis_pass(meta, META_SECOND_PLAN)
