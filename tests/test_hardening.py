@@ -135,8 +135,8 @@ def test_empty_and_non_image_bytes(data, message, backend):
         load_image(data, backend=backend)
 
 
-def test_bytes_and_strings_are_not_accepted_by_preprocess_directly():
-    with pytest.raises(InvalidImageError, match="images must be an image or a list of images"):
+def test_bytes_given_to_preprocess_are_loaded_as_load_image_loads_them():
+    with pytest.raises(DecodeError, match=r"image data \(4 bytes\) is not an image format"):
         vlfast.preprocess(b"\x89PNG")
 
 

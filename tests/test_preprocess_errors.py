@@ -7,6 +7,7 @@ import torch
 import vlfast
 from vlfast import (
     AspectRatioError,
+    DecodeError,
     DeviceError,
     ImageTooLargeError,
     InvalidImageError,
@@ -31,7 +32,8 @@ RGB = np.zeros((40, 60, 3), np.uint8)
         (np.zeros((40, 60, 2), np.uint8), InvalidImageError, "cannot find the channel axis"),
         (np.zeros((40, 60, 3, 1), np.uint8), InvalidImageError, "must have 2 or 3 dimensions"),
         (np.zeros((2, 500, 3), np.uint8), AspectRatioError, "absolute aspect ratio must be smaller than 200"),
-        ("not-an-image", InvalidImageError, "images must be an image or a list of images"),
+        ("not-an-image", DecodeError, "base64 string 'not-an-image' is not an image format"),  # a source, loaded
+        (42, InvalidImageError, r"images must be an image \(PIL, NumPy, torch\), an image source"),
         ([RGB, 42], InvalidImageError, "unsupported image type int"),
         ([], InvalidImageError, "no images were given"),
     ],
