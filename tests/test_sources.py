@@ -197,6 +197,82 @@ def test_files_only_under_the_allowed_directories(tmp_path, photos):
     assert messages[0] == messages[1]
 
 
+def test_a_symlink_swapped_in_after_the_check_is_not_followed(tmp_path, photos, monkeypatch):
+    """The file under the roots is replaced by a symlink to a file outside them between the policy's check
+    and the open: the outside file is not read."""
+    inside = tmp_path / "images"
+    inside.mkdir()
+    checked = inside / "cat.png"
+    checked.write_bytes(photos["photo.png"].read_bytes())
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(photos["photo.png"].read_bytes())
+    real_open = os.open
+
+    def open_after_a_swap(path, flags, *args):
+        if os.fspath(path) == str(checked):
+            checked.unlink()
+            checked.symlink_to(secret)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(vlfast.sources.os, "open", open_after_a_swap)
+    with pytest.raises(SourceNotAllowedError, match="became a symlink while it was opened"):
+        load_image(checked, policy=SourcePolicy(allow=("file",), roots=(inside,)))
+
+
+def test_an_opened_file_outside_the_roots_is_refused(tmp_path, photos, monkeypatch):
+    """Whatever the path resolved to, the file actually opened must lie under the roots."""
+    inside = tmp_path / "images"
+    inside.mkdir()
+    (inside / "cat.png").write_bytes(photos["photo.png"].read_bytes())
+    monkeypatch.setattr(vlfast.sources.os, "readlink", lambda path: str(tmp_path / "elsewhere" / "cat.png"))
+    with pytest.raises(SourceNotAllowedError, match="outside the directories the source policy allows"):
+        load_image(inside / "cat.png", policy=SourcePolicy(allow=("file",), roots=(inside,)))
+
+
+def test_proxies_from_the_environment_only_where_private_networks_are_allowed(site, monkeypatch):
+    monkeypatch.setenv("http_proxy", site.url)
+    monkeypatch.setenv("HTTP_PROXY", site.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    before = site.proxied
+    # As the stock's HTTP client: the request goes through the proxy (which serves the photo here).
+    assert load_image("http://images.invalid/cat.png").shape == (3, 300, 451)
+    assert site.proxied == before + 1
+    # Without private networks the proxy is not used: it would reach the target out of the policy's sight.
+    with pytest.raises(ImageSourceError, match="cannot fetch URL 'http://images.invalid/cat.png'"):
+        load_image("http://images.invalid/cat.png", policy=SourcePolicy(private_networks=False))
+    assert site.proxied == before + 1
+
+
+def test_downloads_still_running_past_their_deadline_are_bounded(site, monkeypatch):
+    """A name lookup cannot be interrupted: its thread lives on after the deadline. Past the bound, fetches are
+    refused at once; the slots come back when the lookups return."""
+    lookups_return = threading.Event()
+    real_getaddrinfo = vlfast.sources.socket.getaddrinfo
+
+    def hanging_lookup(*args, **kwargs):
+        lookups_return.wait(30)
+        return real_getaddrinfo(*args, **kwargs)
+
+    monkeypatch.setattr(vlfast.sources.socket, "getaddrinfo", hanging_lookup)
+    monkeypatch.setattr(vlfast.sources, "_download_slots", threading.BoundedSemaphore(2))
+    try:
+        for _ in range(2):
+            with pytest.raises(SourceTimeoutError, match="timed out after 0.2 s"):
+                load_image(site.url + "/cat.png", timeout=0.2)
+        start = time.monotonic()
+        with pytest.raises(ImageSourceError, match="too many downloads are still running"):
+            load_image(site.url + "/cat.png", timeout=0.2)
+        assert time.monotonic() - start < 0.1
+    finally:
+        lookups_return.set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and vlfast.sources._download_slots._value < 2:
+        time.sleep(0.05)
+    monkeypatch.setattr(vlfast.sources.socket, "getaddrinfo", real_getaddrinfo)
+    assert load_image(site.url + "/cat.png").shape == (3, 300, 451)
+
+
 def test_process_wide_policy_reaches_load_image_encode_image_and_the_processors(photos, policy_restored):
     set_source_policy(SourcePolicy(allow=("https",)))
     path = str(photos["photo.jpg"])
@@ -479,6 +555,7 @@ class Site:
 
     def __init__(self, png: bytes):
         self.hits = 0
+        self.proxied = 0
         self.stop = threading.Event()
         site = self
         bomb = gzip.compress(b"\0" * (64 * 2**20), compresslevel=9)
@@ -491,7 +568,10 @@ class Site:
                 site.hits += 1
                 path = self.path
                 try:
-                    if path == "/cat.png":
+                    if path.startswith("http://"):  # a proxy request (absolute URL): serve the photo
+                        site.proxied += 1
+                        self.send(png)
+                    elif path == "/cat.png":
                         self.send(png)
                     elif path == "/gzip.png":
                         self.send(gzip.compress(png), {"Content-Encoding": "gzip"})

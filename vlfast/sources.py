@@ -14,6 +14,7 @@ Only regular files are opened; errors name the source, never its bytes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import http.client
 import ipaddress
@@ -95,6 +96,8 @@ class SourcePolicy:
             every subdomain (``"*.example.com"``). ``None``: any host.
         private_networks: whether http(s) may connect to loopback, private, link-local or other
             non-public addresses; checked on every address actually connected to, redirects included.
+            When False, the proxy environment variables (``HTTP_PROXY``...) are not used, since a proxy
+            connects to the target out of this check's sight; when True they are, as the stock's client does.
         roots: directories local files must lie in, after symlinks are resolved. ``None``: anywhere.
         timeout: seconds one download may take, all of it (finite).
         max_bytes: largest encoded image read: file, download (after HTTP decompression), base64 payload.
@@ -204,6 +207,19 @@ def _require_regular(path: str, mode: int) -> None:
         raise ImageSourceError(f"{path!r} is a {_file_kind(mode)}, not a regular file: only image files are read")
 
 
+def _opened_within_roots(descriptor: int, info: os.stat_result, path: str, policy: SourcePolicy) -> bool:
+    """Whether the open file ``descriptor`` lies in the policy's roots: its path as the kernel reports it
+    (``/proc/self/fd``), or, where that is not available, the file now at the resolved ``path`` is it."""
+    try:
+        return policy.permits_path(os.readlink(f"/proc/self/fd/{descriptor}"))
+    except OSError:
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino)
+
+
 def read_file(path: str | os.PathLike, policy: SourcePolicy) -> bytes:
     """The bytes of the regular file ``path``, if the policy allows it; FIFOs, devices and directories are
     refused before they are opened."""
@@ -211,19 +227,26 @@ def read_file(path: str | os.PathLike, policy: SourcePolicy) -> bytes:
     policy.require("file", f"file {shown!r}")
     if not policy.permits_path(path):
         raise SourceNotAllowedError(f"file {shown!r} is outside the directories the source policy allows")
-    if policy.roots is not None:
-        path = os.path.realpath(path)  # the file checked is the file opened
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if policy.roots is not None:
+        # The file checked is the file opened: the resolved path, its last part not followed if a symlink was
+        # swapped in since; the opened file is checked again below, whatever happened to the directories.
+        path = os.path.realpath(path)
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         _require_regular(shown, os.stat(path).st_mode)
         descriptor = os.open(path, flags)  # non-blocking: a FIFO swapped in after the stat cannot block the open
     except FileNotFoundError as error:
         raise ImageSourceError(f"no such file: {shown!r}") from error
     except OSError as error:
+        if policy.roots is not None and error.errno == errno.ELOOP:
+            raise SourceNotAllowedError(f"file {shown!r} became a symlink while it was opened") from None
         raise ImageSourceError(f"cannot read file {shown!r}: {error.strerror or type(error).__name__}") from error
     with open(descriptor, "rb") as file:
         info = os.fstat(descriptor)
         _require_regular(shown, info.st_mode)
+        if policy.roots is not None and not _opened_within_roots(descriptor, info, path, policy):
+            raise SourceNotAllowedError(f"file {shown!r} is outside the directories the source policy allows")
         if info.st_size > policy.max_bytes:
             raise SourceTooLargeError(f"file {shown!r} has {info.st_size} bytes, over max_bytes={policy.max_bytes}")
         chunks: list[bytes] = []
@@ -335,7 +358,11 @@ class _Download:
                 check_url(newurl, download.policy)
                 return super().redirect_request(req, fp, code, msg, headers, newurl)
 
-        return urllib.request.build_opener(Http, Https, Redirects)
+        handlers: list[object] = [Http, Https, Redirects]
+        if not download.policy.private_networks:
+            # A proxy would resolve and connect to the target itself, out of the policy's sight.
+            handlers.append(urllib.request.ProxyHandler({}))
+        return urllib.request.build_opener(*handlers)
 
     def body(self) -> bytes:
         """The decoded body, within the policy's byte cap."""
@@ -396,14 +423,26 @@ def _fetch_now(download: _Download) -> bytes:
         raise ImageSourceError(f"cannot fetch URL {url!r}: {type(error).__name__}: {error}") from None
 
 
+#: Downloads running at once, those past their deadline included: a name lookup cannot be interrupted, so a
+#: download whose lookup hangs keeps its thread until the lookup returns. Past this many, fetches are refused.
+MAX_LIVE_DOWNLOADS = 256
+_download_slots = threading.BoundedSemaphore(MAX_LIVE_DOWNLOADS)
+
+
 def fetch_url(url: str, policy: SourcePolicy) -> bytes:
     """The body of an http(s) URL the policy allows, all of it within ``policy.timeout`` seconds.
 
     The download runs on a worker thread; when the deadline passes, its sockets are shut down and
     :class:`SourceTimeoutError` is raised at once, however slowly the server sends (headers included)
-    and however long a name lookup takes.
+    and however long a name lookup takes. At most :data:`MAX_LIVE_DOWNLOADS` worker threads live at once.
     """
     check_url(url, policy)
+    slots = _download_slots
+    if not slots.acquire(blocking=False):
+        raise ImageSourceError(
+            f"URL {url!r} not fetched: too many downloads are still running (name lookups past their deadline "
+            "cannot be interrupted); try again later"
+        )
     download = _Download(url, policy)
     outcome: dict[str, object] = {}
 
@@ -412,9 +451,15 @@ def fetch_url(url: str, policy: SourcePolicy) -> bytes:
             outcome["data"] = _fetch_now(download)
         except BaseException as error:  # handed to the caller's thread
             outcome["error"] = error
+        finally:
+            slots.release()
 
     worker = threading.Thread(target=run, name="vlfast-fetch", daemon=True)
-    worker.start()
+    try:
+        worker.start()
+    except RuntimeError as error:  # no thread could be started
+        slots.release()
+        raise ImageSourceError(f"URL {url!r} not fetched: {error}") from None
     worker.join(policy.timeout)
     if worker.is_alive():
         download.cancel()
