@@ -15,12 +15,10 @@ import pytest
 import torch
 from PIL import Image
 from skimage import data
-from transformers import AutoImageProcessor, Qwen2VLImageProcessor, Qwen2VLImageProcessorPil, Qwen3VLProcessor
+from transformers import AutoImageProcessor, Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
 from vlfast.engines import triton_engine
-from vlfast.errors import UnsupportedOptionError
-from vlfast.processor import patch_processor
 
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
 
@@ -144,9 +142,3 @@ def test_triton_engine(backend):
     photo = np.asarray(Image.fromarray(data.chelsea()).resize((13, 9)))
     images = [photo, rng.integers(0, 256, (5, 30, 3), dtype=np.uint8), Image.fromarray(data.camera()).resize((8, 8))]
     assert_exact(images, FOLDERS["qwen3-vl"], backend, engine="triton")
-
-
-def test_patch_processor_refuses_qwen3_vl_processor():
-    """Its video processor (Qwen3VLVideoProcessor) is not reproduced yet: the whole processor is refused."""
-    with pytest.raises(UnsupportedOptionError, match="Qwen3VLProcessor"):
-        patch_processor(Qwen3VLProcessor.__new__(Qwen3VLProcessor))

@@ -1,12 +1,14 @@
-"""A tiny, randomly initialised Qwen2.5-VL built in code: model, tokenizer and processor, no downloads.
+"""Tiny, randomly initialised Qwen2.5-VL and Qwen3-VL models built in code: model, tokenizer and processor,
+no downloads.
 
-The processor uses the published Qwen2.5-VL preprocessor settings, so its image and video processors
-are the stock ones a real checkpoint gives.
+The processors use the published preprocessor settings (Qwen2.5-VL's; Qwen3-VL's from tests/data), so their
+image and video processors are the stock ones a real checkpoint gives.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -17,7 +19,12 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLProcessor,
     Qwen2Tokenizer,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
 )
+
+#: The Qwen3-VL preprocessor configs shipped as test data (images and videos).
+QWEN3_VL_DATA = Path(__file__).parent / "data" / "qwen3_vl"
 
 #: Qwen/Qwen2.5-VL-*-Instruct ``preprocessor_config.json``.
 PUBLISHED_PREPROCESSOR_CONFIG = {
@@ -120,3 +127,58 @@ def build_model(tokenizer: Qwen2Tokenizer, seed: int = 0) -> Qwen2_5_VLForCondit
     )
     torch.manual_seed(seed)
     return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def write_qwen3_vl_checkpoint_folder(folder: str | Path) -> Path:
+    """A Qwen3-VL folder: the image and video preprocessor configs of tests/data, the tokenizer and the chat
+    template (``AutoProcessor`` gives a stock ``Qwen3VLProcessor``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+        shutil.copy(QWEN3_VL_DATA / name, folder / name)
+    build_tokenizer().save_pretrained(folder)
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    return folder
+
+
+def build_qwen3_vl_model(tokenizer: Qwen2Tokenizer, seed: int = 0) -> Qwen3VLForConditionalGeneration:
+    """A 2-layer Qwen3-VL with a 2-block vision tower (patch 16, one deepstack layer), random weights from
+    ``seed``, float32, eval mode."""
+    token_id = tokenizer.convert_tokens_to_ids
+    config = Qwen3VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 4096,
+            # head_dim 16: 8 rotary frequencies, interleaved over (t, h, w).
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            "bos_token_id": token_id(END_OF_TEXT),
+            "eos_token_id": token_id(IM_END),
+            "pad_token_id": token_id(END_OF_TEXT),
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=token_id("<|image_pad|>"),
+        video_token_id=token_id("<|video_pad|>"),
+        vision_start_token_id=token_id("<|vision_start|>"),
+        vision_end_token_id=token_id("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    return Qwen3VLForConditionalGeneration(config).eval()

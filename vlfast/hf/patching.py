@@ -1,4 +1,4 @@
-"""``patch_processor``: vlfast's image and video processors swapped into a stock Qwen2-VL family processor."""
+"""``patch_processor``: vlfast's image and video processors swapped into a stock processor of a supported family."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ __all__ = ["SUPPORTED_PROCESSORS", "SubProcessorSwap", "from_pretrained_processo
 
 
 def _video_processor_from_stock(video_processor: Any, *, backend: Backend | str | None, **options: Any) -> Any:
-    """The vlfast video processor of a stock one; ``backend`` does not apply (the stock video processor
-    has one: torchvision's arithmetic on uint8)."""
+    """The vlfast video processor of a stock one (of its family); ``backend`` does not apply (the stock video
+    processors have one: torchvision's arithmetic on uint8)."""
     from .video_processor import VideoProcessor  # imports torchvision: only when a processor has videos
 
     return VideoProcessor.from_stock(video_processor, **options)
@@ -34,18 +34,28 @@ class SubProcessorSwap:
     build: Callable[..., Any]
 
 
+_QWEN2_VL_IMAGES = SubProcessorSwap(
+    ("Qwen2VLImageProcessor", "Qwen2VLImageProcessorPil", ImageProcessor.__name__), ImageProcessor.from_stock
+)
+
 #: The Qwen2-VL family's sub-processors.
 _QWEN2_VL_SWAPS = {
-    "image_processor": SubProcessorSwap(
-        ("Qwen2VLImageProcessor", "Qwen2VLImageProcessorPil", ImageProcessor.__name__), ImageProcessor.from_stock
-    ),
+    "image_processor": _QWEN2_VL_IMAGES,
     "video_processor": SubProcessorSwap(("Qwen2VLVideoProcessor", "VideoProcessor"), _video_processor_from_stock),
+}
+
+#: Qwen3-VL's (and Qwen3.5's, whose processor is a ``Qwen3VLProcessor``): Qwen2-VL's image processor with other
+#: settings, a video processor of its own (vlfast's has the stock's class name).
+_QWEN3_VL_SWAPS = {
+    "image_processor": _QWEN2_VL_IMAGES,
+    "video_processor": SubProcessorSwap(("Qwen3VLVideoProcessor",), _video_processor_from_stock),
 }
 
 #: Processor classes ``patch_processor`` knows, by name (subclasses included), with their swaps.
 SUPPORTED_PROCESSORS: dict[str, dict[str, SubProcessorSwap]] = {
     "Qwen2VLProcessor": _QWEN2_VL_SWAPS,
     "Qwen2_5_VLProcessor": _QWEN2_VL_SWAPS,
+    "Qwen3VLProcessor": _QWEN3_VL_SWAPS,
 }
 
 ProcessorType = TypeVar("ProcessorType", bound=ProcessorMixin)
@@ -59,13 +69,14 @@ def patch_processor(
     dtype: torch.dtype | str | None = None,
     engine: str = "auto",
 ) -> ProcessorType:
-    """Swap vlfast's image and video processors into a stock Qwen2-VL / Qwen2.5-VL processor, in place.
+    """Swap vlfast's image and video processors into a stock processor of a supported family (Qwen2-VL, Qwen2.5-VL,
+    Qwen3-VL / Qwen3.5, GLM-4.1V / GLM-4.6V: :data:`SUPPORTED_PROCESSORS`), in place.
 
     The replacements keep the stock settings, so ``input_ids`` and ``pixel_values`` are unchanged, and
     return tensors on ``device`` in ``dtype`` (give the model's) ready for ``model.generate(**inputs)``.
 
     Args:
-        processor: a ``Qwen2VLProcessor`` or ``Qwen2_5_VLProcessor`` (or a subclass).
+        processor: one of :data:`SUPPORTED_PROCESSORS` (or a subclass).
         backend: stock image backend reproduced; default: the processor's own. Videos always reproduce
             the stock video processor (torchvision).
         device, dtype, engine: see :class:`ImageProcessor`.
