@@ -131,6 +131,7 @@ def test_a_corrupt_image_names_its_position(files):
     assert np.asarray(dataset[0:1]["pixel_values"][0]).shape[1] == 1176
 
 
+@pytest.mark.slow
 def test_the_example_runs():
     example = Path(__file__).resolve().parents[1] / "examples" / "hf_datasets.py"
     result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=300)
