@@ -51,11 +51,24 @@ _QWEN3_VL_SWAPS = {
     "video_processor": SubProcessorSwap(("Qwen3VLVideoProcessor",), _video_processor_from_stock),
 }
 
+
+def _glm_swaps(prefix: str) -> dict[str, SubProcessorSwap]:
+    """GLM-4.1V's (``Glm4v``) or GLM-4.6V's (``Glm46V``): their image processors (both backends) and video
+    processor (vlfast's have the stock classes' names)."""
+    images = (f"{prefix}ImageProcessor", f"{prefix}ImageProcessorPil")
+    return {
+        "image_processor": SubProcessorSwap(images, ImageProcessor.from_stock),
+        "video_processor": SubProcessorSwap((f"{prefix}VideoProcessor",), _video_processor_from_stock),
+    }
+
+
 #: Processor classes ``patch_processor`` knows, by name (subclasses included), with their swaps.
 SUPPORTED_PROCESSORS: dict[str, dict[str, SubProcessorSwap]] = {
     "Qwen2VLProcessor": _QWEN2_VL_SWAPS,
     "Qwen2_5_VLProcessor": _QWEN2_VL_SWAPS,
     "Qwen3VLProcessor": _QWEN3_VL_SWAPS,
+    "Glm4vProcessor": _glm_swaps("Glm4v"),
+    "Glm46VProcessor": _glm_swaps("Glm46V"),
 }
 
 ProcessorType = TypeVar("ProcessorType", bound=ProcessorMixin)
