@@ -30,6 +30,7 @@ from .defaults import (
 from .engines import ENGINES, EngineName, select_engine
 from .engines.triton_engine import interpreting
 from .errors import VlfastError
+from .hf.families import MODEL_FAMILIES as FAMILIES
 from .io import load_image
 from .machine import library_versions, machine_info
 from .preprocess import Preprocessed, preprocess
@@ -277,23 +278,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 #: Model families, the stock classes vlfast reproduces for each, and its status (the README's Models table).
-MODEL_FAMILIES = (
-    {
-        "family": "Qwen2-VL, Qwen2.5-VL",
-        "reproduces": "Qwen2VLImageProcessor(Pil), Qwen2VLVideoProcessor; patch_processor: Qwen2(_5)VLProcessor",
-        "status": "supported: images and videos",
-    },
-    {
-        "family": "Qwen3-VL, Qwen3.5",
-        "reproduces": "Qwen2VLImageProcessor(Pil) from their preprocessor_config.json",
-        "status": "images supported; Qwen3VLVideoProcessor and patch_processor(Qwen3VLProcessor) not yet",
-    },
-    {
-        "family": "GLM-4.1V, GLM-4.6V",
-        "reproduces": "none",
-        "status": "refused (UnsupportedOptionError): their smart_resize differs",
-    },
-)
+MODEL_FAMILIES = tuple(family.as_dict() for family in FAMILIES)
 
 
 def _kernels() -> dict[str, str]:
