@@ -554,6 +554,7 @@ class Site:
     """A server on 127.0.0.1 with well-behaved and hostile routes; counts the requests it gets."""
 
     def __init__(self, png: bytes):
+        self.png = png
         self.hits = 0
         self.proxied = 0
         self.stop = threading.Event()
@@ -703,3 +704,103 @@ def test_processor_urls_match_the_stock(site, photos):
         ours = ImageProcessor(backend=backend)(site.url + "/cat.png", return_tensors="pt")
         stock = STOCK[backend]()(str(photos["photo.png"]), return_tensors="pt")
         assert torch.equal(ours["pixel_values"], stock["pixel_values"])
+
+
+# --- videos: the drop-in video processors' paths and URLs -----------------------------------------------------
+
+
+class _StockLoaderReached(Exception):
+    """Raised by a stand-in for the stock video loader (no video decoder is needed to test the guards)."""
+
+
+@pytest.fixture
+def stock_video_loader(monkeypatch) -> list[tuple[str, bytes]]:
+    """Replaces the stock ``fetch_videos`` (what vlfast's calls after its checks): records the path it is given
+    and that file's bytes, then stops the call."""
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    seen: list[tuple[str, bytes]] = []
+
+    def record(self, source, sample_indices_fn=None):
+        seen.append((source, Path(source).read_bytes() if os.path.exists(source) else b""))
+        raise _StockLoaderReached
+
+    monkeypatch.setattr(BaseVideoProcessor, "fetch_videos", record)
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_video_paths_follow_the_source_policy(tmp_path, policy_restored, stock_video_loader):
+    from vlfast.processor import VideoProcessor
+
+    inside = tmp_path / "videos"
+    inside.mkdir()
+    clip = inside / "clip.mp4"
+    clip.write_bytes(b"\0\0\0\x18ftypmp42")
+    fifo = inside / "fifo.mp4"
+    os.mkfifo(fifo)
+    processor = VideoProcessor()
+    with pytest.raises(_StockLoaderReached):
+        processor(str(clip))
+    assert stock_video_loader == [(str(clip), clip.read_bytes())]
+    cases = [
+        (SourcePolicy(), str(fifo), ImageSourceError, "is a FIFO, not a regular file"),
+        (SourcePolicy(), str(inside / "missing.mp4"), ImageSourceError, "no such file"),
+        (SourcePolicy(allow=("https",)), str(clip), SourceNotAllowedError, "file sources are not allowed"),
+        (SourcePolicy(roots=(inside / "other",)), str(clip), SourceNotAllowedError, "outside the directories"),
+    ]
+    for policy, source, error, message in cases:
+        set_source_policy(policy)
+        start = time.monotonic()
+        with pytest.raises(error, match=message):
+            processor(source)
+        assert time.monotonic() - start < SLACK_S
+    assert len(stock_video_loader) == 1
+
+
+def test_video_urls_are_downloaded_within_the_policy(site, policy_restored, stock_video_loader):
+    """The stock would fetch a URL with no deadline, byte cap or address check: vlfast downloads it under the
+    policy and hands the stock decoder a temporary file with the same bytes, removed afterwards."""
+    from vlfast.processor import VideoProcessor
+
+    processor = VideoProcessor()
+    with pytest.raises(_StockLoaderReached):
+        processor(site.url + "/cat.png")
+    ((path, data),) = stock_video_loader
+    assert data == site.png and path.endswith(".png") and not os.path.exists(path)
+    cases = [
+        (SourcePolicy(max_bytes=100), site.url + "/cat.png", SourceTooLargeError, "over max_bytes=100"),
+        (SourcePolicy(private_networks=False), site.url + "/cat.png", SourceNotAllowedError, "non-public address"),
+        (SourcePolicy(allow=("file",)), site.url + "/cat.png", SourceNotAllowedError, "http sources are not allowed"),
+        (SourcePolicy(timeout=DEADLINE_S), site.url + "/drip-headers", SourceTimeoutError, "timed out"),
+        (
+            SourcePolicy(hosts=("*.youtube.com", "youtube.com")),
+            "https://youtube.com/watch?v=x",
+            SourceNotAllowedError,
+            "yt-dlp",
+        ),
+    ]
+    for policy, source, error, message in cases:
+        set_source_policy(policy)
+        with pytest.raises(error, match=message):
+            within(DEADLINE_S + SLACK_S, lambda source=source: processor(source))
+    assert len(stock_video_loader) == 1
+
+
+def test_video_frames_given_as_image_paths_match_the_stock_and_follow_the_policy(tmp_path, policy_restored):
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    from vlfast.processor import VideoProcessor
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for index in range(4):
+        frames.append(str(tmp_path / f"frame{index}.png"))
+        PIL.Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(frames[-1])
+    call = {"videos": [[frames]], "do_sample_frames": False, "return_tensors": "pt", "cap_pixels_per_frame": False}
+    expected, got = Qwen2VLVideoProcessor()(**call), VideoProcessor()(**call)
+    assert torch.equal(expected["pixel_values_videos"], got["pixel_values_videos"])
+    assert torch.equal(expected["video_grid_thw"], got["video_grid_thw"])
+    set_source_policy(SourcePolicy(allow=("https",)))
+    with pytest.raises(SourceNotAllowedError, match="local files are not allowed"):
+        VideoProcessor()(**call)

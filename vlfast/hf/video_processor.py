@@ -19,9 +19,12 @@ from transformers.video_processing_utils import BaseVideoProcessor
 
 from ..defaults import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS
 from ..eager import eager
-from ..errors import UnsupportedOptionError
+from ..errors import DecodeError, UnsupportedOptionError
+from ..io import fetch_images
+from ..plans import Backend
 from ..releases import video_cap_reads_call_budget
 from ..sizing import SizeRule
+from ..sources import current_source_policy, video_file
 from ..video import run_videos, video_options
 from .common import VlfastProcessorMixin
 
@@ -43,6 +46,26 @@ class _VideoProcessorMixin(VlfastProcessorMixin):
 
     #: How the stock class sizes frames.
     _size_rule: ClassVar[SizeRule]
+
+    def fetch_videos(self, video_url_or_urls: Any, sample_indices_fn: Any = None) -> Any:
+        """Decode video paths and URLs with the stock's decoder, after the process-wide source policy's checks
+        (:func:`vlfast.sources.video_file`: regular files under the allowed roots; URLs downloaded within the
+        policy's limits). Decoder failures are :class:`DecodeError` naming the video."""
+        if isinstance(video_url_or_urls, list):
+            loaded = [self.fetch_videos(item, sample_indices_fn=sample_indices_fn) for item in video_url_or_urls]
+            return list(zip(*loaded, strict=True))  # (videos, metadata), as the stock returns them
+        if not isinstance(video_url_or_urls, str):
+            return super().fetch_videos(video_url_or_urls, sample_indices_fn=sample_indices_fn)
+        with video_file(video_url_or_urls, current_source_policy()) as path:
+            try:
+                return super().fetch_videos(path, sample_indices_fn=sample_indices_fn)
+            except (TypeError, ValueError, RuntimeError, OSError, EOFError) as error:
+                raise DecodeError(f"cannot decode video {video_url_or_urls!r}: {type(error).__name__}") from None
+
+    def fetch_images(self, image_url_or_urls: Any) -> Any:
+        """Frames given as image paths or URLs, loaded as the stock video processors load them (its
+        torchvision-backend image loader), with vlfast's guards and source policy."""
+        return fetch_images(image_url_or_urls, Backend.TORCHVISION)
 
     def __init__(
         self,
