@@ -143,7 +143,8 @@ vlfast::ImageView image_view(const py::array& image) {
 }
 
 void run_frame(const py::object& image_object, const std::optional<AxisArguments>& horizontal_plan,
-               const std::optional<AxisArguments>& vertical_plan, bool vertical_first, const py::object& table_object, const py::object& out_object, int64_t row_offset,
+               const std::optional<AxisArguments>& vertical_plan, bool vertical_first, const py::object& table_object,
+               const py::object& out_object, int64_t row_offset,
                int64_t patch_size, int64_t merge_size, int64_t temporal_patch_size, int64_t slot_begin,
                int64_t slot_count, int64_t num_threads) {
     // Layout parameters first: every size below is bounded by them and by real arrays.
@@ -268,7 +269,8 @@ PYBIND11_MODULE(_C, m) {
           "patch rows into `out` from `row_offset`, temporal slots slot_begin..slot_begin+slot_count-1. "
           "Raises ValueError on invalid arguments; releases the GIL while it runs.");
     m.def("resample_axis", &resample_axis, py::arg("image"), py::arg("plan"), py::arg("vertical"), py::arg("out"),
-          "One pass of `plan` (an AxisPlan's fields, as run_frame takes them) over a C-contiguous uint8 (H, W, C) image into `out`, uint8 (H', W, C) "
+          "One pass of `plan` (an AxisPlan's fields, as run_frame takes them) over a C-contiguous uint8 (H, W, C) "
+          "image into `out`, uint8 (H', W, C) "
           "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
           "simd_enabled() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
           "arguments; releases the GIL while it runs.");
@@ -281,7 +283,8 @@ PYBIND11_MODULE(_C, m) {
     m.attr("MAX_PRECISION") = vlfast::kMaxPrecision;
     m.attr("MAX_LAYOUT_PARAMETER") = vlfast::kMaxLayoutParameter;
     m.def("patch_row_items", &vlfast::patch_row_items, py::arg("channels"), py::arg("temporal_patch_size"),
-          py::arg("patch_size"), "Items in one patch row of pixel_values: channels * temporal_patch_size * patch_size^2.");
+          py::arg("patch_size"),
+          "Items in one patch row of pixel_values: channels * temporal_patch_size * patch_size^2.");
     m.def("set_simd_enabled", &vlfast::set_simd_enabled, py::arg("enabled"),
           "Turns the AVX2 kernels on (where the CPU has AVX2) or off, for tests; returns simd_enabled(). "
           "A frame already running keeps the kernels it started with.");

@@ -7,9 +7,10 @@
 //     out = clamp(acc >> precision, 0, 255)
 //
 // The work unit is one block row (merge_size patch rows): its resized rows are produced
-// into a thread-local band, then its patches, whose output rows are one contiguous
-// stretch, are assembled one by one as table values and written in order. Threads own
-// disjoint ranges of block rows, so they share no output row.
+// into a thread-local band, looked up in the table a cache-sized chunk at a time (layout.h),
+// then its patches, whose output rows are one contiguous stretch, are assembled one by one
+// from runs of table items and written in order. Threads own disjoint ranges of block rows,
+// so they share no output row.
 #include "resample.h"
 
 #include <algorithm>
@@ -20,13 +21,18 @@
 #include <thread>
 #include <vector>
 
+#include "constants.h"
 #include "kernels.h"
+#include "layout.h"
 
 namespace vlfast {
 namespace {
 
 // Output pixels below which one more thread costs more to start than it saves.
 constexpr int64_t kMinPixelsPerThread = 32 * 1024;
+
+// Bytes of table items a chunk of the band may take (Scratch::values): well inside L2.
+constexpr int64_t kChunkValueBytes = 64 * 1024;
 
 // A buffer that is not zero-filled (every byte is written before it is read), aligned to a
 // cache line (the AVX2 kernels' scratch takes aligned 32-byte loads).
@@ -91,12 +97,17 @@ struct Frame {
     const RowKernels* kernels;  // chosen once for the frame
     AxisKernel horizontal_kernel, vertical_kernel;  // the axes as the kernels take them
     bool streaming;    // the output is written with streaming stores
+    const LayoutKernels* layout;  // the lookup kernels, chosen once for the frame
+    LookupTable table;            // the table as they read it
+    int64_t chunk_pixels;         // width of the band's chunks (write_block_row): whole blocks
 };
 
 // Per-thread buffers, allocated before any thread starts so that workers never throw.
 struct Scratch {
-    Buffer band;   // the resized rows of one block row
-    Buffer patch;  // one patch as table items
+    Buffer band;    // the resized rows of one block row
+    Buffer planes;  // one band row of a chunk, a plane per channel
+    Buffer values;  // a chunk of the band as table items: channel x band row x chunk_pixels
+    Buffer patch;   // one patch as table items
     OutputWriter writer;
     Buffer packed[kRowsPerGroup];          // source rows, packed (strided input)
     Buffer vertical[kRowsPerGroup];        // vertical-first: vertically resized rows awaiting the horizontal pass
@@ -108,11 +119,15 @@ struct Scratch {
         const PatchTarget& t = f.target;
         const int64_t channels = f.image.channels;
         const int64_t in_row = f.image.width * channels, out_row = f.out_width * channels;
-        band = allocate(int64_t{t.merge_size} * t.patch_size * out_row);
+        const int64_t band_rows = int64_t{t.merge_size} * t.patch_size;
+        band = allocate(band_rows * out_row);
+        planes = allocate(channels * f.chunk_pixels);
+        values = allocate(channels * band_rows * f.chunk_pixels * t.item_size);
         patch = allocate(channels * t.slot_count * t.patch_size * t.patch_size * t.item_size);
         if (!f.packed_rows)
             for (Buffer& row : packed) row = allocate(in_row);
-        if (f.horizontal != nullptr) horizontal_scratch = allocate(f.kernels->horizontal_scratch_bytes(in_row, out_row));
+        if (f.horizontal != nullptr)
+            horizontal_scratch = allocate(f.kernels->horizontal_scratch_bytes(in_row, out_row));
         if (f.vertical == nullptr) return;
         taps.resize(static_cast<size_t>(f.vertical->max_count));
         if (f.horizontal != nullptr && !f.vertical_first) {
@@ -196,55 +211,113 @@ void resized_rows(const Frame& f, Scratch& s, int64_t first, int rows, uint8_t* 
 }
 
 // Writes the patches of block row `block_y` (its merge_size * patch_size resized rows in
-// s.band) as table items, in output order: the block row's output rows are one
-// contiguous stretch. Each patch is assembled in s.patch (channels x slot_count x
-// patch_size^2 items): the first temporal slot pixel by pixel, all channels of a pixel
-// at once, the other slots as copies of it. It is then written whole when the frame fills
-// every slot, else as one run per channel.
-template <typename Item, int kChannels>
+// s.band) as table items, in output order: the block row's output rows are one contiguous
+// stretch. The band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in
+// cache): each band row of the chunk is split into channel planes and looked up plane row by
+// plane row into s.values (channel x band row x chunk items), then each patch is assembled in
+// s.patch (channels x slot_count x patch_size^2 items) from runs of patch_size items, one copy
+// per temporal slot. It is then written whole when the frame fills every slot, else as one
+// run per channel.
+// Copies a run of kBytes bytes (0: `bytes`, known only at run time).
+template <int kBytes>
+inline void copy_fixed(uint8_t* dst, const uint8_t* src, int64_t bytes) {
+    if constexpr (kBytes > 0)
+        std::memcpy(dst, src, kBytes);  // a few moves, inlined
+    else
+        copy_run(dst, src, bytes);
+}
+
+// One patch from s.values into s.patch: channel c's runs of patch_size items, one per row, each
+// copied into every temporal slot. kRunBytes: patch_size * item size where the frame's is one
+// of the common ones (fixed-size copies), else 0.
+template <int kRunBytes>
+void assemble_patch(const uint8_t* values, int64_t channel_stride, int64_t row_stride, int64_t channels,
+                    int64_t p, int slots, int64_t run_bytes, uint8_t* patch) {
+    const int64_t bytes = kRunBytes > 0 ? kRunBytes : run_bytes;
+    const int64_t slot_bytes = p * bytes;  // one slot of one channel: patch_size^2 items
+    for (int64_t c = 0; c < channels; ++c, values += channel_stride) {
+        const uint8_t* src = values;
+        uint8_t* dst = patch + c * slots * slot_bytes;
+        for (int64_t y = 0; y < p; ++y, src += row_stride, dst += bytes)
+            for (int slot = 0; slot < slots; ++slot) copy_fixed<kRunBytes>(dst + slot * slot_bytes, src, bytes);
+    }
+}
+
+// Writes the patches of block row `block_y` (its merge_size * patch_size resized rows in
+// s.band) as table items, in output order: the block row's output rows are one contiguous
+// stretch. The band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in
+// cache): each band row of the chunk is split into channel planes and looked up plane row by
+// plane row into s.values (channel x band row x chunk items), then each patch is assembled in
+// s.patch (channels x slot_count x patch_size^2 items) from runs of patch_size items, one copy
+// per temporal slot. It is then written whole when the frame fills every slot, else as one
+// run per channel.
+template <int kRunBytes>
 void write_block_row(const Frame& f, Scratch& s, int64_t block_y) {
     const PatchTarget& t = f.target;
-    const int64_t channels = kChannels ? kChannels : f.image.channels;
-    const int64_t p = t.patch_size, m = t.merge_size;
+    const int64_t channels = f.image.channels, item = t.item_size;
+    const int64_t p = t.patch_size, m = t.merge_size, band_rows = p * m;
+    const int slots = t.slot_count;
     const int64_t patch_items = p * p;
-    const int64_t run_items = t.slot_count * patch_items;  // one channel's slots in a patch
-    const int64_t row_items = channels * t.temporal_patch_size * patch_items;
+    const int64_t run_bytes = slots * patch_items * item;  // one channel's slots in a patch
+    const int64_t row_bytes = patch_row_items(channels, t.temporal_patch_size, p) * item;
+    const int64_t slot_offset = t.slot_begin * patch_items * item;
+    const int64_t channel_offset = t.temporal_patch_size * patch_items * item;
+    const bool whole_rows = slots == t.temporal_patch_size;
     const int64_t band_row_bytes = f.out_width * channels;
+    const int64_t chunk_pixels = f.chunk_pixels;
+    const int64_t value_row_bytes = chunk_pixels * item;
     const int64_t grid_w = f.out_width / p;
-    const Item* table = reinterpret_cast<const Item*>(t.table);
-    Item* patch = reinterpret_cast<Item*>(s.patch.get());
-    Item* out_row = reinterpret_cast<Item*>(t.out) + (t.row_offset + block_y * m * grid_w) * row_items;
-    for (int64_t block_x = 0; block_x < grid_w / m; ++block_x) {
-        for (int64_t merge_y = 0; merge_y < m; ++merge_y) {
-            for (int64_t merge_x = 0; merge_x < m; ++merge_x, out_row += row_items) {
-                const uint8_t* band =
-                    s.band.get() + merge_y * p * band_row_bytes + (block_x * m + merge_x) * p * channels;
-                for (int64_t y = 0; y < p; ++y) {
-                    const uint8_t* pixel = band + y * band_row_bytes;
-                    Item* dst = patch + y * p;
-                    for (int64_t x = 0; x < p; ++x, pixel += channels)
-                        for (int64_t c = 0; c < channels; ++c) dst[c * run_items + x] = table[c * 256 + pixel[c]];
+    const LayoutKernels& layout = *f.layout;
+    uint8_t* const patch = s.patch.get();
+    uint8_t* const planes = s.planes.get();
+    uint8_t* const values = s.values.get();
+    const uint8_t* const band = s.band.get();
+    uint8_t* out_row = t.out + (t.row_offset + block_y * m * grid_w) * row_bytes;
+    for (int64_t x0 = 0; x0 < f.out_width; x0 += chunk_pixels) {
+        const int64_t width = std::min(chunk_pixels, f.out_width - x0);
+        for (int64_t y = 0; y < band_rows; ++y) {
+            const uint8_t* row = band + y * band_row_bytes + x0 * channels;
+            const uint8_t* split = row;
+            if (channels > 1) {
+                layout.deinterleave(row, width, channels, planes, chunk_pixels);
+                split = planes;
+            }
+            for (int64_t c = 0; c < channels; ++c)
+                layout.lookup(split + c * chunk_pixels, width, f.table, c,
+                              values + (c * band_rows + y) * value_row_bytes);
+        }
+        for (int64_t block_x = 0; block_x < width / (m * p); ++block_x) {
+            for (int64_t merge_y = 0; merge_y < m; ++merge_y) {
+                for (int64_t merge_x = 0; merge_x < m; ++merge_x, out_row += row_bytes) {
+                    assemble_patch<kRunBytes>(
+                        values + merge_y * p * value_row_bytes + (block_x * m + merge_x) * p * item,
+                        band_rows * value_row_bytes, value_row_bytes, channels, p, slots, p * item, patch);
+                    if (whole_rows) {
+                        s.writer.write(out_row, patch, static_cast<size_t>(row_bytes));
+                        continue;
+                    }
+                    for (int64_t c = 0; c < channels; ++c)
+                        s.writer.write(out_row + c * channel_offset + slot_offset, patch + c * run_bytes,
+                                       static_cast<size_t>(run_bytes));
                 }
-                for (int64_t c = 0; c < channels; ++c)
-                    for (int slot = 1; slot < t.slot_count; ++slot)
-                        std::memcpy(patch + c * run_items + slot * patch_items, patch + c * run_items,
-                                    static_cast<size_t>(patch_items) * sizeof(Item));
-                if (t.slot_count == t.temporal_patch_size) {
-                    s.writer.write(reinterpret_cast<uint8_t*>(out_row), s.patch.get(),
-                                   static_cast<size_t>(row_items) * sizeof(Item));
-                    continue;
-                }
-                for (int64_t c = 0; c < channels; ++c)
-                    s.writer.write(
-                        reinterpret_cast<uint8_t*>(out_row + (c * t.temporal_patch_size + t.slot_begin) * patch_items),
-                        reinterpret_cast<const uint8_t*>(patch + c * run_items),
-                        static_cast<size_t>(run_items) * sizeof(Item));
             }
         }
     }
 }
 
-template <typename Item, int kChannels>
+// write_block_row with fixed-size copies where patch_size * item size is a common one.
+void write_block_row_any(const Frame& f, Scratch& s, int64_t block_y) {
+    switch (int64_t{f.target.patch_size} * f.target.item_size) {
+        case 14: return write_block_row<14>(f, s, block_y);
+        case 28: return write_block_row<28>(f, s, block_y);
+        case 56: return write_block_row<56>(f, s, block_y);
+        case 16: return write_block_row<16>(f, s, block_y);
+        case 32: return write_block_row<32>(f, s, block_y);
+        case 64: return write_block_row<64>(f, s, block_y);
+        default: return write_block_row<0>(f, s, block_y);
+    }
+}
+
 void run_block_rows(const Frame& f, Scratch& s, int64_t first, int64_t last) {
     const int64_t block_rows = f.target.merge_size * f.target.patch_size;  // resized rows per block row
     const int64_t band_row_bytes = f.out_width * f.image.channels;
@@ -255,25 +328,9 @@ void run_block_rows(const Frame& f, Scratch& s, int64_t first, int64_t last) {
             for (int r = 0; r < rows; ++r) dst[r] = s.band.get() + (y + r) * band_row_bytes;
             resized_rows(f, s, block_y * block_rows + y, rows, dst);
         }
-        write_block_row<Item, kChannels>(f, s, block_y);
+        write_block_row_any(f, s, block_y);
     }
     s.writer.finish();
-}
-
-template <typename Item>
-void run_block_rows_for_item(const Frame& f, Scratch& s, int64_t first, int64_t last) {
-    if (f.image.channels == 3)
-        run_block_rows<Item, 3>(f, s, first, last);
-    else
-        run_block_rows<Item, 0>(f, s, first, last);
-}
-
-void run_block_rows_any(const Frame& f, Scratch& s, int64_t first, int64_t last) {
-    switch (f.target.item_size) {
-        case 1: return run_block_rows_for_item<uint8_t>(f, s, first, last);
-        case 2: return run_block_rows_for_item<uint16_t>(f, s, first, last);
-        default: return run_block_rows_for_item<uint32_t>(f, s, first, last);
-    }
 }
 
 }  // namespace
@@ -293,12 +350,18 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     if (horizontal != nullptr) f.horizontal_kernel = axis_kernel(*horizontal, *f.kernels);
     if (vertical != nullptr) f.vertical_kernel = axis_kernel(*vertical, *f.kernels);
     const int64_t row_bytes =
-        image.channels * target.temporal_patch_size * target.patch_size * target.patch_size * target.item_size;
+        patch_row_items(image.channels, target.temporal_patch_size, target.patch_size) * target.item_size;
     const int64_t frame_rows = (f.out_height / target.patch_size) * (f.out_width / target.patch_size);
     f.streaming =
         use_streaming_stores(target.out + target.row_offset * row_bytes, static_cast<size_t>(frame_rows * row_bytes));
 
-    const int64_t block_rows = f.out_height / (int64_t{target.patch_size} * target.merge_size);
+    f.layout = &layout_kernels();
+    f.table = lookup_table(target.table, image.channels, target.item_size, *f.layout);
+    const int64_t block = int64_t{target.patch_size} * target.merge_size;
+    const int64_t chunk_blocks = kChunkValueBytes / target.item_size / image.channels / block / block;
+    f.chunk_pixels = std::min(f.out_width, std::max<int64_t>(1, chunk_blocks) * block);
+
+    const int64_t block_rows = f.out_height / block;
     const int64_t by_work = std::max<int64_t>(1, f.out_height * f.out_width / kMinPixelsPerThread);
     const int64_t threads = std::max<int64_t>(1, std::min({int64_t{num_threads}, block_rows, by_work}));
 
@@ -307,7 +370,7 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     for (int64_t i = 0; i < threads; ++i) scratch.emplace_back(f);
 
     auto work = [&](int64_t i) {
-        run_block_rows_any(f, scratch[i], block_rows * i / threads, block_rows * (i + 1) / threads);
+        run_block_rows(f, scratch[i], block_rows * i / threads, block_rows * (i + 1) / threads);
     };
     std::vector<std::thread> pool;
     pool.reserve(static_cast<size_t>(threads));
