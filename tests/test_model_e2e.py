@@ -14,6 +14,7 @@ pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
 
 import skimage.data  # noqa: E402
 from tiny_qwen import (  # noqa: E402
+    QWEN3_5_DATA,
     build_model,
     build_processor,
     build_qwen3_vl_model,
@@ -179,6 +180,18 @@ def test_qwen3_vl_patched_processor_matches_stock(qwen3_folder, qwen3_stock, qwe
         if name in expected:
             assert torch.equal(expected[name], got[name]), name
     _check_same_outputs(qwen3_model, expected, got)
+
+
+def test_qwen3_5_processor_is_patched_exactly(tmp_path):
+    """Qwen3.5 checkpoints load a ``Qwen3VLProcessor`` too (their own configs): same input_ids and pixels."""
+    folder = write_qwen3_vl_checkpoint_folder(tmp_path, configs=QWEN3_5_DATA)
+    stock = build_processor(folder)
+    fast = patch_processor(build_processor(folder))
+    inputs = dict(QWEN3_CASES["image and video"])
+    call = {"text": [_prompt(stock, inputs)], **inputs, "return_tensors": "pt", **STOCK_OPTIONS}
+    expected, got = stock(**call), fast(**call)
+    for name in ("input_ids", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
+        assert torch.equal(expected[name], got[name]), name
 
 
 def test_qwen3_vl_token_counts(qwen3_folder, qwen3_stock):

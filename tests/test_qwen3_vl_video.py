@@ -170,6 +170,15 @@ def test_cap_pixels_per_frame(stock, fast, max_video_tokens):
     assert not torch.equal(got["video_grid_thw"], uncapped)  # the cap changed the size
 
 
+def test_cap_with_a_call_time_max_video_tokens(stock, fast):
+    """A call-time ``max_video_tokens`` counts from transformers 5.25 (before, the instance's): as the stock."""
+    clip = random_clip(24, 260, 340, seed=10)
+    call = {"return_tensors": "pt", "do_sample_frames": False, "cap_pixels_per_frame": True, "max_video_tokens": 40}
+    expected, got = stock(clip, **call), fast(clip, **call)
+    assert torch.equal(got["video_grid_thw"], expected["video_grid_thw"])
+    assert torch.equal(got["pixel_values_videos"], expected["pixel_values_videos"])
+
+
 def test_call_time_size_and_layouts(stock, fast):
     clip = moving_gradient(10, 150, 211)
     size = {"shortest_edge": 4096, "longest_edge": 300_000}

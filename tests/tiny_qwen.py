@@ -23,8 +23,9 @@ from transformers import (
     Qwen3VLForConditionalGeneration,
 )
 
-#: The Qwen3-VL preprocessor configs shipped as test data (images and videos).
+#: The Qwen3-VL and Qwen3.5 preprocessor configs shipped as test data (images and videos).
 QWEN3_VL_DATA = Path(__file__).parent / "data" / "qwen3_vl"
+QWEN3_5_DATA = Path(__file__).parent / "data" / "qwen3_5"
 
 #: Qwen/Qwen2.5-VL-*-Instruct ``preprocessor_config.json``.
 PUBLISHED_PREPROCESSOR_CONFIG = {
@@ -129,13 +130,13 @@ def build_model(tokenizer: Qwen2Tokenizer, seed: int = 0) -> Qwen2_5_VLForCondit
     return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
-def write_qwen3_vl_checkpoint_folder(folder: str | Path) -> Path:
-    """A Qwen3-VL folder: the image and video preprocessor configs of tests/data, the tokenizer and the chat
-    template (``AutoProcessor`` gives a stock ``Qwen3VLProcessor``)."""
+def write_qwen3_vl_checkpoint_folder(folder: str | Path, configs: Path = QWEN3_VL_DATA) -> Path:
+    """A Qwen3-VL (or, with ``configs=QWEN3_5_DATA``, Qwen3.5) folder: the image and video preprocessor configs
+    of tests/data, the tokenizer and the chat template (``AutoProcessor`` gives a stock ``Qwen3VLProcessor``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
-        shutil.copy(QWEN3_VL_DATA / name, folder / name)
+        shutil.copy(configs / name, folder / name)
     build_tokenizer().save_pretrained(folder)
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
     return folder
