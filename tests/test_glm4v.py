@@ -123,6 +123,24 @@ def test_sizes(kind, backend):
     assert_exact([image], "glm-4.6v" if height % 2 else "glm-4.1v", backend, input_data_format="channels_last")
 
 
+def _random_sizes(count: int, seed: int) -> list[tuple[int, int]]:
+    """Sides log-uniform from 1 to 3000 pixels, aspect ratio <= 150 (the upscaling of small sides keeps it)."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    while len(sizes) < count:
+        height, width = (int(np.exp(rng.uniform(0, np.log(3000)))) for _ in range(2))
+        if max(height, width) / min(height, width) <= 150:
+            sizes.append((height, width))
+    return sizes
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+@pytest.mark.parametrize(("height", "width"), _random_sizes(10, seed=46))
+def test_random_sizes(height, width, backend):
+    image = np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    assert_exact([image], "glm-4.1v", backend, input_data_format="channels_last")
+
+
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
 def test_batch_and_call_time_size(backend):
     rng = np.random.default_rng(11)

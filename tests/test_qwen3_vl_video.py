@@ -153,6 +153,33 @@ def test_frame_budget_sizes(stock, fast, frames, height, width):
     assert_exact(stock, fast, clip, do_sample_frames=False)
 
 
+def _random_video_sizes(count: int, seed: int) -> list[tuple[int, int, int]]:
+    """(frames, height, width): 2 to 40 frames, sides log-uniform from 1 to 900 pixels, aspect ratio <= 200."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    while len(sizes) < count:
+        height, width = (int(np.exp(rng.uniform(0, np.log(900)))) for _ in range(2))
+        if max(height, width) / min(height, width) <= 200:
+            sizes.append((int(rng.integers(2, 41)), height, width))
+    return sizes
+
+
+@pytest.mark.parametrize(("frames", "height", "width"), _random_video_sizes(8, seed=2026))
+def test_random_sizes(stock, fast, frames, height, width):
+    assert_exact(stock, fast, random_clip(frames, height, width, seed=frames * height), do_sample_frames=False)
+
+
+def test_real_photo_pan(stock, fast):
+    """A real photo panned across 20 frames of 480x270, sampled at 2 fps from 10 fps."""
+    from skimage import data
+
+    wide = np.asarray(PIL.Image.fromarray(data.astronaut()).resize((560, 270)))
+    clip = np.stack([wide[:, 4 * index : 4 * index + 480] for index in range(20)])
+    assert_exact(stock, fast, clip, video_metadata={"fps": 10, "total_num_frames": 20})
+    size = {"shortest_edge": 4096, "longest_edge": 25_165_824}  # frames kept near their own size
+    assert_exact(stock, fast, clip, do_sample_frames=False, size=size)
+
+
 @pytest.mark.parametrize("max_video_tokens", [None, 40])
 def test_cap_pixels_per_frame(stock, fast, max_video_tokens):
     clip = random_clip(24, 260, 340, seed=9)
