@@ -59,10 +59,10 @@ def _row_images(entry: Any) -> list[ImageSource]:
     return [row_source(entry)]
 
 
-def preprocess_rows(entries: Sequence[Any], **options: Any) -> dict[str, list[torch.Tensor]]:
+def preprocess_rows(entries: Sequence[Any], *, host: bool = False, **options: Any) -> dict[str, list[torch.Tensor]]:
     """:func:`vlfast.preprocess` of every image of ``entries`` (one per row, or a list per row) in one call,
-    split back into rows (``pixel_values`` rows are views of the one output). ``options`` are
-    :func:`vlfast.preprocess`'s (``backend``, ``workers``, ``compact``, ``dtype``...)."""
+    split back into rows (``pixel_values`` rows are views of the one output, copied to the host first when
+    ``host``). ``options`` are :func:`vlfast.preprocess`'s (``backend``, ``workers``, ``compact``, ``dtype``...)."""
     per_row = [_row_images(entry) for entry in entries]
     counts = [len(images) for images in per_row]
     if not per_row:
@@ -75,8 +75,9 @@ def preprocess_rows(entries: Sequence[Any], **options: Any) -> dict[str, list[to
     original = torch.tensor(result.original_sizes, dtype=torch.int64).reshape(-1, 2)
     resized = torch.tensor(result.resized_sizes, dtype=torch.int64).reshape(-1, 2)
     row_lengths = [int(part.sum()) for part in torch.split(image_rows, counts)]
+    pixel_values = result.pixel_values.cpu() if host else result.pixel_values
     return {
-        "pixel_values": list(torch.split(result.pixel_values, row_lengths)),
+        "pixel_values": list(torch.split(pixel_values, row_lengths)),
         "image_grid_thw": list(torch.split(grids, counts)),
         "num_image_tokens": list(torch.split(tokens, counts)),
         "original_sizes": list(torch.split(original, counts)),
