@@ -186,6 +186,29 @@ def test_nested_processor_config(tmp_path):
     assert type(vlfast.ImageProcessor.from_pretrained(tmp_path)) is Glm46VImageProcessor
 
 
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_preprocess_with_the_frame_rule_and_compact_hand_off(backend):
+    """``vlfast.preprocess(size_rule="frames")`` is the GLM image processor; the compact hand-off (one temporal
+    slot) still sizes an image as two frames, and ``expand_patches`` gives the stock ``pixel_values``."""
+    rng = np.random.default_rng(8)
+    images = [rng.integers(0, 256, (2400, 2200, 3), dtype=np.uint8), rng.integers(0, 256, (10, 700, 3), dtype=np.uint8)]
+    expected = stock("glm-4.1v", backend)(images=images, return_tensors="pt")
+    options = {"backend": backend, "size_rule": "frames", "min_pixels": 12544, "max_pixels": 9633792}
+    full = vlfast.preprocess(images, **options)
+    assert torch.equal(full.image_grid_thw, expected["image_grid_thw"])
+    assert torch.equal(full.pixel_values, expected["pixel_values"])
+    compact = vlfast.preprocess(images, compact=True, **options)
+    assert torch.equal(compact.image_grid_thw, expected["image_grid_thw"])
+    table = vlfast.normalization_table(backend)
+    expanded = vlfast.expand_patches(compact.pixel_values, compact.image_grid_thw, table)
+    assert torch.equal(expanded, expected["pixel_values"])
+
+
+def test_unknown_size_rule_is_refused():
+    with pytest.raises(UnsupportedOptionError, match="size_rule must be one of"):
+        vlfast.preprocess(np.zeros((30, 30, 3), np.uint8), size_rule="glm")
+
+
 def test_rules_differ_on_ordinary_images():
     """Why GLM needs its own rule: with the published bounds, Qwen2-VL's rule gives another size."""
     assert smart_resize(5000, 5000, 28, 12544, 9633792) == (3080, 3080)

@@ -97,6 +97,9 @@ class PipelineOptions:
     size_rule: SizeRule
     min_pixels: float
     max_pixels: float
+    #: The model's ``temporal_patch_size`` as the size rule counts it (a still image counts as this many frames
+    #: under :attr:`SizeRule.FRAMES`), kept when :meth:`compacted` writes one temporal slot.
+    temporal_factor: int
     do_convert_rgb: bool
     input_data_format: Any
     max_output_bytes: int | None
@@ -113,14 +116,13 @@ class PipelineOptions:
         the size itself without resizing."""
         if not self.do_resize:
             return height, width
-        temporal = self.layout.temporal_patch_size
         return target_size(
             self.size_rule,
-            temporal if num_frames is None else num_frames,
+            self.temporal_factor if num_frames is None else num_frames,
             height,
             width,
             factor=self.layout.factor,
-            temporal_factor=temporal,
+            temporal_factor=self.temporal_factor,
             min_pixels=self.min_pixels,
             max_pixels=self.max_pixels if max_pixels is None else max_pixels,
         )
@@ -179,6 +181,7 @@ def pipeline_options(
         size_rule=SizeRule.parse(given["size_rule"]),
         min_pixels=min_pixels,
         max_pixels=max_pixels,
+        temporal_factor=layout.temporal_patch_size,
         do_convert_rgb=given["do_convert_rgb"],
         input_data_format=given["input_data_format"],
         max_output_bytes=given["max_output_bytes"],
