@@ -4,9 +4,12 @@ Each mode runs in a process of its own on the same synthetic pages (A4 at ``--dp
 stripes), preprocessed with the Qwen2.5-VL settings on the CPU engine; reported: the size of
 ``pixel_values`` and the process's peak resident memory (``ru_maxrss``) above what it held after
 creating the pages, plus the time of the call. ``compact`` is ``vlfast.preprocess(..., compact=True)``
-(uint8, each image once); ``float32`` and ``bfloat16`` are the ordinary outputs.
+(uint8, each image once); ``float32`` and ``bfloat16`` are the ordinary outputs. The ``compact``
+child also times ``vlfast.expand_patches`` of its result to float32 and bfloat16 on the CPU, with the
+C++ engine and with the reference engine's NumPy gather (median of ``--repeats`` calls each, side by
+side in one process).
 
-Usage: ``python bench/bench_compact.py [--pages 250] [--dpi 100]``.
+Usage: ``python bench/bench_compact.py [--pages 250] [--dpi 100] [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -22,7 +26,28 @@ from collections.abc import Sequence
 MODES = ("compact", "bfloat16", "float32")
 
 
-def _measure(mode: str, pages: int, dpi: int) -> dict[str, float]:
+def _expand_times(compact, grid, repeats: int) -> dict[str, float]:
+    """Median seconds of expand_patches per output dtype and engine, calls interleaved."""
+    import torch
+
+    import vlfast
+
+    calls = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        table = vlfast.normalization_table("torchvision", dtype=dtype)
+        for engine in ("cpp", "reference"):
+            name = f"expand_{str(dtype).removeprefix('torch.')}_{engine}_seconds"
+            calls[name] = lambda table=table, engine=engine: vlfast.expand_patches(compact, grid, table, engine=engine)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values[1:]) for name, values in times.items()}
+
+
+def _measure(mode: str, pages: int, dpi: int, repeats: int) -> dict[str, float]:
     import numpy as np
     import torch
 
@@ -45,6 +70,7 @@ def _measure(mode: str, pages: int, dpi: int) -> dict[str, float]:
     out = vlfast.preprocess(batch, **options)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    expand = _expand_times(out.pixel_values, out.image_grid_thw, repeats) if mode == "compact" else {}
     return {
         "mode": mode,
         "pages": pages,
@@ -53,6 +79,7 @@ def _measure(mode: str, pages: int, dpi: int) -> dict[str, float]:
         "pixel_values_mib": out.pixel_values.nbytes / 2**20,
         "peak_above_inputs_mib": (peak - before) / 1024,
         "seconds": seconds,
+        **expand,
     }
 
 
@@ -61,14 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=250)
     parser.add_argument("--dpi", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5, help="expand_patches calls timed per engine and dtype")
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # the child's job
     args = parser.parse_args(argv)
     if args.mode:
-        print(json.dumps(_measure(args.mode, args.pages, args.dpi)))
+        print(json.dumps(_measure(args.mode, args.pages, args.dpi, args.repeats)))
         return 0
     results = []
     for mode in MODES:
         child = [sys.executable, __file__, "--mode", mode, "--pages", str(args.pages), "--dpi", str(args.dpi)]
+        child += ["--repeats", str(args.repeats)]
         results.append(json.loads(subprocess.run(child, capture_output=True, text=True, check=True).stdout))
     print(f"{args.pages} pages of {results[0]['page']} ({results[0]['rows']} patches)")
     print(f"{'mode':<10}{'pixel_values MiB':>18}{'peak RSS above inputs MiB':>27}{'seconds':>9}")
@@ -76,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{row['mode']:<10}{row['pixel_values_mib']:>18.0f}{row['peak_above_inputs_mib']:>27.0f}{row['seconds']:>9.2f}"
         )
+    compact = results[0]
+    print(f"\nexpand_patches of the compact result on the CPU (median of {args.repeats} calls)")
+    print(f"{'dtype':<10}{'C++ ms':>10}{'NumPy gather ms':>17}{'ratio':>8}")
+    for dtype in ("float32", "bfloat16"):
+        cpp, numpy_ = compact[f"expand_{dtype}_cpp_seconds"], compact[f"expand_{dtype}_reference_seconds"]
+        print(f"{dtype:<10}{cpp * 1e3:>10.1f}{numpy_ * 1e3:>17.1f}{numpy_ / cpp:>7.1f}x")
     return 0
 
 

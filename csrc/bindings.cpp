@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "constants.h"
+#include "expand.h"
 #include "kernels.h"
 #include "resample.h"
 
@@ -256,6 +257,55 @@ void resample_axis(const py::object& image_object, const AxisArguments& plan, bo
     vlfast::resample_axis(view, axis.coefficients, vertical, out_data);
 }
 
+// The compact hand-off's expansion: uint8 `compact` (rows, C * area) and `table` (C, 256) into
+// `out` (rows, C * T * area), T = out's columns / compact's.
+void expand(const py::object& compact_object, const py::object& table_object, const py::object& out_object,
+            int64_t num_threads) {
+    if (num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(num_threads));
+    py::array compact = as_array(compact_object, "compact");
+    if (compact.dtype().kind() != 'u' || compact.itemsize() != 1)
+        fail("compact must be uint8, got " + str(compact.dtype()));
+    if (compact.ndim() != 2 || !is_c_contiguous(compact))
+        fail("compact must be a C-contiguous (rows, channels * patch_size^2) array, got shape " + shape_of(compact));
+    py::array table = as_array(table_object, "table");
+    if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1 || !is_c_contiguous(table))
+        fail("table must be a C-contiguous (channels, " + std::to_string(vlfast::kTableSize) + ") array, got shape " +
+             shape_of(table));
+    const int64_t item_size = table.itemsize();
+    if (std::find(std::begin(vlfast::kItemSizes), std::end(vlfast::kItemSizes), item_size) ==
+        std::end(vlfast::kItemSizes))
+        fail("table items must be " + item_sizes_text() + " bytes, got " + std::to_string(item_size) + " (" +
+             str(table.dtype()) + ")");
+    const int64_t channels = table.shape(0), rows = compact.shape(0), columns = compact.shape(1);
+    if (columns < 1 || columns % channels)
+        fail("compact has " + std::to_string(columns) + " columns, not a positive multiple of the table's " +
+             std::to_string(channels) + " channels");
+    py::array out = as_array(out_object, "out");
+    if (out.ndim() != 2 || !is_c_contiguous(out))
+        fail("out must be a C-contiguous 2-D array, got shape " + shape_of(out));
+    if (!out.writeable()) fail("out must be writeable");
+    if (out.itemsize() != item_size)
+        fail("out items are " + std::to_string(out.itemsize()) + " bytes but table items are " +
+             std::to_string(item_size));
+    if (out.shape(0) != rows || out.shape(1) < 1 || out.shape(1) % columns)
+        fail("out must have shape (" + std::to_string(rows) + ", T * " + std::to_string(columns) + "), got " +
+             shape_of(out));
+    const uint8_t* out_begin = static_cast<const uint8_t*>(out.data());
+    for (const py::array* input : {&compact, &table}) {
+        const uint8_t* begin = static_cast<const uint8_t*>(input->data());
+        if (out_begin < begin + input->nbytes() && begin < out_begin + out.nbytes())
+            fail("out must not overlap compact or table");
+    }
+    const int64_t temporal = out.shape(1) / columns;
+    const uint8_t* compact_data = static_cast<const uint8_t*>(compact.data());
+    const uint8_t* table_data = static_cast<const uint8_t*>(table.data());
+    uint8_t* out_data = static_cast<uint8_t*>(out.mutable_data());
+    const int threads = static_cast<int>(std::min<int64_t>(num_threads, vlfast::kMaxThreads));
+    py::gil_scoped_release release;
+    vlfast::expand_patches(compact_data, rows, channels, columns / channels, temporal, table_data,
+                           static_cast<int>(item_size), out_data, threads);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -274,6 +324,10 @@ PYBIND11_MODULE(_C, m) {
           "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
           "simd_enabled() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
           "arguments; releases the GIL while it runs.");
+    m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
+          "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
+          "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "
+          "table's item size (copied bit for bit). Raises ValueError on invalid arguments; releases the GIL.");
     m.def("simd_enabled", &vlfast::simd_enabled, "Whether the AVX2 kernels run.");
     // The constants shared with the Python package (constants.h); tests hold them to Python's.
     m.attr("TABLE_SIZE") = vlfast::kTableSize;

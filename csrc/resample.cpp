@@ -17,13 +17,12 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "constants.h"
 #include "kernels.h"
 #include "layout.h"
+#include "thread_pool.h"
 
 namespace vlfast {
 namespace {
@@ -369,19 +368,9 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     scratch.reserve(static_cast<size_t>(threads));
     for (int64_t i = 0; i < threads; ++i) scratch.emplace_back(f);
 
-    auto work = [&](int64_t i) {
+    parallel_for(threads, [&](int64_t i) {
         run_block_rows(f, scratch[i], block_rows * i / threads, block_rows * (i + 1) / threads);
-    };
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<size_t>(threads));
-    try {
-        for (int64_t i = 1; i < threads; ++i) pool.emplace_back(work, i);
-    } catch (const std::system_error&) {
-        // No more threads to be had: this thread does the shares that found none.
-    }
-    work(0);
-    for (int64_t i = static_cast<int64_t>(pool.size()) + 1; i < threads; ++i) work(i);
-    for (std::thread& thread : pool) thread.join();
+    });
 }
 
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out) {

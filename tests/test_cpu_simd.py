@@ -15,6 +15,7 @@ import torch
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.engines.base import PatchLayout
+from vlfast.engines.reference import ReferenceEngine
 from vlfast.errors import InvalidImageError
 from vlfast.options import OUTPUT_DTYPES
 from vlfast.plans import Backend, ResamplePlan, axis_plan
@@ -84,3 +85,75 @@ def test_out_of_range_rows_message_does_not_overflow():
     offset = 2**63 - 1
     with pytest.raises(InvalidImageError, match=f"out has 24 rows but this frame writes rows {offset}..{offset + 23}"):
         cpu_kernel.run_frame(image, plan, table, out, offset, **LAYOUT)
+
+
+def _frame_in_child(image: np.ndarray, plan: ResamplePlan, table_bits: np.ndarray) -> np.ndarray:
+    """One frame through the extension alone (torch's own thread pool does not survive a fork)."""
+    out = np.full((20 * 16, 3 * 2 * 196), 7, np.int32)
+    fields = cpu_kernel.axis_arguments(plan.horizontal), cpu_kernel.axis_arguments(plan.vertical)
+    _C.run_frame(image, *fields, plan.vertical_first, table_bits, out, 0, 14, 2, 2, 0, 2, 2)
+    return out
+
+
+def test_thread_pool_survives_fork():
+    """A forked child (multiprocessing's fork start method) has none of the parent's pool workers:
+    its calls start workers of their own and write the same rows."""
+    multiprocessing = pytest.importorskip("multiprocessing")
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    horizontal, vertical = axis_plan(200, 224, "bicubic", "pil"), axis_plan(300, 280, "bicubic", "pil")
+    plan = ResamplePlan(300, 200, 280, 224, horizontal, vertical, False)
+    table_bits = rng.integers(-(2**31), 2**31, (3, 256), dtype=np.int32)
+    expected = _frame_in_child(image, plan, table_bits)  # the parent's pool now has its workers
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_frame_in_child, (image, plan, table_bits)).get(timeout=60)
+    assert np.array_equal(child, expected)
+    assert not np.array_equal(expected, np.full_like(expected, 7))
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "portable"])
+@pytest.mark.parametrize("dtype", OUTPUT_DTYPES, ids=str)
+def test_expand_equals_the_reference_gather(dtype, simd):
+    """The C++ expansion against the reference engine's NumPy gather: 1/3/4 channels, T of 1-3, any
+    patch area (the lookup's 64-byte blocks and their tails), rows over several threads."""
+    if _C.set_simd_enabled(simd) != simd:
+        pytest.skip("this CPU has no AVX2")
+    try:
+        rng = np.random.default_rng(7)
+        for channels, temporal, area, rows in [(3, 2, 196, 1500), (1, 1, 7, 3), (4, 3, 64, 9), (3, 2, 130, 2)]:
+            compact = torch.from_numpy(rng.integers(0, 256, (rows, channels * area), dtype=np.uint8))
+            if dtype == torch.uint8:
+                table = torch.from_numpy(rng.integers(0, 256, (channels, 256), dtype=np.uint8))
+            else:
+                table = torch.randn(channels, 256, generator=torch.Generator().manual_seed(channels)).to(dtype)
+            expected = torch.full((rows, channels * temporal * area), 3, dtype=dtype)
+            ReferenceEngine().expand(compact, table, expected)
+            got = torch.full_like(expected, 5)
+            cpu_kernel.CppEngine().expand(compact, table, got)
+            assert torch.equal(got, expected)
+    finally:
+        _C.set_simd_enabled(True)
+
+
+def test_expand_errors():
+    compact = np.zeros((4, 3 * 196), np.uint8)
+    table = np.zeros((3, 256), np.float32)
+    out = np.zeros((4, 3 * 2 * 196), np.float32)
+    with pytest.raises(ValueError, match="compact must be uint8, got int16"):
+        _C.expand(compact.astype(np.int16), table, out, 1)
+    with pytest.raises(ValueError, match=r"table must be a C-contiguous \(channels, 256\) array, got shape \(3, 255\)"):
+        _C.expand(compact, table[:, :255], out, 1)
+    with pytest.raises(ValueError, match="compact has 587 columns, not a positive multiple of the table's 3 channels"):
+        _C.expand(compact[:, :587].copy(), table, out, 1)
+    with pytest.raises(ValueError, match=r"out must have shape \(4, T \* 588\), got \(4, 1175\)"):
+        _C.expand(compact, table, out[:, :1175].copy(), 1)
+    with pytest.raises(ValueError, match="out items are 2 bytes but table items are 4"):
+        _C.expand(compact, table, out.astype(np.float16), 1)
+    with pytest.raises(ValueError, match="out must not overlap compact or table"):
+        memory = np.zeros(4 * 588 * 2, np.uint8)  # compact in the first half of out's bytes
+        _C.expand(memory[: 4 * 588].reshape(4, 588), np.zeros((3, 256), np.uint8), memory.reshape(4, 1176), 1)
+    with pytest.raises(ValueError, match="num_threads must be >= 1, got 0"):
+        _C.expand(compact, table, out, 0)
+    with pytest.raises(ValueError, match="out must be writeable"):
+        out.flags.writeable = False
+        _C.expand(compact, table, out, 1)

@@ -16,7 +16,6 @@ import torch
 from ..errors import DeviceError, InvalidImageError, UnsupportedOptionError
 from ..plans import AxisPlan, ResamplePlan
 from .base import EngineName, FrameJob, PatchLayout, check_jobs
-from .reference import expand_on_host
 
 try:
     from .. import _C
@@ -24,6 +23,8 @@ except ImportError:  # built without a C++ compiler: the Triton engine may still
     _C = None
 
 __all__ = ["CppEngine", "axis_arguments", "available", "default_num_threads", "run_frame"]
+
+_NOT_BUILT = "the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler"
 
 #: Channels the engine's callers hand it (grey, RGB, RGBA); the kernel itself takes any count.
 MAX_CHANNELS = 4
@@ -102,7 +103,7 @@ def run_frame(
         DeviceError: the extension is not built.
     """
     if _C is None:
-        raise DeviceError("the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler")
+        raise DeviceError(_NOT_BUILT)
     if not isinstance(image, np.ndarray):
         raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
     if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
@@ -146,9 +147,7 @@ class CppEngine:
 
     def output_device(self, device: torch.device) -> torch.device:
         if not available():
-            raise DeviceError(
-                "the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler"
-            )
+            raise DeviceError(_NOT_BUILT)
         return torch.device("cpu")
 
     def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
@@ -168,4 +167,16 @@ class CppEngine:
             )
 
     def expand(self, compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
-        expand_on_host(compact, table, out)  # a NumPy gather: memory-bound, as a C++ loop would be
+        if _C is None:
+            raise DeviceError(_NOT_BUILT)
+        if table.dtype != out.dtype:
+            raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
+        try:
+            _C.expand(
+                _numpy_bits(compact, "compact"),
+                _numpy_bits(table, "table"),
+                _numpy_bits(out, "out"),
+                default_num_threads(),
+            )
+        except ValueError as error:
+            raise InvalidImageError(str(error)) from None

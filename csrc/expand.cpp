@@ -1,0 +1,51 @@
+// expand_patches: each row looked up channel by channel with the layout's lookup kernel
+// (layout.h), into a row buffer whose first temporal slot is copied to the others, then
+// written out whole (streaming stores where they pay, as the frames' rows).
+#include "expand.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "constants.h"
+#include "kernels.h"
+#include "layout.h"
+#include "thread_pool.h"
+
+namespace vlfast {
+namespace {
+
+// Rows below which one more thread costs more than it saves.
+constexpr int64_t kMinRowsPerThread = 512;
+
+}  // namespace
+
+void expand_patches(const uint8_t* compact, int64_t rows, int64_t channels, int64_t area, int64_t temporal,
+                    const uint8_t* table, int item_size, uint8_t* out, int num_threads) {
+    const LayoutKernels& kernels = layout_kernels();
+    const LookupTable lookup = lookup_table(table, channels, item_size, kernels);
+    const int64_t slot_bytes = area * item_size;
+    const int64_t row_bytes = channels * temporal * slot_bytes;
+    const bool streaming = use_streaming_stores(out, static_cast<size_t>(rows * row_bytes));
+    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(num_threads, rows / kMinRowsPerThread));
+    // Row buffers allocated here, so that the shares never throw.
+    std::vector<std::vector<uint8_t>> buffers(static_cast<size_t>(threads),
+                                              std::vector<uint8_t>(static_cast<size_t>(row_bytes)));
+    parallel_for(threads, [&](int64_t share) {
+        OutputWriter writer(streaming);
+        uint8_t* row = buffers[share].data();
+        for (int64_t r = rows * share / threads; r < rows * (share + 1) / threads; ++r) {
+            const uint8_t* values = compact + r * channels * area;
+            for (int64_t c = 0; c < channels; ++c) {
+                uint8_t* first = row + c * temporal * slot_bytes;
+                kernels.lookup(values + c * area, area, lookup, c, first);
+                for (int64_t t = 1; t < temporal; ++t)
+                    std::memcpy(first + t * slot_bytes, first, static_cast<size_t>(slot_bytes));
+            }
+            writer.write(out + r * row_bytes, row, static_cast<size_t>(row_bytes));
+        }
+        writer.finish();
+    });
+}
+
+}  // namespace vlfast
