@@ -261,6 +261,13 @@ def test_videos(family, frames, height, width, metadata):
         assert np.array_equal(got["video_metadata"][0].frames_indices, expected["video_metadata"][0].frames_indices)
 
 
+@pytest.mark.parametrize("family", list(VIDEO_CLASSES))
+def test_video_class_from_an_image_config(family):
+    """A folder with only the image config: the video processor class inferred as ``AutoVideoProcessor`` does."""
+    assert type(AutoVideoProcessor.from_pretrained(FAMILIES[family][0])).__name__ == VIDEO_CLASSES[family].__name__
+    assert type(vlfast.VideoProcessor.from_pretrained(FAMILIES[family][0])) is VIDEO_CLASSES[family]
+
+
 # ---------------------------------------------------------------------------
 # patch_processor
 # ---------------------------------------------------------------------------

@@ -41,6 +41,15 @@ __all__ = [
 _SAMPLING_OPTIONS = ("temporal_patch_size", "min_frames", "max_frames", "num_frames", "fps")
 
 
+def _video_processor_type(config: dict[str, Any]) -> str | None:
+    """The stock video processor class a config names: ``video_processor_type``, else the image processor's
+    with ``ImageProcessor`` replaced by ``VideoProcessor`` (``AutoVideoProcessor``'s inference)."""
+    named = config.get("video_processor_type")
+    if named is None and config.get("image_processor_type"):
+        named = str(config["image_processor_type"]).replace("ImageProcessor", "VideoProcessor")
+    return None if named is None else str(named).removesuffix("Fast")
+
+
 class _VideoProcessorMixin(VlfastProcessorMixin):
     """What vlfast's video processors share; each family's class adds its stock class and its size rule."""
 
@@ -84,8 +93,9 @@ class _VideoProcessorMixin(VlfastProcessorMixin):
 
     @classmethod
     def from_dict(cls, video_processor_dict: dict[str, Any], **kwargs: Any) -> BaseVideoProcessor:
-        """As the stock reads a config; a config of another family gives that family's vlfast class."""
-        target = VIDEO_PROCESSORS.get(video_processor_dict.get("video_processor_type"), cls)
+        """As the stock reads a config; a config of another family gives that family's vlfast class (named by
+        ``video_processor_type``, or, as ``AutoVideoProcessor`` infers it, by ``image_processor_type``)."""
+        target = VIDEO_PROCESSORS.get(_video_processor_type(video_processor_dict), cls)
         if not issubclass(target, cls):
             return target.from_dict(video_processor_dict, **kwargs)
         return super().from_dict(video_processor_dict, **kwargs)
