@@ -82,6 +82,8 @@ UPPER = {
     "vlfast.hf": ("vlfast.cli", "vlfast.benchmarking", "vlfast.integrations"),
     # Decoding many sources: below the entry points that call it.
     "vlfast.loader": ("vlfast.pipeline", "vlfast.preprocess", "vlfast.video", "vlfast.hf", "vlfast.cli"),
+    # Shards of a folder: under the command line that calls it.
+    "vlfast.shards": ("vlfast.cli", "vlfast.integrations"),
     # Data pipelines and serving hand-offs: on top of the public API, below the command line.
     "vlfast.integrations": ("vlfast.cli", "vlfast.benchmarking"),
 }

@@ -262,3 +262,103 @@ def test_unwritable_bench_folder_is_one_line_error(tmp_path, capsys):
     assert cli.main(["bench", "--quick", "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) >= 1 and err[-1].startswith("vlfast: error:") and "Traceback" not in "\n".join(err)
+
+
+# ---------------------------------------------------------------------------
+# vlfast preprocess DIR --out FILE: shards
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """Three photos (JPEG, PNG in a subfolder, WebP) and a file that is not an image."""
+    import skimage.data
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    PIL.Image.fromarray(skimage.data.chelsea()).save(folder / "a.jpg", quality=90)
+    PIL.Image.fromarray(skimage.data.astronaut()[::2, ::2]).save(folder / "sub" / "b.png")
+    PIL.Image.fromarray(skimage.data.coffee()[::2, ::2]).save(folder / "c.webp")
+    (folder / "notes.txt").write_text("not an image, not listed")
+    return folder
+
+
+def stock_of(paths: list[Path], backend: str) -> dict[str, torch.Tensor]:
+    from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
+
+    size = {"shortest_edge": 3136, "longest_edge": 12845056}  # the command's Qwen2.5-VL defaults
+    stock = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}[backend](size=size)
+    return stock([str(path) for path in paths], return_tensors="pt")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_folder_to_safetensors_shards(
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    from safetensors import safe_open
+
+    out = tmp_path / "shards" / "photos.safetensors"
+    code, stdout, stderr = run(["preprocess", str(photo_folder), "--out", str(out), "--shard-mb", "5"], capsys)
+    assert code == 0, stderr
+    assert "vlfast preprocess" in stderr and "3/3" in stderr  # the progress bar
+    assert stdout.startswith("3 images, ") and " images/s" in stdout and "tokens/s" in stdout
+    shards = sorted(out.parent.glob("photos-*.safetensors"))
+    assert [path.name for path in shards] == ["photos-00000.safetensors", "photos-00001.safetensors"]
+    pixel_values, grids, sources = [], [], []
+    for path in shards:
+        with safe_open(str(path), framework="pt") as shard:
+            pixel_values.append(shard.get_tensor("pixel_values"))
+            grids.append(shard.get_tensor("image_grid_thw"))
+            metadata = shard.metadata()
+            sources += json.loads(metadata["sources"])
+            assert metadata["backend"] == "torchvision" and metadata["compact"] == "False"
+    assert sources == ["a.jpg", "c.webp", "sub/b.png"]  # sorted paths under the folder
+    stock = stock_of([photo_folder / name for name in sources], "torchvision")
+    assert torch.equal(torch.cat(pixel_values), stock["pixel_values"])
+    assert torch.equal(torch.cat(grids), stock["image_grid_thw"])
+    index = json.loads((out.parent / "photos.index.json").read_text())
+    assert [entry["sources"] for entry in index["shards"]] == [["a.jpg", "c.webp"], ["sub/b.png"]]
+    tokens = int(stock["image_grid_thw"].prod(dim=1).sum()) // 4
+    assert sum(entry["image_tokens"] for entry in index["shards"]) == tokens
+    assert f"{tokens} image tokens, 2 shards" in stdout
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_compact_npz_shards_expand_to_the_stock_and_failures_are_reported(
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    import vlfast
+
+    (photo_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "compact.npz"
+    argv = ["preprocess", str(photo_folder), "--out", str(out), "--compact", "--backend", "pil", "--workers", "2"]
+    code, stdout, stderr = run([*argv, "--json"], capsys)
+    assert code == cli.EXIT_ERROR  # one image failed; the others are written
+    summary = json.loads(stdout)
+    assert summary["images"] == 3 and [failure["image"] for failure in summary["failed"]] == ["broken.png"]
+    assert summary["failed"][0]["type"] == "DecodeError" and "broken.png" in summary["failed"][0]["message"]
+    assert "vlfast: error: broken.png: " in stderr
+    with np.load(out.with_name("compact-00000.npz")) as shard:
+        assert shard["pixel_values"].dtype == np.uint8
+        assert shard["sources"].tolist() == ["a.jpg", "c.webp", "sub/b.png"]
+        compact, grid = torch.from_numpy(shard["pixel_values"]), torch.from_numpy(shard["image_grid_thw"])
+    stock = stock_of([photo_folder / "a.jpg", photo_folder / "c.webp", photo_folder / "sub" / "b.png"], "pil")
+    expanded = vlfast.expand_patches(compact, grid, vlfast.ImageProcessor(backend="pil"))
+    assert torch.equal(expanded, stock["pixel_values"])
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--out", "x.parquet"], "--out must end with .safetensors or .npz, got 'x.parquet'"),
+        (["--compact"], "--compact and --workers go with --out"),
+        (["--out", "x.safetensors", "--check"], "--check compares images one by one"),
+        (["--out", "x.npz", "--dtype", "bfloat16"], "NumPy has no bfloat16"),
+    ],
+)
+def test_shard_options_are_checked(
+    photo_folder: Path, tmp_path: Path, extra: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["preprocess", str(photo_folder), *[str(tmp_path / a) if a.startswith("x.") else a for a in extra]]
+    code, _, err = run(argv, capsys)
+    assert_one_line_error(code, err, fragment)

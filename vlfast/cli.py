@@ -226,10 +226,62 @@ def _print_record(record: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
+def _run_shards(args: argparse.Namespace) -> int:
+    """``preprocess DIR... --out FILE``: the images (files, and the image files under folders) to shards, with a
+    progress bar on stderr and a summary (:mod:`vlfast.shards`)."""
+    from tqdm import tqdm
+
+    from .shards import check_output, image_files, write_shards
+
+    check_output(args.out, DTYPES[args.dtype], args.compact)
+    files: list[Path] = []
+    names: list[str] = []
+    for item in _expand_sources(args.images):
+        path = Path(item)
+        found = image_files(path) if path.is_dir() else [path]
+        files.extend(found)
+        names.extend(str(file.relative_to(path)) if path.is_dir() else item for file in found)
+    if not files:
+        raise CommandLineError("no image files found in the folders given")
+    with tqdm(total=len(files), unit="img", desc="vlfast preprocess", file=sys.stderr, disable=args.json) as bar:
+        summary = write_shards(
+            files,
+            names,
+            args.out,
+            shard_bytes=args.shard_mb * 2**20,
+            compact=args.compact,
+            backend=args.backend,
+            dtype=DTYPES[args.dtype],
+            workers=args.workers,
+            device=args.device,
+            engine=args.engine,
+            min_pixels=args.min_pixels,
+            max_pixels=args.max_pixels,
+            progress=bar.update,
+            on_error=lambda name, error: bar.write(f"vlfast: error: {name}: {error}", file=sys.stderr),
+        )
+    result = summary.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{summary.images} images, {summary.tokens} image tokens, {len(summary.shards)} shards "
+            f"({args.out.stem}-*{args.out.suffix}), {summary.seconds:.2f} s: {result['images_per_s']} images/s, "
+            f"{result['tokens_per_s']} tokens/s" + (f"; {len(summary.failed)} failed" if summary.failed else "")
+        )
+    return EXIT_ERROR if summary.failed else 0
+
+
 def _run_preprocess(args: argparse.Namespace) -> int:
     if args.min_pixels > args.max_pixels:
         raise CommandLineError(f"--min-pixels ({args.min_pixels}) must not exceed --max-pixels ({args.max_pixels})")
     _require_device(args.device)
+    if args.out is not None:
+        if args.check:
+            raise CommandLineError("--check compares images one by one; it does not go with --out")
+        return _run_shards(args)
+    if args.compact or args.workers is not None:
+        raise CommandLineError("--compact and --workers go with --out (writing shards)")
     sources = _expand_sources(args.images) or [str(shipped_photo_path())]
     records = []
     failed = False
@@ -388,6 +440,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the stock transformers processor on CPU on the same source and settings, and check that "
         "pixel_values and image_grid_thw are bit-identical (exit 1 if not)",
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the images (IMAGE may be folders: their image files, sorted) as shards FILE-00000.safetensors "
+        "(or .npz, by FILE's suffix) of pixel_values and image_grid_thw, with FILE.index.json, a progress bar "
+        "and a summary",
+    )
+    run.add_argument(
+        "--shard-mb", type=_positive_int, default=1024, help="with --out: most MiB of pixel_values per shard"
+    )
+    run.add_argument(
+        "--compact", action="store_true", help="with --out: uint8 patches (8x smaller; vlfast.expand_patches)"
+    )
+    run.add_argument(
+        "--workers", type=_positive_int, help="with --out: threads that decode the images (default: the cores)"
     )
     run.set_defaults(handler=_run_preprocess)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -132,8 +132,8 @@ class SourceStream:
 
     :meth:`settle` waits for the decodes in flight, so that work on the CPU that follows (the C++ kernel) has
     the cores to itself; iteration then resumes decoding ahead. Use as a context manager (the pool's threads
-    end with it). Errors are :func:`load_images`' (``count`` is ``None`` for an unsized iterable: ``"image {i}:
-    "``).
+    end with it). Errors are :func:`load_images`' (``"image {i}: "`` for an unsized iterable); with
+    ``on_error``, a failing source is handed to it as ``on_error(i, error)`` and skipped instead.
     """
 
     def __init__(
@@ -143,13 +143,15 @@ class SourceStream:
         backend: Backend | str = Backend.TORCHVISION,
         workers: int | None = None,
         policy: SourcePolicy | None = None,
+        on_error: Callable[[int, VlfastError], None] | None = None,
     ) -> None:
         self._workers = check_workers(workers)
+        self._on_error = on_error
         self._items = enumerate(items)
         self._count = len(items) if isinstance(items, Sequence) else None
         self._backend, self._policy = backend, policy
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="vlfast-decode")
-        self._ahead: deque[Future[ImageLike]] = deque()
+        self._ahead: deque[tuple[int, Future[ImageLike]]] = deque()
 
     def __enter__(self) -> SourceStream:
         return self
@@ -163,7 +165,7 @@ class SourceStream:
 
     def settle(self) -> None:
         """Wait until no decode is running (results are kept for the iteration)."""
-        wait(list(self._ahead))
+        wait([future for _, future in self._ahead])
 
     def _top_up(self) -> None:
         while len(self._ahead) < self._workers:
@@ -171,11 +173,24 @@ class SourceStream:
                 index, item = next(self._items)
             except StopIteration:
                 return
-            self._ahead.append(self._pool.submit(_load, item, index, self._count, self._backend, self._policy))
+            future = self._pool.submit(_load, item, index, self._count, self._backend, self._policy)
+            self._ahead.append((index, future))
 
     def __iter__(self) -> Iterator[ImageLike]:
+        return (image for _, image in self.indexed())
+
+    def indexed(self) -> Iterator[tuple[int, ImageLike]]:
+        """``(position of the source, image)`` pairs, in order."""
         while True:
             self._top_up()
             if not self._ahead:
                 return
-            yield self._ahead.popleft().result()
+            index, future = self._ahead.popleft()
+            try:
+                image = future.result()
+            except VlfastError as error:
+                if self._on_error is None:
+                    raise
+                self._on_error(index, error)
+                continue
+            yield index, image

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
 from typing_extensions import Unpack
 
 from .defaults import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
-from .errors import InvalidImageError, UnsupportedOptionError
+from .errors import InvalidImageError, UnsupportedOptionError, VlfastError
 from .inputs import ImageLike, is_image_like, to_rgb_uint8
 from .io import ImageSource
 from .loader import SourceStream, is_source, load_images
@@ -105,29 +105,41 @@ def preprocess_in_chunks(
     max_chunk_bytes: int,
     backend: Backend | str = Backend.TORCHVISION,
     workers: int | None = None,
+    compact: bool = False,
+    on_error: Callable[[int, VlfastError], None] | None = None,
     **options: Unpack[PipelineKwargs],
 ) -> Iterator[Preprocessed]:
     """:func:`preprocess` a batch too large for one output, as consecutive chunks of whole images
     whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that
-    raises :class:`ImageTooLargeError`). ``options`` are :func:`preprocess`'s. Sources (any iterable of
+    raises :class:`ImageTooLargeError`). ``compact`` and ``options`` are :func:`preprocess`'s. Sources (any iterable of
     them, read lazily) are decoded up to ``workers`` ahead of the kernel, and settled before a CPU kernel
-    runs (:class:`vlfast.loader.SourceStream`).
+    runs (:class:`vlfast.loader.SourceStream`). With ``on_error``, an image that fails (to load, or to be
+    sized) is handed to it as ``on_error(index, error)`` and left out of the chunks instead of raising.
 
     Example:
         >>> for chunk in vlfast.preprocess_in_chunks(frames, max_chunk_bytes=2**30, device="cuda"):
         ...     model(pixel_values=chunk.pixel_values, image_grid_thw=chunk.image_grid_thw.cuda())
     """
+    if compact and options.get("dtype") is not None:
+        raise UnsupportedOptionError(f"compact=True returns uint8 patches; leave dtype unset (got {options['dtype']})")
     resolved = replace(image_options(backend, **options), max_output_bytes=max_chunk_bytes)
+    resolved = resolved.compacted() if compact else resolved
     row_bytes = resolved.layout.columns() * resolved.dtype.itemsize
     on_host = resolved.engine.output_device(resolved.device).type == "cpu"
     chunk: list[torch.Tensor] = []
     chunk_bytes = 0
     flat = is_image_like(images) or is_source(images) or isinstance(images, (list, tuple))
     items = _flatten(images) if flat else images
-    with SourceStream(items, backend=resolved.backend, workers=workers) as stream:
-        for image in stream:
-            picture = _picture(image, resolved)
-            height, width = model_input_size(int(picture.shape[0]), int(picture.shape[1]), resolved)
+    with SourceStream(items, backend=resolved.backend, workers=workers, on_error=on_error) as stream:
+        for index, image in stream.indexed():
+            try:
+                picture = _picture(image, resolved)
+                height, width = model_input_size(int(picture.shape[0]), int(picture.shape[1]), resolved)
+            except VlfastError as error:
+                if on_error is None:
+                    raise
+                on_error(index, error)
+                continue
             size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
             if chunk and chunk_bytes + size > max_chunk_bytes:
                 if on_host:
