@@ -43,7 +43,7 @@ QWEN25_MIN_PIXELS = 3136
 QWEN25_MAX_PIXELS = 12845056
 LAYOUT = {"patch_size": PATCH_SIZE, "merge_size": MERGE_SIZE, "temporal_patch_size": TEMPORAL_PATCH_SIZE}
 #: The instruction-set flags that decide which kernels can run.
-FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni")
+FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vbmi", "avx512_vnni", "avx_vnni")
 
 
 def cpu_flags() -> str:

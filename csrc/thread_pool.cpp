@@ -24,22 +24,27 @@ namespace {
 struct Batch {
     const std::function<void(int64_t)>* work;  // the caller's; only touched for claimed shares
     int64_t count;
-    std::atomic<int64_t> next{0};  // the next unclaimed share
+    std::atomic<int64_t> next{1};  // the next unclaimed share (share 0 is the caller's)
     std::atomic<int64_t> done{0};
     std::mutex mutex;
     std::condition_variable finished;
 };
+
+// Runs `share` of `batch` and counts it done.
+void run_share(Batch& batch, int64_t share) {
+    (*batch.work)(share);
+    if (batch.done.fetch_add(1, std::memory_order_acq_rel) + 1 == batch.count) {
+        std::lock_guard<std::mutex> lock(batch.mutex);
+        batch.finished.notify_all();
+    }
+}
 
 // Claims and runs shares of `batch` until none is left.
 void run_shares(Batch& batch) {
     for (;;) {
         const int64_t share = batch.next.fetch_add(1, std::memory_order_relaxed);
         if (share >= batch.count) return;
-        (*batch.work)(share);
-        if (batch.done.fetch_add(1, std::memory_order_acq_rel) + 1 == batch.count) {
-            std::lock_guard<std::mutex> lock(batch.mutex);
-            batch.finished.notify_all();
-        }
+        run_share(batch, share);
     }
 }
 
@@ -118,6 +123,9 @@ void parallel_for(int64_t count, const std::function<void(int64_t)>& work) {
     batch->work = &work;
     batch->count = count;
     pool().submit(batch, count - 1);
+    // Share 0 is always the caller's, as with threads started per call: a worker woken on this
+    // core (all others busy) then runs one share while the caller waits, not all of them.
+    run_share(*batch, 0);
     run_shares(*batch);
     std::unique_lock<std::mutex> lock(batch->mutex);
     batch->finished.wait(lock, [&] { return batch->done.load(std::memory_order_acquire) == count; });
