@@ -268,3 +268,17 @@ def test_unknown_stock_video_processor_is_refused():
 
     with pytest.raises(UnsupportedOptionError, match="not a video processor vlfast reproduces"):
         vlfast.VideoProcessor.from_stock(BaseVideoProcessor())
+
+
+@pytest.mark.parametrize(
+    "size", [{"shortest_edge": 4096.0, "longest_edge": 1.5e6}, {"shortest_edge": 4096, "longest_edge": 777777.7}]
+)
+def test_float_pixel_budgets(size):
+    """Float bounds in the config (the stock computes with them as given), with and without the per-frame cap."""
+    clip = random_clip(8, 300, 400, seed=12)
+    stock, fast = StockQwen3VLVideoProcessor(size=size), Qwen3VLVideoProcessor(size=size)
+    for cap in (False, True):
+        call = {"return_tensors": "pt", "do_sample_frames": False, "cap_pixels_per_frame": cap}
+        expected, got = stock(clip, **call), fast(clip, **call)
+        assert torch.equal(got["video_grid_thw"], expected["video_grid_thw"])
+        assert torch.equal(got["pixel_values_videos"], expected["pixel_values_videos"])

@@ -286,3 +286,18 @@ def test_cuda_output_matches_stock_cpu(stock):
         assert out["video_grid_thw"].device.type == "cpu"  # grids stay on the host, as the stock's
         assert torch.equal(out["pixel_values_videos"].cpu(), expected["pixel_values_videos"].bfloat16())
         assert torch.equal(out["video_grid_thw"].cpu(), expected["video_grid_thw"])
+
+
+def test_float_pixel_budgets():
+    """Float bounds (``max_pixels=1.5e5``), as the stock takes them, with and without the per-frame cap."""
+    clip = random_clip(6, 300, 400, seed=13)
+    size = {"shortest_edge": 3136.0, "longest_edge": 1.5e5}
+    stock, fast = Qwen2VLVideoProcessor(size=size), VideoProcessor(size=size)
+    for cap in (False, True):
+        call = {"return_tensors": "pt", "cap_pixels_per_frame": cap}
+        assert_same(stock(clip, **call), fast(clip, **call))
+    direct = preprocess_videos(clip, min_pixels=3136.0, max_pixels=1.5e5)
+    assert_same(
+        stock(clip, **STOCK_CALL),
+        {"pixel_values_videos": direct.pixel_values_videos, "video_grid_thw": direct.video_grid_thw},
+    )
