@@ -22,7 +22,11 @@ All with the Qwen2.5-VL pixel bounds (3136 / 12845056), float32 output. Two meas
 Every vlfast result is compared with the stock result on the same files once per case (``bit_exact``).
 Results: ``results.csv`` and ``results.md`` with the machine (CPU model, cores, versions, date).
 
-Usage: ``python bench/bench_files.py [--cores N] [--repeats 3] [--out bench/results/files-DATE] [--quick]``
+``--scaling`` instead measures one process on a whole case with 1 thread and with ``--cores`` threads
+(``scaling.md``): how close vlfast's parallel decode and kernel come to N x single-core.
+
+Usage: ``python bench/bench_files.py [--cores N] [--repeats 3] [--out bench/results/files-DATE] [--quick]
+[--scaling]``
 """
 
 from __future__ import annotations
@@ -222,12 +226,77 @@ def write_results(rows: list[dict[str, Any]], machine: dict[str, str], out: Path
     (out / "results.md").write_text(text.getvalue())
 
 
+#: Cases and implementations of the scaling measurement (one process, a batch per call).
+SCALING_CASES = ("1080p-jpeg", "4K-jpeg", "mixed")
+SCALING_IMPLEMENTATIONS = ("vlfast-torchvision", "stock-torchvision")
+
+
+def scaling(cases: dict[str, list[Path]], cores: int, repeats: int) -> list[dict[str, Any]]:
+    """One process, one call on the whole case: images/s with 1 thread (vlfast ``workers=1``) and with ``cores``
+    threads (torch threads and vlfast workers), medians of ``repeats`` calls after a warm-up, interleaved."""
+    import torch
+
+    rows = []
+    for case in SCALING_CASES:
+        paths = [str(path) for path in cases[case]]
+        times: dict[tuple[str, int], list[float]] = {}
+        for round_index in range(repeats + 1):
+            for threads in (1, cores):
+                torch.set_num_threads(threads)
+                _CALLS.clear()
+                calls = _calls(threads)
+                for implementation in SCALING_IMPLEMENTATIONS:
+                    start = time.perf_counter()
+                    calls[implementation](paths)
+                    if round_index:  # the first round warms up
+                        times.setdefault((implementation, threads), []).append(time.perf_counter() - start)
+        for implementation in SCALING_IMPLEMENTATIONS:
+            one = len(paths) / statistics.median(times[(implementation, 1)])
+            many = len(paths) / statistics.median(times[(implementation, cores)])
+            rows.append(
+                {
+                    "case": case,
+                    "implementation": implementation,
+                    "files": len(paths),
+                    "images_per_s_1_thread": one,
+                    f"images_per_s_{cores}_threads": many,
+                    "speedup": many / one,
+                }
+            )
+        print(f"scaling {case}: " + ", ".join(f"{r['implementation']} x{r['speedup']:.2f}" for r in rows[-2:]))
+    return rows
+
+
+def write_scaling(rows: list[dict[str, Any]], machine: dict[str, str], out: Path, cores: int, repeats: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "scaling.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) + list(machine))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}, **machine})
+    lines = [
+        "# Scaling: one process, one call per case, 1 thread vs all threads\n",
+        f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores; date {machine['date']}; load average at start "
+        f"{machine['load_average_1m']}. vlfast: `workers` and torch threads; stock: torch threads. Median of "
+        f"{repeats} calls.\n",
+        f"| case | implementation | images/s, 1 thread | images/s, {cores} threads | speedup |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['case']} | {row['implementation']} | {row['images_per_s_1_thread']:.2f} | "
+            f"{row[f'images_per_s_{cores}_threads']:.2f} | {row['speedup']:.2f} |"
+        )
+    (out / "scaling.md").write_text("\n".join(lines) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     parser.add_argument("--cores", type=int, default=cores, help="cores given to each side (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a quarter of the files (a smoke run)")
+    parser.add_argument("--scaling", action="store_true", help="only the 1-thread vs all-threads measurement")
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     parser.add_argument("--out", type=Path, default=Path("bench") / "results" / f"files-{today}")
     args = parser.parse_args(argv)
@@ -237,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     with tempfile.TemporaryDirectory() as temporary:
         cases = write_files(Path(temporary), args.quick)
+        if args.scaling:
+            write_scaling(scaling(cases, args.cores, args.repeats), machine, args.out, args.cores, args.repeats)
+            print((args.out / "scaling.md").read_text())
+            return 0
         rows = run(cases, args.cores, args.repeats)
     _ratios(rows)
     write_results(rows, machine, args.out, args.cores, args.repeats)
