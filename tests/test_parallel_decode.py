@@ -194,11 +194,16 @@ def test_bad_worker_counts_are_typed_errors(files, workers):
         vlfast.preprocess([str(files[0])], workers=workers)
 
 
-def test_default_workers_are_the_cores_this_process_may_use():
+def test_default_workers_are_the_cores_this_process_may_use(monkeypatch):
+    """The affinity mask (or Python 3.13's process_cpu_count), not the machine's core count."""
     import os
 
-    expected = os.process_cpu_count() if hasattr(os, "process_cpu_count") else len(os.sched_getaffinity(0))
-    assert default_workers() == expected
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    if hasattr(os, "process_cpu_count"):
+        monkeypatch.setattr(os, "process_cpu_count", lambda: 3)
+    else:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 5, 7})
+    assert default_workers() == 3
 
 
 def test_a_stream_stopped_early_ends_its_threads(files):
