@@ -7,7 +7,8 @@ creating the pages, plus the time of the call. ``compact`` is ``vlfast.preproces
 (uint8, each image once); ``float32`` and ``bfloat16`` are the ordinary outputs. The ``compact``
 child also times ``vlfast.expand_patches`` of its result to float32 and bfloat16 on the CPU, with the
 C++ engine and with the reference engine's NumPy gather (median of ``--repeats`` calls each, side by
-side in one process).
+side in one process), and each engine's ``expand`` alone into an output allocated once (a fresh
+output's page faults otherwise dominate both).
 
 Usage: ``python bench/bench_compact.py [--pages 250] [--dpi 100] [--repeats 5]``.
 """
@@ -31,13 +32,22 @@ def _expand_times(compact, grid, repeats: int) -> dict[str, float]:
     import torch
 
     import vlfast
+    from vlfast.defaults import TEMPORAL_PATCH_SIZE
+    from vlfast.engines.cpp import CppEngine
+    from vlfast.engines.reference import ReferenceEngine
 
     calls = {}
     for dtype in (torch.float32, torch.bfloat16):
         table = vlfast.normalization_table("torchvision", dtype=dtype)
-        for engine in ("cpp", "reference"):
-            name = f"expand_{str(dtype).removeprefix('torch.')}_{engine}_seconds"
-            calls[name] = lambda table=table, engine=engine: vlfast.expand_patches(compact, grid, table, engine=engine)
+        out = torch.zeros(compact.shape[0], compact.shape[1] * TEMPORAL_PATCH_SIZE, dtype=dtype)
+        label = str(dtype).removeprefix("torch.")
+        for engine, runner in (("cpp", CppEngine()), ("reference", ReferenceEngine())):
+            calls[f"expand_{label}_{engine}_seconds"] = lambda table=table, engine=engine: vlfast.expand_patches(
+                compact, grid, table, engine=engine
+            )
+            calls[f"kernel_{label}_{engine}_seconds"] = lambda table=table, runner=runner, out=out: runner.expand(
+                compact, table, out
+            )
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats + 1):  # the first round warms up
         for name, call in calls.items():
@@ -107,10 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     compact = results[0]
     print(f"\nexpand_patches of the compact result on the CPU (median of {args.repeats} calls)")
-    print(f"{'dtype':<10}{'C++ ms':>10}{'NumPy gather ms':>17}{'ratio':>8}")
+    print(f"{'dtype':<10}{'call':<30}{'C++ ms':>10}{'NumPy gather ms':>17}{'ratio':>8}")
     for dtype in ("float32", "bfloat16"):
-        cpp, numpy_ = compact[f"expand_{dtype}_cpp_seconds"], compact[f"expand_{dtype}_reference_seconds"]
-        print(f"{dtype:<10}{cpp * 1e3:>10.1f}{numpy_ * 1e3:>17.1f}{numpy_ / cpp:>7.1f}x")
+        for kind, call in (("expand", "expand_patches"), ("kernel", "engine.expand, output reused")):
+            cpp, numpy_ = compact[f"{kind}_{dtype}_cpp_seconds"], compact[f"{kind}_{dtype}_reference_seconds"]
+            print(f"{dtype:<10}{call:<30}{cpp * 1e3:>10.1f}{numpy_ * 1e3:>17.1f}{numpy_ / cpp:>7.1f}x")
     return 0
 
 
