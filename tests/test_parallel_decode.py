@@ -213,3 +213,22 @@ def test_a_stream_stopped_early_ends_its_threads(files):
     assert first.shape[0] == 3
     left = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("vlfast-decode")]
     assert not left
+
+
+def test_chunks_leave_out_failing_images_when_asked(files):
+    """``on_error``: a source that fails to load or to be sized is reported with its position and left out."""
+    import numpy as np
+
+    from vlfast.errors import AspectRatioError
+
+    reported = []
+    banner = np.zeros((2, 500, 3), np.uint8)  # an aspect ratio the stock refuses
+    batch = [str(files[0]), b"not an image", banner, str(files[1])]
+    chunks = list(
+        vlfast.preprocess_in_chunks(
+            batch, max_chunk_bytes=2**30, on_error=lambda index, error: reported.append((index, type(error)))
+        )
+    )
+    assert reported == [(1, DecodeError), (2, AspectRatioError)]
+    stock = STOCK["torchvision"]()([str(files[0]), str(files[1])], return_tensors="pt")
+    assert torch.equal(torch.cat([chunk.pixel_values for chunk in chunks]), stock["pixel_values"])
