@@ -124,3 +124,15 @@ def test_example_pipeline_embeds_the_stock_pixels(local_ray, example, photos, so
         row = by_name[path.name]
         assert int(row["num_image_tokens"]) == int(grid.prod()) // 4
         torch.testing.assert_close(torch.from_numpy(row["embedding"]), embedding, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_callable_on_a_gpu_actor(photos):
+    """What a GPU actor (``num_gpus=1``, ``device="cuda"``) returns: the Triton kernels' output, back on the host
+    for Ray, equal to the stock processor's on the same files."""
+    _, paths = photos
+    batch = {"bytes": np.array([path.read_bytes() for path in paths], dtype=object)}
+    out = VlfastPreprocessor("bytes", device="cuda", workers=2)(batch)
+    stock = stock_of(paths)
+    assert torch.equal(torch.from_numpy(np.concatenate(out["pixel_values"])), stock["pixel_values"])
