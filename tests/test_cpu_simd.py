@@ -33,6 +33,7 @@ FILTERS = [(backend, resample) for backend in Backend for resample in plans.supp
 def test_constants_agree_with_python():
     assert _C.TABLE_SIZE == TABLE_SIZE
     assert sorted(_C.ITEM_SIZES) == sorted({dtype.itemsize for dtype in OUTPUT_DTYPES})
+    assert set(cpu_kernel._BIT_VIEWS) == set(OUTPUT_DTYPES)  # the engine hands every output dtype over
     # Every precision the plans use is one the kernel accepts.
     assert max(plans.PIL_PRECISION_BITS, plans.TORCH_MAX_PRECISION_BITS) <= _C.MAX_PRECISION
     for channels, temporal, patch in [(3, 2, 14), (1, 2, 16), (4, 1, 14), (3, 4, 28)]:
