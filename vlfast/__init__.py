@@ -1,4 +1,5 @@
-"""vlfast: bit-exact, fused image and video preprocessing for Qwen2-VL and Qwen2.5-VL.
+"""vlfast: bit-exact, fused image and video preprocessing for the Qwen-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL,
+Qwen3.5) and GLM-4.1V / GLM-4.6V.
 
 Example:
     >>> import vlfast
