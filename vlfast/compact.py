@@ -4,7 +4,7 @@
 the resized values before rescale and normalize, without the temporal copies, 8x fewer bytes
 than float32 (4x fewer than bfloat16) to keep in host memory, pin and copy to the GPU.
 :func:`expand_patches` turns them into the stock ``pixel_values``, bit for bit, on the device:
-each engine's ``expand`` (a Triton op on CUDA, a gather on the CPU). All only copy entries of the table.
+each engine's ``expand`` (a Triton op on CUDA, the C++ kernel on the CPU). All only copy entries of the table.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 
 from .defaults import TEMPORAL_PATCH_SIZE
 from .engines import EngineName, select_engine
+from .engines.host_memory import empty_output
 from .errors import InvalidImageError, UnsupportedOptionError
 from .options import OUTPUT_DTYPES, check_positive_ints, parse_device
 from .plans import parse_backend
@@ -65,7 +66,7 @@ def expand_patches(
         device: where the result goes (default: ``compact``'s device).
         temporal_patch_size: ``T``, the copies of each still image (the processor's setting).
         engine: an engine name (:class:`vlfast.engines.EngineName`): ``"auto"`` takes the Triton op on
-            CUDA and a host gather otherwise; ``"triton"`` runs on the CPU under ``TRITON_INTERPRET=1``.
+            CUDA and the C++ kernel otherwise; ``"triton"`` runs on the CPU under ``TRITON_INTERPRET=1``.
 
     Returns:
         ``(rows, C * T * P**2)`` in the table's dtype on ``device``.
@@ -101,6 +102,10 @@ def expand_patches(
         raise UnsupportedOptionError(f"table dtype {table.dtype} is not supported; expected one of {OUTPUT_DTYPES}")
     runner = select_engine(engine, device)
     work = runner.output_device(device)
-    out = torch.empty((rows, compact.shape[1] * temporal_patch_size), dtype=table.dtype, device=work)
+    columns = compact.shape[1] * temporal_patch_size
+    if work.type == "cpu" and device.type == "cpu":  # a recycled host buffer: no page faults on every call
+        out = empty_output(rows, columns, table.dtype)
+    else:
+        out = torch.empty((rows, columns), dtype=table.dtype, device=work)
     runner.expand(compact.to(work).contiguous(), table.to(work), out)
     return out.to(device)
