@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import PIL.ImageOps
 import pytest
 import skimage.data
 import torch
+from encoded_images import encoded, exif
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
@@ -28,18 +28,11 @@ BACKENDS = ["torchvision", "pil"]
 STOCK = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}
 
 
-def encoded(image: PIL.Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> list[Path]:
     cat = PIL.Image.fromarray(skimage.data.chelsea())
     astronaut = PIL.Image.fromarray(skimage.data.astronaut()).resize((180, 140))
-    rotated = PIL.Image.Exif()
-    rotated[0x0112] = 6
+    rotated = exif(6)
     contents = {
         "cat.jpg": encoded(cat, "JPEG", quality=85),
         "astronaut.png": encoded(astronaut, "PNG"),

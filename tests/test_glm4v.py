@@ -18,6 +18,7 @@ from skimage import data
 pytest.importorskip("torchvision", reason="the stock GLM processors need torchvision")
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
 
+from sample_images import real_photos, synthetic_images
 from transformers import AutoImageProcessor, AutoVideoProcessor  # noqa: E402
 
 import vlfast  # noqa: E402
@@ -68,26 +69,6 @@ def assert_exact(images, family: str, backend: str, engine: str = "cpp", **overr
         assert got["pixel_values"].dtype == dtype
         assert torch.equal(got["image_grid_thw"], expected["image_grid_thw"])
         assert torch.equal(got["pixel_values"], expected["pixel_values"].to(dtype)), (family, backend, dtype)
-
-
-def real_photos():
-    return {
-        "astronaut": data.astronaut(),
-        "coffee": data.coffee(),
-        "camera-L": Image.fromarray(data.camera()),
-        "logo-RGBA": Image.fromarray(data.logo()),
-    }
-
-
-def synthetic_images():
-    rng = np.random.default_rng(3)
-    yy, xx = np.indices((181, 263))
-    board = ((yy // 4 + xx // 4) % 2 * 255).astype(np.uint8)
-    return {
-        "noise": rng.integers(0, 256, (211, 307, 3), dtype=np.uint8),
-        "edges": np.stack([board, 255 - board, board], axis=-1),
-        "gradient": np.stack([yy % 256, xx % 256, (yy + xx) % 256], axis=-1).astype(np.uint8),
-    }
 
 
 #: (height, width): where GLM's rule differs from Qwen2-VL's, and the ordinary branches.

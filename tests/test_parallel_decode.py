@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import base64
 import importlib
-import io
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import PIL.Image
 import pytest
 import skimage.data
 import torch
+from encoded_images import encoded, exif
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
@@ -31,19 +30,12 @@ STOCK = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}
 PREPROCESS = importlib.import_module("vlfast.preprocess")
 
 
-def encoded(image: PIL.Image.Image, fmt: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> list[Path]:
     """Photo files whose decoding differs between the stock loaders: JPEG, PNG (RGBA too), WebP, EXIF-rotated JPEG."""
     cat = PIL.Image.fromarray(skimage.data.chelsea())
     astronaut = PIL.Image.fromarray(skimage.data.astronaut()).resize((200, 260))
-    rotated = PIL.Image.Exif()
-    rotated[0x0112] = 6
+    rotated = exif(6)
     folder = tmp_path_factory.mktemp("sources")
     contents = {
         "cat.jpg": encoded(cat, "JPEG", quality=90),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sample_images import real_photos, synthetic_images
 from skimage import data
 from transformers import AutoImageProcessor, Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
@@ -63,28 +64,6 @@ def test_published_configs_load_as_published() -> None:
         assert ours.to_dict()["size"] == published["size"]
         for name in ("patch_size", "merge_size", "temporal_patch_size", "image_mean", "image_std", "rescale_factor"):
             assert getattr(ours, name) == getattr(stock(folder, "torchvision"), name), name
-
-
-def real_photos():
-    return {
-        "astronaut": data.astronaut(),
-        "chelsea": data.chelsea(),
-        "coffee": data.coffee(),
-        "camera-L": Image.fromarray(data.camera()),
-        "logo-RGBA": Image.fromarray(data.logo()),
-    }
-
-
-def synthetic_images():
-    rng = np.random.default_rng(3)
-    yy, xx = np.indices((181, 263))
-    board = ((yy // 4 + xx // 4) % 2 * 255).astype(np.uint8)
-    return {
-        "noise": rng.integers(0, 256, (211, 307, 3), dtype=np.uint8),
-        "edges": np.stack([board, 255 - board, board], axis=-1),
-        "gradient": np.stack([yy % 256, xx % 256, (yy + xx) % 256], axis=-1).astype(np.uint8),
-        "constant-255": np.full((64, 300, 3), 255, np.uint8),
-    }
 
 
 #: (height, width) of random images, one of each kind under the published bounds.
