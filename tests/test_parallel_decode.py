@@ -224,3 +224,69 @@ def test_chunks_leave_out_failing_images_when_asked(files):
     assert reported == [(1, DecodeError), (2, AspectRatioError)]
     stock = STOCK["torchvision"]()([str(files[0]), str(files[1])], return_tensors="pt")
     assert torch.equal(torch.cat([chunk.pixel_values for chunk in chunks]), stock["pixel_values"])
+
+
+def _record_decodes(monkeypatch) -> dict:
+    """Patch the loader so that each decode takes 50 ms and records its source and the peak of concurrent ones."""
+    lock = threading.Lock()
+    state = {"running": 0, "peak": 0, "started": []}
+    real = vlfast.loader.load_image
+
+    def slow_load(source, **kwargs):
+        with lock:
+            state["running"] += 1
+            state["peak"] = max(state["peak"], state["running"])
+            state["started"].append(source)
+        time.sleep(0.05)
+        try:
+            return real(source, **kwargs)
+        finally:
+            with lock:
+                state["running"] -= 1
+
+    monkeypatch.setattr(vlfast.loader, "load_image", slow_load)
+    return state
+
+
+def test_the_largest_sources_start_first(files, monkeypatch):
+    """A big file started last would keep one thread busy after the others finish: decodes start largest first,
+    whatever their order in the batch (which the results keep)."""
+    state = _record_decodes(monkeypatch)
+    small, large = str(files[5]), files[0].read_bytes()
+    batch = [small, small, small, large, small]
+    assert len(large) > 4 * files[5].stat().st_size
+    loaded = load_images(batch, workers=2)
+    assert state["started"][0] is large
+    assert [image.shape for image in loaded] == [image.shape for image in load_images(batch, workers=1)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_drop_in_processor_decodes_on_its_workers(files, monkeypatch, backend):
+    """``workers`` of the drop-in processor: set when built or loaded, overridden per call, never saved in its
+    config; the pixel values stay the stock's."""
+    paths = [str(path) for path in files] * 2
+    stock = STOCK[backend]()(paths, return_tensors="pt")
+    state = _record_decodes(monkeypatch)
+    processor = ImageProcessor(backend=backend, workers=3)
+    for call, peak in (({}, 3), ({"workers": 1}, 1), ({"workers": 2}, 2)):
+        state["peak"] = 0
+        ours = processor(paths, return_tensors="pt", **call)
+        assert state["peak"] == peak
+        assert torch.equal(ours["pixel_values"], stock["pixel_values"])
+        assert torch.equal(ours["image_grid_thw"], stock["image_grid_thw"])
+    assert "workers" not in processor.to_dict()
+    state["peak"] = 0
+    assert len(processor.fetch_images(paths)) == len(paths) and state["peak"] == 3
+
+
+def test_drop_in_processor_workers_survive_loading_and_are_checked(files, tmp_path):
+    ImageProcessor().save_pretrained(tmp_path)
+    assert "workers" not in (tmp_path / "preprocessor_config.json").read_text()
+    assert ImageProcessor.from_pretrained(tmp_path, workers=2).workers == 2
+    assert ImageProcessor.from_pretrained(tmp_path).workers is None
+    assert ImageProcessor.from_stock(Qwen2VLImageProcessor(), workers=4).workers == 4
+    for bad in (0, True, "2"):
+        with pytest.raises(UnsupportedOptionError, match="workers must be a positive integer or None"):
+            ImageProcessor(workers=bad)
+        with pytest.raises(UnsupportedOptionError, match="workers"):
+            ImageProcessor()([str(files[0])], workers=bad)

@@ -292,8 +292,9 @@ def test_patch_processor(tiny_folder, processor_class, backend):
 
 
 def test_patch_processor_options_and_save(tiny_folder, tmp_path):
-    fast = patch_processor(build_processor(tiny_folder), backend="pil", dtype="bfloat16", engine="cpp")
+    fast = patch_processor(build_processor(tiny_folder), backend="pil", dtype="bfloat16", engine="cpp", workers=2)
     assert fast.image_processor.backend == "pil"
+    assert fast.image_processor.workers == 2  # decode threads: images only
     assert (fast.image_processor.dtype, fast.video_processor.dtype) == (torch.bfloat16, torch.bfloat16)
     assert (fast.image_processor.engine, fast.video_processor.engine) == ("cpp", "cpp")
     fast.save_pretrained(tmp_path)
@@ -304,8 +305,9 @@ def test_patch_processor_options_and_save(tiny_folder, tmp_path):
 
 
 def test_from_pretrained_processor(tiny_folder):
-    fast = from_pretrained_processor(tiny_folder, dtype=torch.float16)
+    fast = from_pretrained_processor(tiny_folder, dtype=torch.float16, workers=3)
     assert isinstance(fast, Qwen2_5_VLProcessor)
+    assert fast.image_processor.workers == 3
     assert isinstance(fast.image_processor, ImageProcessor) and fast.image_processor.dtype == torch.float16
     assert fast.video_processor.size["shortest_edge"] == PUBLISHED_PREPROCESSOR_CONFIG["min_pixels"]
     out = fast(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[IMAGES["odd synthetic"]])

@@ -52,6 +52,20 @@ def is_source(item: object) -> bool:
     return isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview))
 
 
+def _cost(item: ImageSource) -> int:
+    """Bytes to decode, as far as a cheap look tells: a file's size, an in-memory source's length; 0 where
+    nothing tells (a URL, a missing path: loading will say what is wrong)."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return len(item)
+    text = os.fspath(item)
+    if isinstance(text, str) and text.startswith(("http://", "https://")):
+        return 0
+    try:
+        return os.stat(text).st_size
+    except (OSError, ValueError):  # not a path (base64, data URI), or a name the OS refuses
+        return len(text)
+
+
 def _named(error: VlfastError, index: int, count: int | None) -> VlfastError:
     """``error`` (same type) with the position of the failing source in its batch in front of the message."""
     if count == 1:  # the message names the only source already
@@ -91,13 +105,15 @@ def load_images(
     if workers == 1 or len(pending) <= 1:
         return [_load(item, index, count, backend, policy) for index, item in enumerate(items)]
     loaded: list[Any] = list(items)
+    # Largest first, so that a big file is not the last one started while the other threads sit idle.
+    started = sorted(pending, key=lambda index: -_cost(items[index]))
     with ThreadPoolExecutor(max_workers=min(workers, len(pending)), thread_name_prefix="vlfast-decode") as pool:
-        futures = [pool.submit(_load, items[index], index, count, backend, policy) for index in pending]
+        futures = {index: pool.submit(_load, items[index], index, count, backend, policy) for index in started}
         try:
-            for index, future in zip(pending, futures, strict=True):
-                loaded[index] = future.result()
+            for index in pending:
+                loaded[index] = futures[index].result()
         finally:
-            for future in futures:
+            for future in futures.values():
                 future.cancel()
     return loaded
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from huggingface_hub.dataclasses import validate_typed_dict
@@ -15,22 +15,25 @@ from transformers.utils import is_torchvision_available
 from ..eager import eager
 from ..engines import parse_engine
 from ..errors import UnsupportedOptionError
+from ..loader import check_workers
 from ..options import parse_device, parse_dtype
 from ..plans import Backend, parse_backend
 
 __all__ = [
     "RUNTIME_OPTIONS",
+    "RuntimeKwargs",
     "VlfastProcessorMixin",
     "default_backend",
     "resolve_backend",
     "resolve_device",
     "resolve_dtype",
     "resolve_engine",
+    "resolve_workers",
 ]
 
 #: Options that say where and how vlfast runs, not what it computes: never written by ``to_dict``
 #: (a saved config stays loadable by the stock classes).
-RUNTIME_OPTIONS = ("device", "dtype", "engine")
+RUNTIME_OPTIONS = ("device", "dtype", "engine", "workers")
 #: Aliases of the ``size`` bounds, as the stock processors accept them.
 _PIXEL_ALIASES = {"min_pixels": "shortest_edge", "max_pixels": "longest_edge"}
 
@@ -53,6 +56,20 @@ def resolve_device(device: torch.device | str | int | None) -> torch.device | No
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     """``dtype`` as a ``torch.dtype`` (names such as ``"bfloat16"`` accepted); ``None`` keeps the stock dtype."""
     return None if dtype is None else parse_dtype(dtype)
+
+
+def resolve_workers(workers: int | None) -> int | None:
+    """``workers`` checked (a positive int); ``None`` stays ``None``: the cores this process may use."""
+    return None if workers is None else check_workers(workers)
+
+
+class RuntimeKwargs(TypedDict, total=False):
+    """vlfast's options of every drop-in processor, beside the stock's own (``device`` is one of those)."""
+
+    #: dtype of the pixel values; ``None``: the stock dtype.
+    dtype: torch.dtype | str | None
+    #: ``"auto"``, ``"cpp"``, ``"triton"`` or ``"reference"``.
+    engine: str | None
 
 
 def resolve_engine(engine: str | None) -> str:

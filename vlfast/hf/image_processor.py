@@ -30,7 +30,7 @@ from ..loader import fetch_images
 from ..plans import Backend
 from ..preprocess import image_options, run_images
 from ..sizing import SizeRule
-from .common import VlfastProcessorMixin, resolve_backend
+from .common import RuntimeKwargs, VlfastProcessorMixin, resolve_backend, resolve_workers
 
 __all__ = [
     "IMAGE_PROCESSORS",
@@ -58,6 +58,13 @@ def backend_for(backend: Backend | str | None, use_fast: object) -> Backend | st
     return chosen
 
 
+class ImageRuntimeKwargs(RuntimeKwargs, total=False):
+    """The image processors' runtime options: :class:`~vlfast.hf.common.RuntimeKwargs` and the decode threads."""
+
+    #: Threads that decode path, URL and base64 sources; ``None``: the cores this process may use.
+    workers: int | None
+
+
 class _ImageProcessorMixin(VlfastProcessorMixin):
     """What vlfast's image processors share; each family's class adds its stock (PIL) class, the torchvision
     class name its configs carry, and its size rule."""
@@ -66,6 +73,7 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
     _size_rule: ClassVar[SizeRule]
     #: The stock torchvision class (``AutoImageProcessor``'s choice): the type ``to_dict`` writes.
     _stock_type: ClassVar[str]
+    workers: int | None = None
 
     def __init__(
         self,
@@ -74,12 +82,22 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         device: torch.device | str | None = None,
         dtype: torch.dtype | str | None = None,
         engine: str = "auto",
+        workers: int | None = None,
         **kwargs: Any,
     ) -> None:
         self._backend = resolve_backend(backend_for(backend, kwargs.pop("use_fast", None)))
-        options = {"size": self._initial_size(kwargs), "device": device, "dtype": dtype, "engine": engine}
+        options = {
+            "size": self._initial_size(kwargs),
+            "device": device,
+            "dtype": dtype,
+            "engine": engine,
+            "workers": workers,
+        }
         super().__init__(**options, **kwargs)
         self._set_attributes(**options, **kwargs)
+
+    def _standardize_kwargs(self, workers: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        return {**super()._standardize_kwargs(**kwargs), "workers": resolve_workers(workers)}
 
     @property
     def backend(self) -> str:
@@ -107,6 +125,7 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         device: torch.device | str | None = None,
         dtype: torch.dtype | str | None = None,
         engine: str = "auto",
+        workers: int | None = None,
         **kwargs: Any,
     ) -> BaseImageProcessor:
         """Load the image settings of a checkpoint folder (``preprocessor_config.json`` or
@@ -114,7 +133,13 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         names (``ImageProcessor.from_pretrained`` on a GLM-4.1V folder gives a :class:`Glm4vImageProcessor`);
         ``kwargs`` override settings."""
         return super().from_pretrained(
-            pretrained_model_name_or_path, backend=backend, device=device, dtype=dtype, engine=engine, **kwargs
+            pretrained_model_name_or_path,
+            backend=backend,
+            device=device,
+            dtype=dtype,
+            engine=engine,
+            workers=workers,
+            **kwargs,
         )
 
     @classmethod
@@ -126,6 +151,7 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         device: torch.device | str | None = None,
         dtype: torch.dtype | str | None = None,
         engine: str = "auto",
+        workers: int | None = None,
     ) -> BaseImageProcessor:
         """The vlfast equivalent of a stock (or vlfast) image processor of a supported family, with its settings
         and, unless ``backend`` says otherwise, its backend."""
@@ -133,12 +159,13 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         config = image_processor.to_dict()
         config.pop("image_processor_type", None)
         backend = backend if backend is not None else getattr(image_processor, "backend", None)
-        return target(backend=backend, device=device, dtype=dtype, engine=engine, **config)
+        return target(backend=backend, device=device, dtype=dtype, engine=engine, workers=workers, **config)
 
     def fetch_images(self, image_url_or_urls: Any) -> Any:
         """Load paths, URLs and base64 strings as the stock processor of this backend decodes them, with vlfast's
-        loader: its guards, and the process-wide source policy (:func:`vlfast.set_source_policy`)."""
-        return fetch_images(image_url_or_urls, self._backend)
+        loader (its guards, the process-wide source policy of :func:`vlfast.set_source_policy`), on the
+        processor's ``workers`` threads."""
+        return fetch_images(image_url_or_urls, self._backend, workers=self.workers)
 
     @eager
     def preprocess(self, images: Any, **kwargs: Any) -> BatchFeature:
@@ -146,7 +173,8 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         overrides of any setting, ``device`` and ``dtype``."""
         settings = self._call_settings(kwargs)
         options = image_options(self._backend, **self._pipeline_kwargs(settings), size_rule=self._size_rule)
-        result = run_images(make_flat_list_of_images(self.fetch_images(images)), options)
+        loaded = fetch_images(images, self._backend, workers=settings["workers"])
+        result = run_images(make_flat_list_of_images(loaded), options)
         return self._batch_feature(
             {"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw}, settings
         )
@@ -159,11 +187,8 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         return config
 
 
-class ImageProcessorKwargs(Qwen2VLImageProcessorPil.valid_kwargs, total=False):
-    """The stock Qwen2-VL image options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class ImageProcessorKwargs(Qwen2VLImageProcessorPil.valid_kwargs, ImageRuntimeKwargs, total=False):
+    """The stock Qwen2-VL image options, plus vlfast's :class:`ImageRuntimeKwargs`."""
 
 
 class ImageProcessor(_ImageProcessorMixin, Qwen2VLImageProcessorPil):
@@ -176,11 +201,12 @@ class ImageProcessor(_ImageProcessorMixin, Qwen2VLImageProcessorPil):
         device: where ``pixel_values`` and ``image_grid_thw`` are returned (default: CPU).
         dtype: dtype of ``pixel_values`` (e.g. the model's); default: the stock dtype (float32).
         engine: ``"auto"``, ``"cpp"`` or ``"triton"`` (see :func:`vlfast.preprocess`).
+        workers: threads that decode path, URL and base64 inputs (default: the cores this process may use).
         **kwargs: the stock options (``size`` or ``min_pixels``/``max_pixels``, ``patch_size``, ``merge_size``,
             ``temporal_patch_size``, ``image_mean``, ``image_std``, ``rescale_factor``, ``resample``,
             ``do_resize``/``do_rescale``/``do_normalize``/``do_convert_rgb``...).
 
-    Calls take the same options as overrides, plus ``device`` and ``dtype``, and return a ``BatchFeature``
+    Calls take the same options as overrides, plus ``device``, ``dtype`` and ``workers``, and return a ``BatchFeature``
     with ``pixel_values`` ``(sum(t*h*w), 3*T*patch_size**2)`` and int64 ``image_grid_thw`` ``(N, 3)``.
 
     A subclass of ``Qwen2VLImageProcessorPil`` for everything but the pixels: option handling and the token
@@ -207,11 +233,8 @@ class ImageProcessor(_ImageProcessorMixin, Qwen2VLImageProcessorPil):
     _stock_type = "Qwen2VLImageProcessor"
 
 
-class Glm4vImageProcessorKwargs(Glm4vImageProcessorPil.valid_kwargs, total=False):
-    """The stock GLM-4.1V image options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class Glm4vImageProcessorKwargs(Glm4vImageProcessorPil.valid_kwargs, ImageRuntimeKwargs, total=False):
+    """The stock GLM-4.1V image options, plus vlfast's :class:`ImageRuntimeKwargs`."""
 
 
 class Glm4vImageProcessor(_ImageProcessorMixin, Glm4vImageProcessorPil):
@@ -225,11 +248,8 @@ class Glm4vImageProcessor(_ImageProcessorMixin, Glm4vImageProcessorPil):
     _stock_type = "Glm4vImageProcessor"
 
 
-class Glm46VImageProcessorKwargs(Glm46VImageProcessorPil.valid_kwargs, total=False):
-    """The stock GLM-4.6V image options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class Glm46VImageProcessorKwargs(Glm46VImageProcessorPil.valid_kwargs, ImageRuntimeKwargs, total=False):
+    """The stock GLM-4.6V image options, plus vlfast's :class:`ImageRuntimeKwargs`."""
 
 
 class Glm46VImageProcessor(_ImageProcessorMixin, Glm46VImageProcessorPil):

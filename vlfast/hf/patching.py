@@ -17,9 +17,12 @@ from .image_processor import ImageProcessor
 __all__ = ["SUPPORTED_PROCESSORS", "SubProcessorSwap", "from_pretrained_processor", "patch_processor"]
 
 
-def _video_processor_from_stock(video_processor: Any, *, backend: Backend | str | None, **options: Any) -> Any:
-    """The vlfast video processor of a stock one (of its family); ``backend`` does not apply (the stock video
-    processors have one: torchvision's arithmetic on uint8)."""
+def _video_processor_from_stock(
+    video_processor: Any, *, backend: Backend | str | None, workers: int | None, **options: Any
+) -> Any:
+    """The vlfast video processor of a stock one (of its family); ``backend`` and ``workers`` do not apply (the
+    stock video processors have one backend, torchvision's arithmetic on uint8, and decode with the stock's
+    video decoder)."""
     from .video_processor import VideoProcessor  # imports torchvision: only when a processor has videos
 
     return VideoProcessor.from_stock(video_processor, **options)
@@ -81,6 +84,7 @@ def patch_processor(
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
     engine: str = "auto",
+    workers: int | None = None,
 ) -> ProcessorType:
     """Swap vlfast's image and video processors into a stock processor of a supported family (Qwen2-VL, Qwen2.5-VL,
     Qwen3-VL / Qwen3.5, GLM-4.1V / GLM-4.6V: :data:`SUPPORTED_PROCESSORS`), in place.
@@ -92,7 +96,7 @@ def patch_processor(
         processor: one of :data:`SUPPORTED_PROCESSORS` (or a subclass).
         backend: stock image backend reproduced; default: the processor's own. Videos always reproduce
             the stock video processor (torchvision).
-        device, dtype, engine: see :class:`ImageProcessor`.
+        device, dtype, engine, workers: see :class:`ImageProcessor` (``workers`` applies to images only).
 
     Returns:
         ``processor`` itself.
@@ -108,7 +112,7 @@ def patch_processor(
         raise UnsupportedOptionError(
             f"patch_processor supports {sorted(SUPPORTED_PROCESSORS)}, got {type(processor).__name__}"
         )
-    options = {"backend": backend, "device": device, "dtype": dtype, "engine": engine}
+    options = {"backend": backend, "device": device, "dtype": dtype, "engine": engine, "workers": workers}
     replacements = {}
     for attribute, swap in swaps.items():
         current = getattr(processor, attribute, None)
@@ -132,6 +136,7 @@ def from_pretrained_processor(
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
     engine: str = "auto",
+    workers: int | None = None,
     **from_pretrained_kwargs: Any,
 ) -> ProcessorMixin:
     """``AutoProcessor.from_pretrained(model_dir, **from_pretrained_kwargs)`` with vlfast patched in
@@ -139,4 +144,4 @@ def from_pretrained_processor(
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_dir, **from_pretrained_kwargs)
-    return patch_processor(processor, backend=backend, device=device, dtype=dtype, engine=engine)
+    return patch_processor(processor, backend=backend, device=device, dtype=dtype, engine=engine, workers=workers)

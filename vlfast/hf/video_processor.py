@@ -26,7 +26,7 @@ from ..releases import video_cap_reads_call_budget
 from ..sizing import SizeRule
 from ..sources import current_source_policy, video_file
 from ..video import run_videos, video_options
-from .common import VlfastProcessorMixin
+from .common import RuntimeKwargs, VlfastProcessorMixin
 
 __all__ = [
     "Glm46VVideoProcessor",
@@ -170,11 +170,8 @@ class _VideoProcessorMixin(VlfastProcessorMixin):
         return config
 
 
-class VideoProcessorKwargs(Qwen2VLVideoProcessor.valid_kwargs, total=False):
-    """The stock Qwen2-VL video options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class VideoProcessorKwargs(Qwen2VLVideoProcessor.valid_kwargs, RuntimeKwargs, total=False):
+    """The stock Qwen2-VL video options, plus vlfast's :class:`~vlfast.hf.common.RuntimeKwargs`."""
 
 
 class VideoProcessor(_VideoProcessorMixin, Qwen2VLVideoProcessor):
@@ -196,11 +193,8 @@ class VideoProcessor(_VideoProcessorMixin, Qwen2VLVideoProcessor):
     valid_kwargs = VideoProcessorKwargs
 
 
-class Qwen3VLVideoProcessorKwargs(StockQwen3VLVideoProcessor.valid_kwargs, total=False):
-    """The stock Qwen3-VL video options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class Qwen3VLVideoProcessorKwargs(StockQwen3VLVideoProcessor.valid_kwargs, RuntimeKwargs, total=False):
+    """The stock Qwen3-VL video options, plus vlfast's :class:`~vlfast.hf.common.RuntimeKwargs`."""
 
 
 class Qwen3VLVideoProcessor(_VideoProcessorMixin, StockQwen3VLVideoProcessor):
@@ -217,11 +211,8 @@ class Qwen3VLVideoProcessor(_VideoProcessorMixin, StockQwen3VLVideoProcessor):
     valid_kwargs = Qwen3VLVideoProcessorKwargs
 
 
-class Glm4vVideoProcessorKwargs(StockGlm4vVideoProcessor.valid_kwargs, total=False):
-    """The stock GLM-4.1V video options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class Glm4vVideoProcessorKwargs(StockGlm4vVideoProcessor.valid_kwargs, RuntimeKwargs, total=False):
+    """The stock GLM-4.1V video options, plus vlfast's :class:`~vlfast.hf.common.RuntimeKwargs`."""
 
 
 class Glm4vVideoProcessor(_VideoProcessorMixin, StockGlm4vVideoProcessor):
@@ -232,11 +223,8 @@ class Glm4vVideoProcessor(_VideoProcessorMixin, StockGlm4vVideoProcessor):
     valid_kwargs = Glm4vVideoProcessorKwargs
 
 
-class Glm46VVideoProcessorKwargs(StockGlm46VVideoProcessor.valid_kwargs, total=False):
-    """The stock GLM-4.6V video options, plus vlfast's output ``dtype`` and ``engine``."""
-
-    dtype: torch.dtype | str | None
-    engine: str | None
+class Glm46VVideoProcessorKwargs(StockGlm46VVideoProcessor.valid_kwargs, RuntimeKwargs, total=False):
+    """The stock GLM-4.6V video options, plus vlfast's :class:`~vlfast.hf.common.RuntimeKwargs`."""
 
 
 class Glm46VVideoProcessor(_VideoProcessorMixin, StockGlm46VVideoProcessor):
