@@ -137,10 +137,9 @@ def to_rgb_uint8(
     if isinstance(image, PIL.Image.Image):
         tensor = _pil_to_rgb(image, do_convert_rgb)
     elif isinstance(image, (np.ndarray, torch.Tensor)):
-        dtype_name = str(image.dtype).removeprefix("torch.")
         if image.dtype not in (np.uint8, torch.uint8):
             raise InvalidImageError(
-                f"images must be uint8, got {dtype_name}; "
+                f"images must be uint8, got {str(image.dtype).removeprefix('torch.')}; "
                 "convert float images in [0, 1] with (x * 255).round() to uint8 first"
             )
         if isinstance(image, np.ndarray):

@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
 from typing import Any, TypedDict
 
 import torch
@@ -26,6 +28,7 @@ from .defaults import (
     TEMPORAL_PATCH_SIZE,
 )
 from .engines import Engine, FrameJob, PatchLayout, render, select_engine
+from .engines.triton_engine import interpreting
 from .errors import UnsupportedOptionError
 from .layout import patch_grid
 from .options import check_rescale_factor, parse_device, parse_dtype
@@ -141,16 +144,56 @@ def _check_pixel_bounds(**values: object) -> None:
             raise UnsupportedOptionError(f"{name} must be a positive integer or a positive finite float, got {value!r}")
 
 
+#: Types of option values that are immutable and compare equal only to values that act the same (given
+#: with their type): options made only of these are memoized.
+_MEMOIZED_TYPES = (str, int, float, bool, type(None), Enum, torch.dtype, torch.device)
+
+
+def _memo_key(value: object) -> Hashable:
+    """``value`` with its type (tuples item by item), or ``None`` when it is not of :data:`_MEMOIZED_TYPES`."""
+    if type(value) is tuple:
+        items = tuple(_memo_key(item) for item in value)
+        return None if None in items else (tuple, items)
+    return (type(value), value) if isinstance(value, _MEMOIZED_TYPES) else None
+
+
+def _memo_value(key: Any) -> Any:
+    kind, value = key
+    return tuple(_memo_value(item) for item in value) if kind is tuple else value
+
+
+@lru_cache(maxsize=64)
+def _memoized_options(
+    caller: str, backend: Hashable, min_pixels: Hashable, max_pixels: Hashable, kwargs: tuple, interpret: bool
+) -> PipelineOptions:
+    """:func:`_resolve_options` of arguments given by their :func:`_memo_key`; ``interpret``
+    (``TRITON_INTERPRET``) is part of the key because the engine choice depends on it."""
+    values = {name: _memo_value(key) for name, key in kwargs}
+    return _resolve_options(caller, _memo_value(backend), _memo_value(min_pixels), _memo_value(max_pixels), values)
+
+
 def pipeline_options(
     caller: str, backend: Backend | str, min_pixels: float, max_pixels: float, kwargs: dict[str, Any]
 ) -> PipelineOptions:
     """Check ``kwargs`` (see :class:`PipelineKwargs`; ``min_pixels`` / ``max_pixels`` default to the given
-    ones) and resolve the device, the output dtype and the engine.
+    ones) and resolve the device, the output dtype and the engine. Memoized when every value is of
+    :data:`_MEMOIZED_TYPES` (a list, an array: resolved every call).
 
     Raises:
         UnsupportedOptionError: an unknown or invalid option.
         DeviceError: a device that does not exist here, or that the engine cannot serve.
     """
+    keys = tuple((name, _memo_key(value)) for name, value in kwargs.items())
+    fixed = (_memo_key(backend), _memo_key(min_pixels), _memo_key(max_pixels))
+    if None in fixed or any(key is None for _, key in keys):
+        return _resolve_options(caller, backend, min_pixels, max_pixels, kwargs)
+    return _memoized_options(caller, *fixed, tuple(sorted(keys)), interpreting())
+
+
+def _resolve_options(
+    caller: str, backend: Backend | str, min_pixels: float, max_pixels: float, kwargs: dict[str, Any]
+) -> PipelineOptions:
+    """:func:`pipeline_options`, checked and resolved afresh."""
     unknown = sorted(set(kwargs) - set(PipelineKwargs.__annotations__))
     if unknown:
         raise UnsupportedOptionError(

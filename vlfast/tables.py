@@ -9,7 +9,7 @@ the reproduced backend applies to whole images, so a lookup gives the same bits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -142,10 +142,16 @@ class Normalization:
     do_normalize: bool = True
     image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN
     image_std: float | Sequence[float] = OPENAI_CLIP_STD
+    #: Tables already looked up, by ``(dtype, device, channels)``: a call skips the checks and the shared cache.
+    _tables: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def table(self, dtype: torch.dtype, device: torch.device | str = "cpu", channels: int = 3) -> torch.Tensor:
         """:func:`normalization_table` of these settings ``(channels, 256)``, cached."""
-        return normalization_table(
+        key = (dtype, device, channels)
+        table = self._tables.get(key)
+        if table is not None:
+            return table
+        table = normalization_table(
             self.backend,
             do_rescale=self.do_rescale,
             rescale_factor=self.rescale_factor,
@@ -156,3 +162,15 @@ class Normalization:
             dtype=dtype,
             device=device,
         )
+        # Not kept: settings a caller can still change (a list), or "cuda", whose table follows the current GPU.
+        settings = (self.rescale_factor, self.image_mean, self.image_std)
+        if all(_frozen(value) for value in settings) and str(device) != "cuda":
+            self._tables[key] = table
+        return table
+
+
+def _frozen(value: object) -> bool:
+    """A number or a tuple of numbers: settings that cannot change after they are given."""
+    if isinstance(value, tuple):
+        return all(isinstance(item, (int, float)) for item in value)
+    return isinstance(value, (int, float))

@@ -29,11 +29,12 @@ _NOT_BUILT = "the vlfast C++ extension (vlfast._C) is not built; reinstall vlfas
 #: Channels the engine's callers hand it (grey, RGB, RGBA); the kernel itself takes any count.
 MAX_CHANNELS = 4
 
-#: Output dtypes, by the integer dtype of the same size that hands their bits to NumPy.
+#: Output dtypes, by the dtype that hands their bits to NumPy: their own where NumPy has it (no view to make),
+#: the integer dtype of the same size for bfloat16. The kernel copies items by size, whatever their dtype.
 _BIT_VIEWS: dict[torch.dtype, torch.dtype] = {
-    torch.float32: torch.int32,
+    torch.float32: torch.float32,
     torch.bfloat16: torch.int16,
-    torch.float16: torch.int16,
+    torch.float16: torch.float16,
     torch.uint8: torch.uint8,
 }
 
@@ -66,7 +67,7 @@ def _numpy_bits(tensor: torch.Tensor, name: str) -> np.ndarray:
         raise InvalidImageError(f"the C++ engine writes CPU tensors; {name} is on {tensor.device}")
     if not tensor.is_contiguous():
         raise InvalidImageError(f"{name} must be contiguous")
-    return tensor.view(bit_view).numpy()
+    return (tensor if bit_view == tensor.dtype else tensor.view(bit_view)).numpy()
 
 
 def run_frame(

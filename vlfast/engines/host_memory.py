@@ -72,11 +72,8 @@ class _OutputPool:
 
     def _drain(self) -> None:
         """Move returned blocks to the free list, oldest dropped past ``max_bytes`` (lock held)."""
-        while True:
-            try:
-                self._free.append(self._returned.get_nowait())
-            except queue.Empty:
-                break
+        while not self._returned.empty():  # this is the only consumer: a non-empty queue has a block
+            self._free.append(self._returned.get_nowait())
         while sum(b.nbytes for b in self._free) > self._max_bytes:
             self._free.pop(0)
 
@@ -114,7 +111,7 @@ def empty_output(rows: int, columns: int, dtype: torch.dtype) -> torch.Tensor:
     Large outputs come from a pool of recycled, huge-page-backed host buffers (see
     :class:`_OutputPool`); the contents and the results are unaffected.
     """
-    nbytes = rows * columns * torch.empty((), dtype=dtype).element_size()
+    nbytes = rows * columns * dtype.itemsize
     if nbytes < _POOLED_MIN_BYTES:
         return torch.empty((rows, columns), dtype=dtype)
     return torch.from_numpy(_pool.take(nbytes)).view(dtype).view(rows, columns)

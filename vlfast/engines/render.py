@@ -86,5 +86,6 @@ def render(
             staged = [replace(jobs[index], pixels=frame) for index, frame in zip(chunk, frames, strict=True)]
             engine.run(staged, table, out, layout)
     else:
-        engine.run([replace(job, pixels=job.pixels.cpu()) for job in jobs], table, out, layout)
+        on_host = all(job.pixels.is_cpu for job in jobs)
+        engine.run(jobs if on_host else [replace(job, pixels=job.pixels.cpu()) for job in jobs], table, out, layout)
     return out if out.device == device else out.to(device, non_blocking=True)
