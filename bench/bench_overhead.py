@@ -26,7 +26,7 @@ from vlfast.benchmarking import _fit_photo, _source_photos, _transformers
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 
 #: Consecutive calls of one engine and setting before the next one takes over.
-BLOCK = 10
+BLOCK = 5
 SIZES = ((448, 448), (1080, 1920))
 
 

@@ -6,6 +6,7 @@ import torch
 from transformers import Qwen2VLImageProcessor
 
 import vlfast
+from vlfast.defaults import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
 from vlfast.errors import DeviceError, UnsupportedOptionError
 from vlfast.preprocess import image_options
 from vlfast.tables import Normalization, normalization_table
@@ -16,7 +17,9 @@ IMAGE = np.random.default_rng(7).integers(0, 256, (150, 230, 3), dtype=np.uint8)
 
 
 def stock(**config) -> dict[str, torch.Tensor]:
-    return Qwen2VLImageProcessor(**config)(images=IMAGE, return_tensors="pt")
+    """The stock result, its pixel bounds always given (transformers 5.17 keeps the last ones given in the class)."""
+    bounds = {"min_pixels": IMAGE_MIN_PIXELS, "max_pixels": IMAGE_MAX_PIXELS}
+    return Qwen2VLImageProcessor(**{**bounds, **config})(images=IMAGE, return_tensors="pt")
 
 
 @pytest.mark.parametrize(
