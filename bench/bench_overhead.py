@@ -50,8 +50,10 @@ def measure(runners: dict[str, Callable[[], object]], stock: Callable[[], object
         for run in runners.values():
             run()
         stock()
+    order = list(runners.items())
     for _ in range(-(-calls // BLOCK)):
-        for name, run in runners.items():
+        order.reverse()  # each engine goes first in every other round
+        for name, run in order:
             for after_stock in (False, True):
                 label = f"{name} {'after stock' if after_stock else 'alone'}"
                 for _ in range(BLOCK):
