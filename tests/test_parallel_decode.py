@@ -87,16 +87,18 @@ def test_drop_in_processor_decodes_a_batch_of_strings_as_the_stock(files, backen
     assert torch.equal(ours["image_grid_thw"], stock["image_grid_thw"])
 
 
-def test_decodes_run_on_a_bounded_pool(files, monkeypatch):
-    """``workers`` threads at most decode at once, and more than one when there is more than one source."""
+def _record_decodes(monkeypatch) -> dict:
+    """Patch the loader so that each decode takes 50 ms more and records its source, its thread and the peak of
+    concurrent decodes."""
     lock = threading.Lock()
-    state = {"running": 0, "peak": 0, "threads": set()}
+    state = {"running": 0, "peak": 0, "started": [], "threads": set()}
     real = vlfast.loader.load_image
 
     def slow_load(source, **kwargs):
         with lock:
             state["running"] += 1
             state["peak"] = max(state["peak"], state["running"])
+            state["started"].append(source)
             state["threads"].add(threading.current_thread().name)
         time.sleep(0.05)  # decoders release the GIL; so does sleep
         try:
@@ -106,6 +108,12 @@ def test_decodes_run_on_a_bounded_pool(files, monkeypatch):
                 state["running"] -= 1
 
     monkeypatch.setattr(vlfast.loader, "load_image", slow_load)
+    return state
+
+
+def test_decodes_run_on_a_bounded_pool(files, monkeypatch):
+    """``workers`` threads at most decode at once, and more than one when there is more than one source."""
+    state = _record_decodes(monkeypatch)
     sources = [str(path) for path in files] * 2
     load_images(sources, workers=3)
     assert state["peak"] == 3
@@ -224,28 +232,6 @@ def test_chunks_leave_out_failing_images_when_asked(files):
     assert reported == [(1, DecodeError), (2, AspectRatioError)]
     stock = STOCK["torchvision"]()([str(files[0]), str(files[1])], return_tensors="pt")
     assert torch.equal(torch.cat([chunk.pixel_values for chunk in chunks]), stock["pixel_values"])
-
-
-def _record_decodes(monkeypatch) -> dict:
-    """Patch the loader so that each decode takes 50 ms and records its source and the peak of concurrent ones."""
-    lock = threading.Lock()
-    state = {"running": 0, "peak": 0, "started": []}
-    real = vlfast.loader.load_image
-
-    def slow_load(source, **kwargs):
-        with lock:
-            state["running"] += 1
-            state["peak"] = max(state["peak"], state["running"])
-            state["started"].append(source)
-        time.sleep(0.05)
-        try:
-            return real(source, **kwargs)
-        finally:
-            with lock:
-                state["running"] -= 1
-
-    monkeypatch.setattr(vlfast.loader, "load_image", slow_load)
-    return state
 
 
 def test_the_largest_sources_start_first(files, monkeypatch):
