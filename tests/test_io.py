@@ -31,7 +31,7 @@ from vlfast.errors import (
     UnsupportedModeError,
     UnsupportedOptionError,
 )
-from vlfast.inputs import to_rgb_uint8
+from vlfast.inputs import pil_array, to_rgb_uint8
 from vlfast.io import encode_image, load_image, stock_decoder
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision.io's own deprecation notice
@@ -499,3 +499,15 @@ def test_http_failures_are_typed_and_bounded_in_time(site, route, options, messa
 def test_unreachable_host_is_an_image_source_error():
     with pytest.raises(ImageSourceError, match="cannot fetch URL 'http://127.0.0.1:9/x.png'"):
         load_image("http://127.0.0.1:9/x.png", timeout=NET_TIMEOUT_S)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "I;16", "I", "F"])
+def test_pil_array_is_np_array_and_writable(cat, mode):
+    image = cat.convert(mode)
+    array = pil_array(image)
+    expected = np.array(image)
+    assert array.dtype == expected.dtype and array.shape == expected.shape
+    assert np.array_equal(array, expected)
+    assert array.flags.writeable and array.flags.c_contiguous
+    array[0, 0] = 0  # its own memory: the image is unchanged
+    assert np.array_equal(np.array(image), expected)

@@ -41,7 +41,7 @@ from .errors import (
     SourceTooLargeError,
     UnsupportedModeError,
 )
-from .inputs import ImageLike, is_image_like, to_rgb_uint8
+from .inputs import ImageLike, is_image_like, pil_array, to_rgb_uint8
 from .options import parse_device
 from .plans import Backend, parse_backend
 from .releases import loader_applies_exif
@@ -280,7 +280,7 @@ def _pillow_pixels(image: PIL.Image.Image, origin: str, exif_transpose: bool, ba
         raise UnsupportedModeError(f"{origin}: cannot convert mode {image.mode!r} to RGB ({_reason(error)})") from error
     if rgb.info.get("transparency") is not None:
         return to_rgb_uint8(rgb, Backend.PIL).permute(2, 0, 1)
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
+    return torch.from_numpy(pil_array(rgb)).permute(2, 0, 1)
 
 
 def _decode_with_torchvision(data: bytes, origin: str, exif_transpose: bool) -> torch.Tensor:
