@@ -5,13 +5,14 @@ Usage: ``python bench/bench_cpu_passes.py [--repeats N] [--sizes 1920x1080,...] 
 For each input size (resized with the Qwen2.5-VL settings, bicubic) it times, in ms and GB/s:
 
 - ``horizontal`` / ``vertical``: one pass over the whole image on one thread (``_C.resample_axis``),
-  for both backends (torch's int16 weights, Pillow's 22-bit ones), with the AVX2 kernels and the
-  portable ones; GB/s counts the bytes read and written once;
+  for both backends (torch's int16 weights, Pillow's 22-bit ones), at every SIMD level the CPU has
+  (``avx512``, ``avx2``, ``portable``); GB/s counts the bytes read and written once;
 - ``layout``: table lookup and patch layout alone (``run_frame`` on an image already at the model
   size), GB/s of output;
 - ``frame``: the whole ``run_frame`` (both passes, table, layout), GB/s of output;
 
-``layout`` and ``frame`` in float32 and bfloat16, on 1 thread and on torch's thread count. The
+``layout`` and ``frame`` in float32 and bfloat16, on 1 thread and on torch's thread count, at the CPU's
+highest SIMD level, and ``frame`` float32 on torch's thread count at each lower level. The
 floor is the same machine's memory write bandwidth, measured in the same run: NumPy filling an
 already-faulted float32 array of the 1080p output's size (one thread) and torch filling it
 (torch's threads). Every repeat runs every measurement once, in an order rotated from repeat to
@@ -83,13 +84,16 @@ class Timing:
         }
 
 
-def with_simd(enabled: bool, run: Callable[[], object]) -> Callable[[], object]:
+def at_level(level: str, run: Callable[[], object]) -> Callable[[], object]:
+    """``run`` with the kernels capped at SIMD ``level``, then back to the CPU's highest."""
+    levels = cpu_kernel._C.simd_levels()
+
     def call() -> object:
-        cpu_kernel._C.set_simd_enabled(enabled)
+        cpu_kernel._C.set_simd_level(level)
         try:
             return run()
         finally:
-            cpu_kernel._C.set_simd_enabled(True)
+            cpu_kernel._C.set_simd_level(levels[-1])
 
     return call
 
@@ -128,6 +132,7 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
     resized = rng.integers(0, 256, (out_h, out_w, 3), dtype=np.uint8)
     unchanged = ResamplePlan(out_h, out_w, out_h, out_w, None, None, False)
     case = f"{width}x{height}"
+    levels = cpu_kernel._C.simd_levels()
     timings = []
     for backend in Backend:
         plan = resample_plan(height, width, out_h, out_w, Filter.BICUBIC, backend)
@@ -135,10 +140,9 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
             if axis is None:
                 continue
             run, nbytes = axis_call(image, plan, vertical)
-            for simd in (True, False):
-                kernels = "avx2" if simd else "portable"
-                name = f"{case} {'vertical' if vertical else 'horizontal'} {backend.value} {kernels}"
-                timings.append(Timing(name, with_simd(simd, run), nbytes))
+            for level in reversed(levels):
+                name = f"{case} {'vertical' if vertical else 'horizontal'} {backend.value} {level}"
+                timings.append(Timing(name, at_level(level, run), nbytes))
     plan = resample_plan(height, width, out_h, out_w, Filter.BICUBIC, Backend.TORCHVISION)
     for dtype in (torch.float32, torch.bfloat16):
         for n in sorted({1, threads}):
@@ -146,7 +150,8 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
             timings.append(Timing(f"{case} layout {label}", *frame_call(resized, unchanged, dtype, n)))
             timings.append(Timing(f"{case} frame {label}", *frame_call(image, plan, dtype, n)))
     run, nbytes = frame_call(image, plan, torch.float32, threads)
-    timings.append(Timing(f"{case} frame float32 {threads} threads portable", with_simd(False, run), nbytes))
+    for level in reversed(levels[:-1]):
+        timings.append(Timing(f"{case} frame float32 {threads} threads {level}", at_level(level, run), nbytes))
     return timings
 
 

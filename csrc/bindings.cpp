@@ -29,6 +29,17 @@ namespace {
 
 std::string str(const py::handle& object) { return py::str(object).cast<std::string>(); }
 
+// SimdLevel names, lowest first.
+constexpr const char* kLevelNames[] = {"portable", "avx2", "avx512"};
+
+std::string level_name(vlfast::SimdLevel level) { return kLevelNames[static_cast<int>(level)]; }
+
+vlfast::SimdLevel parse_level(const std::string& name) {
+    for (int level = 0; level < static_cast<int>(std::size(kLevelNames)); ++level)
+        if (name == kLevelNames[level]) return static_cast<vlfast::SimdLevel>(level);
+    fail("unknown SIMD level '" + name + "': expected 'portable', 'avx2' or 'avx512'");
+}
+
 std::string shape_of(const py::array& array) {
     std::string text = "(";
     for (py::ssize_t i = 0; i < array.ndim(); ++i) text += (i ? ", " : "") + std::to_string(array.shape(i));
@@ -322,13 +333,24 @@ PYBIND11_MODULE(_C, m) {
           "One pass of `plan` (an AxisPlan's fields, as run_frame takes them) over a C-contiguous uint8 (H, W, C) "
           "image into `out`, uint8 (H', W, C) "
           "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
-          "simd_enabled() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
+          "simd_level() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
           "arguments; releases the GIL while it runs.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
           "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "
           "table's item size (copied bit for bit). Raises ValueError on invalid arguments; releases the GIL.");
-    m.def("simd_enabled", &vlfast::simd_enabled, "Whether the AVX2 kernels run.");
+    m.def(
+        "simd_level", [] { return level_name(vlfast::simd_level()); },
+        "The instruction set the kernels run with now: 'avx512', 'avx2' or 'portable'.");
+    m.def(
+        "simd_levels",
+        [] {
+            std::vector<std::string> levels;
+            for (int level = 0; level <= static_cast<int>(vlfast::cpu_simd_level()); ++level)
+                levels.push_back(level_name(static_cast<vlfast::SimdLevel>(level)));
+            return levels;
+        },
+        "The levels this CPU can run, lowest ('portable') first.");
     // The constants shared with the Python package (constants.h); tests hold them to Python's.
     m.attr("TABLE_SIZE") = vlfast::kTableSize;
     py::tuple item_sizes(std::size(vlfast::kItemSizes));
@@ -339,7 +361,10 @@ PYBIND11_MODULE(_C, m) {
     m.def("patch_row_items", &vlfast::patch_row_items, py::arg("channels"), py::arg("temporal_patch_size"),
           py::arg("patch_size"),
           "Items in one patch row of pixel_values: channels * temporal_patch_size * patch_size^2.");
-    m.def("set_simd_enabled", &vlfast::set_simd_enabled, py::arg("enabled"),
-          "Turns the AVX2 kernels on (where the CPU has AVX2) or off, for tests; returns simd_enabled(). "
+    m.def(
+        "set_simd_level", [](const std::string& cap) { return level_name(vlfast::set_simd_level(parse_level(cap))); },
+        py::arg("cap"),
+        "Caps the kernels' instruction set at `cap` ('avx512', 'avx2' or 'portable'), for tests and benchmarks; "
+        "returns simd_level(), which is lower where the CPU lacks `cap`. Raises ValueError on another name. "
           "A frame already running keeps the kernels it started with.");
 }

@@ -1,6 +1,6 @@
 // Portable row kernels: plain loops, as Pillow's Resample.c writes them. They run where
-// the CPU has no AVX2 (kernels_x86.cpp) and are what the AVX2 kernels must equal. Also the
-// choice between the two (row_kernels).
+// the CPU has no AVX2 (kernels_x86.cpp) and are what the SIMD kernels must equal. Also the
+// choice between them (row_kernels).
 #include "kernels.h"
 
 #include <algorithm>
@@ -65,7 +65,13 @@ int64_t no_scratch(int64_t, int64_t) { return 0; }
 
 const RowKernels kPortableKernels{false, no_scratch, horizontal_rows, vertical_output_row};
 
-const RowKernels& row_kernels() { return simd_enabled() ? kAvx2Kernels : kPortableKernels; }
+const RowKernels& row_kernels() {
+    switch (simd_level()) {
+        case SimdLevel::kAvx512: return kAvx512Kernels;
+        case SimdLevel::kAvx2: return kAvx2Kernels;
+        default: return kPortableKernels;
+    }
+}
 
 AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels) {
     return {&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}};

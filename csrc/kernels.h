@@ -1,5 +1,5 @@
 // Row kernels of the two passes, and the output writer. kernels.cpp holds the portable
-// kernels, kernels_x86.cpp the AVX2 ones (resample.cpp picks them once per frame:
+// kernels, kernels_x86.cpp the AVX2 and AVX-512 ones (resample.cpp picks them once per frame:
 // row_kernels()), output_writer.cpp the writer.
 #pragma once
 
@@ -38,7 +38,7 @@ struct AxisKernel {
 };
 
 // The row kernels of one frame, chosen once (row_kernels()): the portable ones, which are
-// the definition, or the AVX2 ones, which must give the same bytes.
+// the definition, or the AVX2 or AVX-512 ones, which must give the same bytes.
 struct RowKernels {
     // Whether the kernels take paired weights (AxisKernel::paired) and scratch.
     bool simd;
@@ -52,19 +52,26 @@ struct RowKernels {
                      uint8_t* dst);
 };
 
+// The instruction sets the kernels may use, in increasing order: each level's kernels give the
+// portable kernels' bytes. kAvx512 means AVX-512 F, BW, VL and VBMI (Ice Lake, Sapphire Rapids, Zen 4).
+enum class SimdLevel : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The highest level this CPU has.
+SimdLevel cpu_simd_level();
+// The level the kernels run at now: cpu_simd_level() unless capped.
+SimdLevel simd_level();
+// Caps the level at `cap` (tests and benchmarks cover every level the CPU has); returns simd_level().
+SimdLevel set_simd_level(SimdLevel cap);
+
 // The portable kernels (kernels.cpp).
 extern const RowKernels kPortableKernels;
-// The AVX2 kernels (kernels_x86.cpp); only run them when simd_enabled().
+// The AVX2 and AVX-512 kernels (kernels_x86.cpp); only run them at their simd_level().
 extern const RowKernels kAvx2Kernels;
-// The kernels to run now: kAvx2Kernels when simd_enabled(), else kPortableKernels.
+extern const RowKernels kAvx512Kernels;
+// The kernels of simd_level().
 const RowKernels& row_kernels();
 // An AxisKernel of `axis` for `kernels`.
 AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
-
-// Whether the AVX2 kernels run: true on CPUs that have AVX2 unless turned off.
-bool simd_enabled();
-// Turns the AVX2 kernels on or off (tests cover both); returns simd_enabled().
-bool set_simd_enabled(bool enabled);
 
 // The portable vertical pass of one output row (the one scalar loop; the AVX2 kernel
 // takes it for rows shorter than its block).

@@ -1,4 +1,4 @@
-// x86-64 kernels: the AVX2 passes and the runtime switch that picks them.
+// x86-64 kernels: the AVX2 and AVX-512 passes, and the CPU's SIMD level that picks them.
 //
 // Both passes multiply with _mm256_madd_epi16: int16 pixels times a pair of int16 weights,
 // two taps per instruction summed into int32 (pair_weights; Pillow's 22-bit weights are
@@ -13,6 +13,13 @@
 // channel, for each row: 16 int16), so that every pair of taps is one load, one madd and
 // one add for all 8 rows; the result is transposed back. The arithmetic is the plan's,
 // lane by lane, so the bytes are the portable kernel's.
+//
+// The AVX2 passes are bound by byte shuffles (one execution port on Intel cores). Where the
+// CPU has AVX-512 (F, BW, VL, VBMI), the AVX-512 kernels do the same arithmetic with fewer
+// of them: the transposes move 64 columns per instruction instead of 16, with one vpermb
+// per row putting the columns in order; the widening is one two-source byte permute
+// (vpermt2b) per two columns, zero bytes included; the vertical pass takes 64 outputs per
+// block. The sums (the madds) are the AVX2 kernel's.
 #include <algorithm>
 #include <atomic>
 #include <limits>
@@ -24,6 +31,9 @@
 #include <immintrin.h>
 #define VLFAST_AVX2 __attribute__((target("avx2")))
 #define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
+#define VLFAST_AVX512_TARGET "avx2,avx512f,avx512bw,avx512vl,avx512vbmi"
+#define VLFAST_AVX512 __attribute__((target(VLFAST_AVX512_TARGET)))
+#define VLFAST_AVX512_INLINE inline __attribute__((target(VLFAST_AVX512_TARGET), always_inline))
 #else
 #define VLFAST_X86 0
 #endif
@@ -31,27 +41,31 @@
 namespace vlfast {
 namespace {
 
-bool cpu_has_avx2() {
+SimdLevel detect_simd_level() {
 #if VLFAST_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-#else
-    return false;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi"))
+        return SimdLevel::kAvx512;
+    if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
 #endif
+    return SimdLevel::kPortable;
 }
 
-const bool kCpuHasAvx2 = cpu_has_avx2();
-std::atomic<bool> simd_on{kCpuHasAvx2};
+const SimdLevel kCpuLevel = detect_simd_level();
+std::atomic<SimdLevel> level_now{kCpuLevel};
 
 constexpr int kSplitShift = 15;  // PairedWeights: w = high * 2^15 + low
 
 }  // namespace
 
-bool simd_enabled() { return simd_on.load(std::memory_order_relaxed); }
+SimdLevel cpu_simd_level() { return kCpuLevel; }
 
-bool set_simd_enabled(bool enabled) {
-    simd_on.store(enabled && kCpuHasAvx2, std::memory_order_relaxed);
-    return simd_enabled();
+SimdLevel simd_level() { return level_now.load(std::memory_order_relaxed); }
+
+SimdLevel set_simd_level(SimdLevel cap) {
+    level_now.store(std::min(cap, kCpuLevel), std::memory_order_relaxed);
+    return simd_level();
 }
 
 PairedWeights pair_weights(const AxisCoefficients& axis) {
@@ -134,7 +148,8 @@ VLFAST_AVX2_INLINE void transpose_lanes_to_rows(const uint8_t* lanes, int64_t j,
         d[half + 2] = _mm_unpacklo_epi32(c[half + 1], c[half + 3]);
         d[half + 3] = _mm_unpackhi_epi32(c[half + 1], c[half + 3]);
     }
-    for (int r = 0; r < rows; ++r) {
+    for (int r = 0; r < 8; ++r) {  // a fixed count, unrolled: d stays in registers
+        if (r == rows) break;
         const __m128i row =
             (r & 1) ? _mm_unpackhi_epi64(d[r / 2], d[r / 2 + 4]) : _mm_unpacklo_epi64(d[r / 2], d[r / 2 + 4]);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[r] + j), row);
@@ -161,14 +176,16 @@ VLFAST_AVX2_INLINE void store_clipped4(const __m256i* acc, __m128i shift, uint8_
 
 // The sums of output pixel x of the horizontal pass over the widened columns `paired_in`,
 // for 8 rows: channels c0 .. c0 + kColumns - 1, all in one loop over the pairs of taps.
-template <int kColumns, bool kSplit>
+// With kPairs > 0, every output takes kPairs pairs (paired.pairs, its widest): those past its count weigh 0
+// and read columns past the row's end, inside the scratch's padding (horizontal_scratch_bytes).
+template <int kColumns, bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void horizontal_sums(const __m256i* paired_in, const AxisCoefficients& axis,
                                         const PairedWeights& paired, int64_t channels, int64_t x, int64_t c0,
                                         __m256i bias, __m256i* acc) {
     const __m256i* pixels = paired_in + int64_t{axis.starts[x]} * channels + c0;
     const int32_t* low = paired.low.data() + x * paired.pairs;
     const int32_t* high = kSplit ? paired.high.data() + x * paired.pairs : nullptr;
-    const int32_t pairs = (axis.counts[x] + 1) / 2;
+    const int32_t pairs = kPairs ? kPairs : (axis.counts[x] + 1) / 2;
     __m256i acc_high[kColumns];
     for (int i = 0; i < kColumns; ++i) {
         acc[i] = bias;
@@ -191,7 +208,7 @@ VLFAST_AVX2_INLINE void horizontal_sums(const __m256i* paired_in, const AxisCoef
 // The horizontal pass on widened columns: `out` gets out_size * channels columns of 8 bytes.
 // With kChannels known, kStep pixels make whole groups of 4 columns, stored 32 bytes at a
 // time; otherwise (kChannels == 0) each column is summed and stored alone.
-template <int kChannels, bool kSplit>
+template <int kChannels, bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
                                        const PairedWeights& paired, int64_t runtime_channels) {
     constexpr int kStep = kChannels == 0 ? 0 : (kChannels % 4 == 0 ? 1 : (kChannels % 2 == 0 ? 2 : 4));
@@ -204,8 +221,8 @@ VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, c
         for (; x + kStep <= axis.out_size; x += kStep) {
             __m256i acc[kStep * kChannels];
             for (int i = 0; i < kStep; ++i)
-                horizontal_sums<kChannels, kSplit>(paired_in, axis, paired, channels, x + i, 0, bias,
-                                                   acc + i * kChannels);
+                horizontal_sums<kChannels, kSplit, kPairs>(paired_in, axis, paired, channels, x + i, 0, bias,
+                                                           acc + i * kChannels);
             for (int i = 0; i < kStep * kChannels; i += 4)
                 store_clipped4(acc + i, shift, out + (x * channels + i) * kLanes);
         }
@@ -213,26 +230,52 @@ VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, c
     for (; x < axis.out_size; ++x)
         for (int64_t c = 0; c < channels; c += kPixelColumns) {
             __m256i acc[kPixelColumns];
-            horizontal_sums<kPixelColumns, kSplit>(paired_in, axis, paired, channels, x, c, bias, acc);
+            horizontal_sums<kPixelColumns, kSplit, 0>(paired_in, axis, paired, channels, x, c, bias, acc);
             for (int i = 0; i < kPixelColumns; ++i) store_clipped(acc[i], shift, out + (x * channels + c + i) * kLanes);
         }
 }
 
+// Outputs of at most kMaxFixedPairs pairs of taps (upscaling, and downscaling up to 2x with bicubic) take
+// them in fully unrolled loops.
+constexpr int kMaxFixedPairs = 4;
+
+template <int kChannels, bool kSplit>
+VLFAST_AVX2_INLINE void resample_lanes_pairs(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
+                                             const PairedWeights& paired) {
+    static_assert(kMaxFixedPairs == 4, "the cases below");
+    switch (paired.pairs) {
+        case 1: return resample_lanes<kChannels, kSplit, 1>(paired_in, out, axis, paired, kChannels);
+        case 2: return resample_lanes<kChannels, kSplit, 2>(paired_in, out, axis, paired, kChannels);
+        case 3: return resample_lanes<kChannels, kSplit, 3>(paired_in, out, axis, paired, kChannels);
+        case 4: return resample_lanes<kChannels, kSplit, 4>(paired_in, out, axis, paired, kChannels);
+        default: return resample_lanes<kChannels, kSplit, 0>(paired_in, out, axis, paired, kChannels);
+    }
+}
+
 template <bool kSplit>
+VLFAST_AVX2_INLINE void resample_lanes_channels(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
+                                                const PairedWeights& paired, int64_t channels) {
+    switch (channels) {
+        case 1: return resample_lanes_pairs<1, kSplit>(paired_in, out, axis, paired);
+        case 3: return resample_lanes_pairs<3, kSplit>(paired_in, out, axis, paired);
+        case 4: return resample_lanes_pairs<4, kSplit>(paired_in, out, axis, paired);
+        default: return resample_lanes<0, kSplit, 0>(paired_in, out, axis, paired, channels);
+    }
+}
+
 VLFAST_AVX2_INLINE void resample_lanes_any(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
                                            const PairedWeights& paired, int64_t channels) {
-    switch (channels) {
-        case 1: return resample_lanes<1, kSplit>(paired_in, out, axis, paired, channels);
-        case 3: return resample_lanes<3, kSplit>(paired_in, out, axis, paired, channels);
-        case 4: return resample_lanes<4, kSplit>(paired_in, out, axis, paired, channels);
-        default: return resample_lanes<0, kSplit>(paired_in, out, axis, paired, channels);
-    }
+    if (paired.split)
+        resample_lanes_channels<true>(paired_in, out, axis, paired, channels);
+    else
+        resample_lanes_channels<false>(paired_in, out, axis, paired, channels);
 }
 
 // Transposed columns (8 bytes each) -> widened columns: column j of 8 rows next to column
 // j + channels (the last column where that is past the end: its weight is always 0).
-VLFAST_AVX2_INLINE void widen_pairs(const uint8_t* lanes, int64_t length, int64_t channels, __m256i* paired) {
-    int64_t j = 0;
+// Columns before `j` are done already.
+VLFAST_AVX2_INLINE void widen_pairs(const uint8_t* lanes, int64_t j, int64_t length, int64_t channels,
+                                    __m256i* paired) {
     for (; j + 2 + channels <= length; j += 2) {
         const __m128i columns = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lanes + 8 * j));
         const __m128i partners = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lanes + 8 * (j + channels)));
@@ -247,14 +290,45 @@ VLFAST_AVX2_INLINE void widen_pairs(const uint8_t* lanes, int64_t length, int64_
     }
 }
 
-// The scratch of horizontal_rows_avx2, in this order: widened input columns, transposed input, transposed output.
-int64_t paired_bytes(int64_t in_length) { return in_length * kPairedColumnBytes; }
+// Widened columns past the row's end that resample_lanes may read (kMaxFixedPairs, up to 4 channels).
+constexpr int64_t kPaddingColumns = 2 * kMaxFixedPairs * 4;
 
-int64_t horizontal_avx2_scratch_bytes(int64_t in_length, int64_t out_length) {
-    return paired_bytes(in_length) + kLanes * (in_length + out_length);
+// The scratch of the horizontal kernels, in this order: widened input columns and their padding, transposed
+// input, transposed output.
+int64_t horizontal_scratch_bytes(int64_t in_length, int64_t out_length) {
+    return (in_length + kPaddingColumns) * kPairedColumnBytes + kLanes * (in_length + out_length);
 }
 
-// RowKernels::horizontal. Only called when simd_enabled().
+struct HorizontalScratch {
+    int64_t in_length, out_length;  // bytes of an input and of an output row
+    __m256i* paired_in;
+    uint8_t* transposed_in;
+    uint8_t* transposed_out;
+
+    HorizontalScratch(uint8_t* scratch, const AxisCoefficients& axis, int64_t channels)
+        : in_length(axis.in_size * channels),
+          out_length(axis.out_size * channels),
+          paired_in(reinterpret_cast<__m256i*>(scratch)),
+          transposed_in(scratch + (in_length + kPaddingColumns) * kPairedColumnBytes),
+          transposed_out(transposed_in + kLanes * in_length) {}
+};
+
+// Rows -> transposed columns from column j on (16 at a time, then one by one).
+VLFAST_AVX2_INLINE void transpose_in_from(const uint8_t* const* rows, int64_t j, int64_t length, uint8_t* lanes) {
+    for (; j + 16 <= length; j += 16) transpose_rows_to_lanes(rows, j, lanes);
+    for (; j < length; ++j)
+        for (int r = 0; r < kLanes; ++r) lanes[j * kLanes + r] = rows[r][j];
+}
+
+// Transposed columns -> the first `rows` rows, from column j on.
+VLFAST_AVX2_INLINE void transpose_out_from(const uint8_t* lanes, int64_t j, int64_t length, uint8_t* const* dst,
+                                           int rows) {
+    for (; j + 16 <= length; j += 16) transpose_lanes_to_rows(lanes, j, dst, rows);
+    for (; j < length; ++j)
+        for (int r = 0; r < rows; ++r) dst[r][j] = lanes[j * kLanes + r];
+}
+
+// RowKernels::horizontal at the AVX2 level.
 VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
@@ -263,24 +337,11 @@ VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const*
     const uint8_t* lanes_src[kLanes];
     for (int r = 0; r < kLanes; ++r) lanes_src[r] = src[std::min(r, rows - 1)];
 
-    const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
-    __m256i* paired_in = reinterpret_cast<__m256i*>(scratch);
-    uint8_t* transposed_in = scratch + paired_bytes(in_length);
-    uint8_t* transposed_out = transposed_in + kLanes * in_length;
-    int64_t j = 0;
-    for (; j + 16 <= in_length; j += 16) transpose_rows_to_lanes(lanes_src, j, transposed_in);
-    for (; j < in_length; ++j)
-        for (int r = 0; r < kLanes; ++r) transposed_in[j * kLanes + r] = lanes_src[r][j];
-    widen_pairs(transposed_in, in_length, channels, paired_in);
-
-    if (paired.split)
-        resample_lanes_any<true>(paired_in, transposed_out, axis, paired, channels);
-    else
-        resample_lanes_any<false>(paired_in, transposed_out, axis, paired, channels);
-
-    for (j = 0; j + 16 <= out_length; j += 16) transpose_lanes_to_rows(transposed_out, j, dst, rows);
-    for (; j < out_length; ++j)
-        for (int r = 0; r < rows; ++r) dst[r][j] = transposed_out[j * kLanes + r];
+    const HorizontalScratch at(scratch, axis, channels);
+    transpose_in_from(lanes_src, 0, at.in_length, at.transposed_in);
+    widen_pairs(at.transposed_in, 0, at.in_length, channels, at.paired_in);
+    resample_lanes_any(at.paired_in, at.transposed_out, axis, paired, channels);
+    transpose_out_from(at.transposed_out, 0, at.out_length, dst, rows);
 }
 
 // The vertical pass of outputs j..j+31, in registers across all taps. Rows 2p and 2p + 1
@@ -337,7 +398,7 @@ VLFAST_AVX2_INLINE void vertical_row_impl(const uint8_t* const* rows, const Axis
     if (j != length) vertical_block<kSplit>(rows, count, low, high, axis.precision, length - 32, dst);
 }
 
-// RowKernels::vertical. Only called when simd_enabled().
+// RowKernels::vertical at the AVX2 level.
 VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel& kernel, int64_t output,
                                    int64_t length, uint8_t* dst) {
     if (kernel.paired.split)
@@ -346,13 +407,194 @@ VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel&
         vertical_row_impl<false>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
 }
 
+// ---- AVX-512 (F, BW, VL, VBMI) ----
+
+// GCC 12's AVX-512 intrinsics start from an undefined vector, which -Wmaybe-uninitialized reports at
+// every inlined use: a false positive of those headers, silenced for this section only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Byte indices of the AVX-512 transposes and widening, computed once.
+struct Avx512Indices {
+    // Each row before the in-transpose: lane L, position 4q + k takes column 16q + 2L + (0, 1, 8, 9)[k], so that
+    // the unpacks' outputs are 8 whole columns each.
+    alignas(64) uint8_t rows_in[64];
+    // Each row after the out-transpose, whose lane L holds columns 8 * (m / 2) + 2L + m % 2 at position m.
+    alignas(64) uint8_t rows_out[64];
+    // Widened columns 2i and 2i + 1 of 8 transposed columns (bytes 0-63) and their partners (64-127): byte
+    // 4r (+2) of widened column m is row r of column m (of its partner); odd bytes are zeroed (kWidenMask).
+    alignas(64) uint8_t widen[4][64];
+
+    Avx512Indices() {
+        constexpr int kInOrder[4] = {0, 1, 8, 9};
+        for (int p = 0; p < 64; ++p) {
+            const int lane = p / 16, q = (p % 16) / 4, k = p % 4;
+            rows_in[p] = static_cast<uint8_t>(16 * q + 2 * lane + kInOrder[k]);
+            rows_out[p] = static_cast<uint8_t>(16 * ((p % 8) / 2) + 2 * (p / 8) + p % 2);
+        }
+        for (int i = 0; i < 4; ++i)
+            for (int b = 0; b < 64; ++b) {
+                const int column = 2 * i + b / 32, row = (b % 32) / 4;
+                widen[i][b] = static_cast<uint8_t>((b % 4 == 2 ? 64 : 0) + 8 * column + row);
+            }
+    }
+};
+
+const Avx512Indices kAvx512Indices;
+constexpr __mmask64 kWidenMask = 0x5555555555555555ULL;
+
+// 8 rows x 64 bytes (row r at rows[r] + j) -> 64 transposed columns at lanes + 8 * j: the 16-column transpose
+// in each 128-bit lane, on rows whose columns were first put where that leaves 8 whole columns per result.
+VLFAST_AVX512_INLINE void transpose_rows_to_lanes_512(const uint8_t* const* rows, int64_t j, uint8_t* lanes) {
+    const __m512i order = _mm512_load_si512(kAvx512Indices.rows_in);
+    __m512i a[8], b[8], c[8];
+    for (int r = 0; r < 8; ++r) a[r] = _mm512_permutexvar_epi8(order, _mm512_loadu_si512(rows[r] + j));
+    for (int r = 0; r < 8; r += 2) {
+        b[r] = _mm512_unpacklo_epi8(a[r], a[r + 1]);
+        b[r + 1] = _mm512_unpackhi_epi8(a[r], a[r + 1]);
+    }
+    for (int half = 0; half < 8; half += 4) {
+        c[half + 0] = _mm512_unpacklo_epi16(b[half + 0], b[half + 2]);
+        c[half + 1] = _mm512_unpackhi_epi16(b[half + 0], b[half + 2]);
+        c[half + 2] = _mm512_unpacklo_epi16(b[half + 1], b[half + 3]);
+        c[half + 3] = _mm512_unpackhi_epi16(b[half + 1], b[half + 3]);
+    }
+    for (int q = 0; q < 4; ++q) {  // columns 16q..16q+7, then 16q+8..16q+15
+        _mm512_storeu_si512(lanes + 8 * (j + 16 * q), _mm512_unpacklo_epi32(c[q], c[q + 4]));
+        _mm512_storeu_si512(lanes + 8 * (j + 16 * q + 8), _mm512_unpackhi_epi32(c[q], c[q + 4]));
+    }
+}
+
+// The inverse: 64 transposed columns at lanes + 8 * j -> the first `rows` of 8 rows x 64 bytes.
+VLFAST_AVX512_INLINE void transpose_lanes_to_rows_512(const uint8_t* lanes, int64_t j, uint8_t* const* dst,
+                                                      int rows) {
+    const __m512i order = _mm512_load_si512(kAvx512Indices.rows_out);
+    __m512i a[8], b[8], c[8], d[8];
+    for (int q = 0; q < 8; ++q) a[q] = _mm512_loadu_si512(lanes + 8 * (j + 8 * q));
+    for (int q = 0; q < 8; q += 2) {
+        b[q] = _mm512_unpacklo_epi8(a[q], a[q + 1]);
+        b[q + 1] = _mm512_unpackhi_epi8(a[q], a[q + 1]);
+    }
+    for (int q = 0; q < 8; q += 2) {
+        c[q] = _mm512_unpacklo_epi8(b[q], b[q + 1]);
+        c[q + 1] = _mm512_unpackhi_epi8(b[q], b[q + 1]);
+    }
+    for (int half = 0; half < 8; half += 4) {
+        d[half + 0] = _mm512_unpacklo_epi32(c[half + 0], c[half + 2]);
+        d[half + 1] = _mm512_unpackhi_epi32(c[half + 0], c[half + 2]);
+        d[half + 2] = _mm512_unpacklo_epi32(c[half + 1], c[half + 3]);
+        d[half + 3] = _mm512_unpackhi_epi32(c[half + 1], c[half + 3]);
+    }
+    for (int r = 0; r < 8; ++r) {  // a fixed count, unrolled: d stays in registers
+        if (r == rows) break;
+        const __m512i row =
+            (r & 1) ? _mm512_unpackhi_epi64(d[r / 2], d[r / 2 + 4]) : _mm512_unpacklo_epi64(d[r / 2], d[r / 2 + 4]);
+        _mm512_storeu_si512(dst[r] + j, _mm512_permutexvar_epi8(order, row));
+    }
+}
+
+// widen_pairs, 8 columns per step, each pair of widened columns one zero-masked two-source permute.
+VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t length, int64_t channels,
+                                             __m256i* paired) {
+    int64_t j = 0;
+    for (; j + 8 + channels <= length; j += 8) {
+        const __m512i columns = _mm512_loadu_si512(lanes + 8 * j);
+        const __m512i partners = _mm512_loadu_si512(lanes + 8 * (j + channels));
+        for (int i = 0; i < 4; ++i)
+            _mm512_store_si512(paired + j + 2 * i,
+                               _mm512_maskz_permutex2var_epi8(kWidenMask, columns,
+                                                              _mm512_load_si512(kAvx512Indices.widen[i]), partners));
+    }
+    return j;
+}
+
+// RowKernels::horizontal at the AVX-512 level: the AVX2 kernel's stages, 64 (transposes) or 8 (widening)
+// columns at a time, then the AVX2 stages for what is left.
+VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* const* dst, int rows,
+                                          const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
+    const AxisCoefficients& axis = *kernel.coefficients;
+    const uint8_t* lanes_src[kLanes];
+    for (int r = 0; r < kLanes; ++r) lanes_src[r] = src[std::min(r, rows - 1)];
+
+    const HorizontalScratch at(scratch, axis, channels);
+    int64_t j = 0;
+    for (; j + 64 <= at.in_length; j += 64) transpose_rows_to_lanes_512(lanes_src, j, at.transposed_in);
+    transpose_in_from(lanes_src, j, at.in_length, at.transposed_in);
+    j = widen_pairs_512(at.transposed_in, at.in_length, channels, at.paired_in);
+    widen_pairs(at.transposed_in, j, at.in_length, channels, at.paired_in);
+    resample_lanes_any(at.paired_in, at.transposed_out, axis, kernel.paired, channels);
+    for (j = 0; j + 64 <= at.out_length; j += 64) transpose_lanes_to_rows_512(at.transposed_out, j, dst, rows);
+    transpose_out_from(at.transposed_out, j, at.out_length, dst, rows);
+}
+
+// vertical_block with 64 outputs: the same unpacks, madds and packs, four 128-bit lanes at a time.
+template <bool kSplit>
+VLFAST_AVX512_INLINE void vertical_block_512(const uint8_t* const* rows, int32_t count, const int32_t* low,
+                                             const int32_t* high, int precision, int64_t j, uint8_t* dst) {
+    const __m512i bias = _mm512_set1_epi32(int32_t{1} << (precision - 1));
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i acc[4] = {bias, bias, bias, bias};
+    __m512i acc_high[4] = {zero, zero, zero, zero};
+    for (int32_t p = 0; 2 * p < count; ++p) {
+        const __m512i first = _mm512_loadu_si512(rows[2 * p] + j);
+        const __m512i second = _mm512_loadu_si512(rows[std::min(2 * p + 1, count - 1)] + j);
+        const __m512i interleaved[2] = {_mm512_unpacklo_epi8(first, second), _mm512_unpackhi_epi8(first, second)};
+        const __m512i values[4] = {
+            _mm512_unpacklo_epi8(interleaved[0], zero), _mm512_unpackhi_epi8(interleaved[0], zero),
+            _mm512_unpacklo_epi8(interleaved[1], zero), _mm512_unpackhi_epi8(interleaved[1], zero)};
+        const __m512i weight = _mm512_set1_epi32(low[p]);
+        for (int i = 0; i < 4; ++i) acc[i] = _mm512_add_epi32(acc[i], _mm512_madd_epi16(values[i], weight));
+        if (kSplit) {
+            const __m512i weight_high = _mm512_set1_epi32(high[p]);
+            for (int i = 0; i < 4; ++i)
+                acc_high[i] = _mm512_add_epi32(acc_high[i], _mm512_madd_epi16(values[i], weight_high));
+        }
+    }
+    const __m128i shift = _mm_cvtsi32_si128(precision);
+    for (int i = 0; i < 4; ++i) {
+        if (kSplit) acc[i] = _mm512_add_epi32(acc[i], _mm512_slli_epi32(acc_high[i], kSplitShift));
+        acc[i] = _mm512_sra_epi32(acc[i], shift);
+    }
+    const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(acc[0], acc[1]), _mm512_packs_epi32(acc[2], acc[3]));
+    _mm512_storeu_si512(dst + j, bytes);
+}
+
+template <bool kSplit>
+VLFAST_AVX512_INLINE void vertical_row_impl_512(const uint8_t* const* rows, const AxisCoefficients& axis,
+                                                const PairedWeights& paired, int64_t output, int64_t length,
+                                                uint8_t* dst) {
+    if (length < 64) {  // shorter than one block: the AVX2 kernel
+        vertical_row_impl<kSplit>(rows, axis, paired, output, length, dst);
+        return;
+    }
+    const int32_t count = axis.counts[output];
+    const int32_t* low = paired.low.data() + output * paired.pairs;
+    const int32_t* high = kSplit ? paired.high.data() + output * paired.pairs : nullptr;
+    int64_t j = 0;
+    for (; j + 64 <= length; j += 64) vertical_block_512<kSplit>(rows, count, low, high, axis.precision, j, dst);
+    if (j != length) vertical_block_512<kSplit>(rows, count, low, high, axis.precision, length - 64, dst);
+}
+
+// RowKernels::vertical at the AVX-512 level.
+VLFAST_AVX512 void vertical_row_avx512(const uint8_t* const* rows, const AxisKernel& kernel, int64_t output,
+                                       int64_t length, uint8_t* dst) {
+    if (kernel.paired.split)
+        vertical_row_impl_512<true>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+    else
+        vertical_row_impl_512<false>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+}
+
+#pragma GCC diagnostic pop
+
 }  // namespace
 
-const RowKernels kAvx2Kernels{true, horizontal_avx2_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
+const RowKernels kAvx2Kernels{true, horizontal_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
+const RowKernels kAvx512Kernels{true, horizontal_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
 
-#else  // not x86-64: simd_enabled() is always false, so row_kernels() never picks these
+#else  // not x86-64: simd_level() is always kPortable, so row_kernels() never picks these
 
 const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr};
+const RowKernels kAvx512Kernels{false, nullptr, nullptr, nullptr};
 
 #endif
 

@@ -172,13 +172,6 @@ void lookup_vbmi(const uint8_t* src, int64_t n, const LookupTable& table, int64_
     }
 }
 
-bool cpu_has_vbmi() {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vbmi");
-}
-
-const bool kCpuHasVbmi = cpu_has_vbmi();
 const LayoutKernels kSsse3Layout{false, deinterleave_x86, lookup_portable};
 const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi};
 
@@ -188,7 +181,11 @@ const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi};
 
 const LayoutKernels& layout_kernels() {
 #if VLFAST_X86
-    if (simd_enabled()) return kCpuHasVbmi ? kVbmiLayout : kSsse3Layout;  // AVX2 implies SSSE3
+    switch (simd_level()) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
+        case SimdLevel::kAvx512: return kVbmiLayout;
+        case SimdLevel::kAvx2: return kSsse3Layout;
+        default: break;
+    }
 #endif
     return kPortableLayout;
 }

@@ -35,8 +35,8 @@ struct LayoutKernels {
     void (*lookup)(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst);
 };
 
-// The kernels to run now: the x86 ones when simd_enabled() (and, for the lookup, the CPU has
-// AVX-512 VBMI), else the portable ones.
+// The kernels of simd_level(): the x86 ones from AVX2 on (the VBMI lookup at the AVX-512
+// level), else the portable ones.
 const LayoutKernels& layout_kernels();
 
 // The table `entries` (channels x kTableSize items of item_size bytes) for `kernels`.

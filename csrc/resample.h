@@ -52,9 +52,9 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
                bool vertical_first, const PatchTarget& target, int num_threads);
 
 // One axis pass over a whole image whose rows are width * channels contiguous bytes, on
-// this thread, with the kernels simd_enabled() picks, into `out` (rows of the resized
-// axis, packed the same way). The pass benchmark times it; the tests hold the AVX2
-// kernels to the portable ones with it.
+// this thread, with the kernels of simd_level(), into `out` (rows of the resized axis,
+// packed the same way). The pass benchmark times it; the tests hold the SIMD kernels to
+// the portable ones with it.
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out);
 
 }  // namespace vlfast

@@ -2,9 +2,9 @@
 defaults, fresh output pages, thread splits, concurrent calls, each resampling pass on its own, and typed
 errors on bad input.
 
-Its exactness on every kind of batch, with the AVX2 kernels and with the portable ones, is in
-``test_engine_conformance.py`` with the other engines. The pass tests hold each pass of the AVX2 kernels to
-the portable one directly (``_C.resample_axis``), on real plans and on weights built to hit their edge cases.
+Its exactness on every kind of batch, at each SIMD level, is in ``test_engine_conformance.py`` with the
+other engines. The pass tests hold each pass of the SIMD kernels to the portable one directly
+(``_C.resample_axis``), on real plans and on weights built to hit their edge cases.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from kernel_cases import (
     replace_axis,
     supported_filters,
 )
+from simd_levels import LEVELS, highest_level, simd_level
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
@@ -39,13 +40,11 @@ if not cpu_kernel.available():
 from vlfast import _C  # noqa: E402
 
 
-@pytest.fixture(params=[True, False], ids=["avx2", "portable"])
+@pytest.fixture(params=LEVELS)
 def simd(request):
-    """Runs the test with the AVX2 kernels, then with the portable ones."""
-    if _C.set_simd_enabled(request.param) != request.param:
-        pytest.skip("this CPU has no AVX2")
-    yield request.param
-    _C.set_simd_enabled(True)
+    """Runs the test at each SIMD level the CPU has."""
+    with simd_level(request.param):
+        yield request.param
 
 
 def run_kernel(
@@ -122,27 +121,26 @@ def test_helpers():
     assert cpu_kernel.default_num_threads() == torch.get_num_threads()
 
 
-# --- single passes: AVX2 against portable and the reference ------------------------------------------
+# --- single passes: each SIMD level against the reference ---------------------------------------------
 
 
-def run_axis(image: np.ndarray, axis: plans.AxisPlan, vertical: bool, simd: bool) -> np.ndarray:
-    """One pass with the AVX2 or the portable kernels."""
+def run_axis(image: np.ndarray, axis: plans.AxisPlan, vertical: bool, level: str) -> np.ndarray:
+    """One pass with the kernels of ``level``."""
     shape = (axis.out_size, *image.shape[1:]) if vertical else (image.shape[0], axis.out_size, image.shape[2])
     out = np.empty(shape, np.uint8)
-    assert _C.set_simd_enabled(simd) == simd
+    assert _C.set_simd_level(level) == level
     try:
         _C.resample_axis(image, cpu_kernel.axis_arguments(axis), vertical, out)
     finally:
-        _C.set_simd_enabled(True)
+        _C.set_simd_level(highest_level())
     return out
 
 
 def assert_pass_exact(image: np.ndarray, axis: plans.AxisPlan, vertical: bool) -> None:
-    """The portable pass equals the reference and, where the CPU has AVX2, the AVX2 pass equals both."""
+    """The pass at every SIMD level this CPU has (portable first) equals the reference."""
     expected = apply_axis(image, axis, 0 if vertical else 1)
-    np.testing.assert_array_equal(run_axis(image, axis, vertical, simd=False), expected)
-    if _C.set_simd_enabled(True):
-        np.testing.assert_array_equal(run_axis(image, axis, vertical, simd=True), expected)
+    for level in _C.simd_levels():
+        np.testing.assert_array_equal(run_axis(image, axis, vertical, level), expected, err_msg=level)
 
 
 def hand_axis(in_size: int, starts, weights_rows, precision: int) -> plans.AxisPlan:

@@ -1,7 +1,7 @@
-"""The C++ kernel's AVX2 paths against its portable ones (the definition), and its constants against
-the Python package's.
+"""The C++ kernel's SIMD levels (AVX-512, AVX2) against its portable kernels (the definition), and its
+constants against the Python package's.
 
-The conformance tests hold every engine to the reference; these hold the two kernel sets of the
+The conformance tests hold every engine to the reference; these hold the kernel sets of the
 C++ engine to each other directly, on random plans and images, and check what the extension
 shares with Python (table size, item sizes, precision bound, patch-row length) is the same number.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from simd_levels import LEVELS, simd_level, skip_unless
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
@@ -27,6 +28,7 @@ if not cpu_kernel.available():
 from vlfast import _C  # noqa: E402
 
 LAYOUT = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
+SIMD_LEVELS = [level for level in LEVELS if level != "portable"]
 FILTERS = [(backend, resample) for backend in Backend for resample in plans.supported_filters(backend)]
 
 
@@ -41,22 +43,20 @@ def test_constants_agree_with_python():
         assert _C.patch_row_items(channels, temporal, patch) == layout.columns(channels)
 
 
-def run(image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, simd: bool, threads: int) -> torch.Tensor:
+def run(image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, level: str, threads: int) -> torch.Tensor:
     rows = (plan.out_height // 14) * (plan.out_width // 14)
     out = torch.full((rows, table.shape[0] * 2 * 14 * 14), 7, dtype=table.dtype)
-    assert _C.set_simd_enabled(simd) == simd
-    try:
+    with simd_level(level):
         cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=threads, **LAYOUT)
-    finally:
-        _C.set_simd_enabled(True)
     return out
 
 
+@pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("backend,resample", FILTERS, ids=lambda v: v.value)
-def test_avx2_equals_portable_on_random_frames(backend, resample):
-    """Random sizes up and down, both pass orders, strided and packed images, 1/3/4 channels, every dtype."""
-    if not _C.set_simd_enabled(True):
-        pytest.skip("this CPU has no AVX2")
+def test_simd_equals_portable_on_random_frames(backend, resample, level):
+    """Random sizes up and down (widths past the SIMD blocks and their tails), both pass orders, strided and
+    packed images, 1/3/4 channels, every dtype."""
+    skip_unless(level)
     rng = np.random.default_rng(FILTERS.index((backend, resample)))
     for trial, dtype in enumerate(OUTPUT_DTYPES * 3):
         channels = (1, 3, 4)[trial % 3]
@@ -73,8 +73,8 @@ def test_avx2_equals_portable_on_random_frames(backend, resample):
         else:
             table = torch.randn(channels, 256, generator=generator).to(dtype)
         threads = 1 + trial % 2
-        expected = run(image, plan, table, simd=False, threads=threads)
-        assert torch.equal(run(image, plan, table, simd=True, threads=threads), expected)
+        expected = run(image, plan, table, "portable", threads=threads)
+        assert torch.equal(run(image, plan, table, level, threads=threads), expected)
 
 
 def test_out_of_range_rows_message_does_not_overflow():
@@ -112,14 +112,12 @@ def test_thread_pool_survives_fork():
     assert not np.array_equal(expected, np.full_like(expected, 7))
 
 
-@pytest.mark.parametrize("simd", [True, False], ids=["simd", "portable"])
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", OUTPUT_DTYPES, ids=str)
-def test_expand_equals_the_reference_gather(dtype, simd):
+def test_expand_equals_the_reference_gather(dtype, level):
     """The C++ expansion against the reference engine's NumPy gather: 1/3/4 channels, T of 1-3, any
     patch area (the lookup's 64-byte blocks and their tails), rows over several threads."""
-    if _C.set_simd_enabled(simd) != simd:
-        pytest.skip("this CPU has no AVX2")
-    try:
+    with simd_level(level):
         rng = np.random.default_rng(7)
         for channels, temporal, area, rows in [(3, 2, 196, 1500), (1, 1, 7, 3), (4, 3, 64, 9), (3, 2, 130, 2)]:
             compact = torch.from_numpy(rng.integers(0, 256, (rows, channels * area), dtype=np.uint8))
@@ -132,8 +130,6 @@ def test_expand_equals_the_reference_gather(dtype, simd):
             got = torch.full_like(expected, 5)
             cpu_kernel.CppEngine().expand(compact, table, got)
             assert torch.equal(got, expected)
-    finally:
-        _C.set_simd_enabled(True)
 
 
 def test_expand_errors():

@@ -1,5 +1,5 @@
 """Conformance of every engine to the NumPy reference: the same batches through ``reference``, the C++ engine
-with its AVX2 kernels and with its portable ones, and the Triton engine (in triton's CPU interpreter without
+at each of its SIMD levels (AVX-512, AVX2, portable), and the Triton engine (in triton's CPU interpreter without
 a GPU), each compared bit for bit with :func:`vlfast.reference.preprocess_reference`, frame by frame.
 
 Each case pre-fills the output with a value no table holds, so a byte an engine writes where it should not,
@@ -28,6 +28,7 @@ from kernel_cases import (
     supported_filters,
     unwritten,
 )
+from simd_levels import LEVELS, simd_level
 
 from vlfast.engines import EngineName
 from vlfast.engines import cpp as cpp_engine
@@ -42,17 +43,11 @@ class Variant:
     device: torch.device
 
 
-def _cpp_variant(simd: bool) -> Iterator[Variant]:
+def _cpp_variant(level: str) -> Iterator[Variant]:
     if not cpp_engine.available():
         pytest.skip("the C++ extension vlfast._C is not built")
-    from vlfast import _C
-
-    if _C.set_simd_enabled(simd) != simd:
-        pytest.skip("this CPU has no AVX2")
-    try:
+    with simd_level(level):
         yield Variant(EngineName.CPP, torch.device("cpu"))
-    finally:
-        _C.set_simd_enabled(True)
 
 
 def _triton_variant() -> Iterator[Variant]:
@@ -64,15 +59,15 @@ def _triton_variant() -> Iterator[Variant]:
     yield Variant(EngineName.TRITON, torch.device("cpu" if triton_engine.interpreting() else "cuda"))
 
 
-@pytest.fixture(params=["reference", "cpp-avx2", "cpp-portable", "triton"])
+@pytest.fixture(params=["reference", *(f"cpp-{level}" for level in reversed(LEVELS)), "triton"])
 def engine(request: pytest.FixtureRequest) -> Iterator[Variant]:
-    """Every engine, and the C++ one with each of its kernel sets."""
+    """Every engine, and the C++ one at each of its SIMD levels."""
     if request.param == "reference":
         yield Variant(EngineName.REFERENCE, torch.device("cpu"))
     elif request.param == "triton":
         yield from _triton_variant()
     else:
-        yield from _cpp_variant(simd=request.param == "cpp-avx2")
+        yield from _cpp_variant(request.param.removeprefix("cpp-"))
 
 
 @dataclass
