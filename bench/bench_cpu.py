@@ -4,7 +4,8 @@ Usage: ``python bench/bench_cpu.py [--quick] [--out DIR] [--repeats N]``. Writes
 ``results.md`` and ``latency.png`` (see :mod:`vlfast.benchmarking`) and prints the table. Then, in the
 same run, it appends to ``results.md`` what the ratios depend on: the CPU's instruction-set flags and
 its memory write bandwidth (the floor of an output-bound kernel), measured as ``bench_cpu_passes.py``
-measures them.
+measures them: ``cold`` (the caches evicted first, as in the suite's alternating runs, where each
+implementation's output follows the others' work) and ``hot`` (the output just written).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ _PASSES = runpy.run_path(str(Path(__file__).with_name("bench_cpu_passes.py")))
 
 def write_floor_note(path: Path, repeats: int) -> str:
     """Measure the write floor now and append it, with the CPU flags, to the Markdown at ``path``."""
-    timings = _PASSES["floor_measurements"](torch.get_num_threads())
+    conditions = (", cold", ", hot")
+    timings = [t for t in _PASSES["floor_measurements"](torch.get_num_threads()) if t.name.endswith(conditions)]
     for timing in timings:
         timing.run()  # warm-up
     for _ in range(repeats):

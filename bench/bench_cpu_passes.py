@@ -17,6 +17,11 @@ floor is the same machine's memory write bandwidth, measured in the same run: Nu
 already-faulted float32 array of the 1080p output's size (one thread) and torch filling it
 (torch's threads). Every repeat runs every measurement once, in an order rotated from repeat to
 repeat; reported: median, min and max. Writes ``passes.csv`` and ``passes.md`` to ``--out``.
+
+Whether the output is in the cache decides the floor on CPUs with a large last-level cache, so the
+floor and the 1080p frame on torch's threads are also measured in two named conditions: ``cold``
+(:data:`EVICT_BYTES` written elsewhere first, as when other work runs between calls: the
+end-to-end benchmark's alternating runs) and ``hot`` (the same call run just before, untimed).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 QWEN25_MIN_PIXELS = 3136
 QWEN25_MAX_PIXELS = 12845056
 LAYOUT = {"patch_size": PATCH_SIZE, "merge_size": MERGE_SIZE, "temporal_patch_size": TEMPORAL_PATCH_SIZE}
+#: Bytes written before a ``cold`` measurement, to push its output out of the caches (more than the
+#: last-level caches of the 2-vCPU cloud machines measured; they report 48 to 480 MiB shared).
+EVICT_BYTES = 512 << 20
 #: The instruction-set flags that decide which kernels can run.
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vbmi", "avx512_vnni", "avx_vnni")
 
@@ -61,13 +69,17 @@ def cpu_flags() -> str:
 
 
 class Timing:
-    """One measurement: a call, the bytes it moves, the times it took."""
+    """One measurement: a call, the bytes it moves, the times it took; ``prepare`` runs untimed before each."""
 
-    def __init__(self, name: str, run: Callable[[], object], nbytes: int) -> None:
-        self.name, self.run, self.nbytes = name, run, nbytes
+    def __init__(
+        self, name: str, run: Callable[[], object], nbytes: int, prepare: Callable[[], object] | None = None
+    ) -> None:
+        self.name, self.run, self.nbytes, self.prepare = name, run, nbytes, prepare
         self.times: list[float] = []
 
     def once(self) -> None:
+        if self.prepare is not None:
+            self.prepare()
         start = time.perf_counter()
         self.run()
         self.times.append(time.perf_counter() - start)
@@ -82,6 +94,26 @@ class Timing:
             "gb_per_s": f"{self.nbytes / median / 1e9:.2f}",
             "megabytes": f"{self.nbytes / 1e6:.1f}",
         }
+
+
+class Evictor:
+    """Writes :data:`EVICT_BYTES` of its own (allocated on the first call) to evict the caches."""
+
+    def __init__(self) -> None:
+        self.buffer: np.ndarray | None = None
+
+    def __call__(self) -> None:
+        if self.buffer is None:
+            self.buffer = np.empty(EVICT_BYTES, np.uint8)
+        self.buffer.fill(1)
+
+
+EVICT = Evictor()
+
+
+def conditioned(name: str, run: Callable[[], object], nbytes: int) -> list[Timing]:
+    """``run`` measured ``cold`` (caches evicted first) and ``hot`` (run once just before)."""
+    return [Timing(f"{name}, cold", run, nbytes, EVICT), Timing(f"{name}, hot", run, nbytes, run)]
 
 
 def at_level(level: str, run: Callable[[], object]) -> Callable[[], object]:
@@ -150,6 +182,10 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
             timings.append(Timing(f"{case} layout {label}", *frame_call(resized, unchanged, dtype, n)))
             timings.append(Timing(f"{case} frame {label}", *frame_call(image, plan, dtype, n)))
     run, nbytes = frame_call(image, plan, torch.float32, threads)
+    if (width, height) == (1920, 1080):
+        timings += conditioned(f"{case} frame float32 {threads} threads", run, nbytes)
+        bf16_run, bf16_bytes = frame_call(image, plan, torch.bfloat16, threads)
+        timings += conditioned(f"{case} frame bfloat16 {threads} threads", bf16_run, bf16_bytes)
     for level in reversed(levels[:-1]):
         timings.append(Timing(f"{case} frame float32 {threads} threads {level}", at_level(level, run), nbytes))
     return timings
@@ -165,9 +201,14 @@ def floor_measurements(threads: int) -> list[Timing]:
     def torch_fill() -> None:
         tensor.fill_(1.0)
 
+    def numpy_fill() -> None:
+        array.fill(1.0)
+
     return [
-        Timing("write floor numpy fill 1 thread", lambda: array.fill(1.0), array.nbytes),
+        Timing("write floor numpy fill 1 thread", numpy_fill, array.nbytes),
         Timing(f"write floor torch fill {threads} threads", torch_fill, array.nbytes),
+        *conditioned("write floor numpy fill 1 thread", numpy_fill, array.nbytes),
+        *conditioned(f"write floor torch fill {threads} threads", torch_fill, array.nbytes),
     ]
 
 
