@@ -89,6 +89,24 @@ def test_bench_cpu_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu.py"))["main"]
     assert main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
     assert {path.name for path in tmp_path.iterdir()} == {"results.csv", "results.md", "latency.png"}
+    note = (tmp_path / "results.md").read_text().split("Memory write bandwidth")[1]
+    for condition in ("cold", "hot"):
+        assert f"torch fill {torch.get_num_threads()} threads, {condition}:" in note
+
+
+def test_bench_cpu_passes_script(tmp_path: Path) -> None:
+    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_passes.py"))["main"]
+    assert main(["--sizes", "100x70", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "passes.csv", newline="") as handle:
+        names = {row["measurement"] for row in csv.DictReader(handle)}
+    threads = torch.get_num_threads()
+    for condition in ("cold", "hot"):
+        assert f"write floor torch fill {threads} threads, {condition}" in names
+    for level in cpu_kernel._C.simd_levels():
+        assert f"100x70 horizontal torchvision {level}" in names
+        assert f"100x70 vertical pil {level}" in names
+    assert "100x70 frame float32 1 thread" in names
+    assert (tmp_path / "passes.md").read_text().count("\n|") == len(names) + 2  # table header, rule, a row each
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
