@@ -69,7 +69,9 @@ step environment 60 bash -c "date -u; nvidia-smi || true; $PY -c 'import platfor
 
 KERNEL_TESTS=(tests/test_triton_cuda.py tests/test_triton_kernels.py tests/test_triton_preprocess.py
     tests/test_staging_cuda.py tests/test_compact.py)
-CUDA_TESTS=(tests/test_io_gpu_decode.py tests/test_video.py tests/test_model_e2e.py)
+CUDA_TESTS=(tests/test_io_gpu_decode.py tests/test_video.py tests/test_model_e2e.py tests/test_parallel_decode.py)
+# Ray is an optional extra: its GPU-actor test (marked slow) runs where ray is installed.
+RAY_TESTS=(tests/test_ray.py)
 BENCHES=(bench_transfer bench_triton_kernels profile_triton tune_triton bench_gpu bench_throughput)
 
 if [[ $DRY_RUN -eq 1 ]]; then
@@ -88,6 +90,12 @@ else
         "${KERNEL_TESTS[@]}"
     step tests-cuda 300 "$PY" -m pytest -q -p no:cacheprovider -rs -m cuda --junitxml="$OUT_DIR/logs/tests-cuda.xml" \
         "${CUDA_TESTS[@]}"
+    if "$PY" -c "import ray" 2>/dev/null; then
+        step tests-ray 300 "$PY" -m pytest -q -p no:cacheprovider -rs --slow -m cuda \
+            --junitxml="$OUT_DIR/logs/tests-ray.xml" "${RAY_TESTS[@]}"
+    else
+        echo "| tests-ray | skipped (ray is not installed) | |" >>"$OUT_DIR/steps.md"
+    fi
     step transfer 120 "$PY" bench/bench_transfer.py
     step kernels-bf16 300 "$PY" bench/bench_triton_kernels.py --dtype bfloat16 --backend torchvision \
         --csv "$OUT_DIR/triton_kernels.csv"

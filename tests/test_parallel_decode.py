@@ -123,8 +123,8 @@ def test_decodes_run_on_a_bounded_pool(files, monkeypatch):
     assert state["peak"] == 1 and state["threads"] == {threading.current_thread().name}
 
 
-def test_the_cpu_kernel_never_runs_beside_decodes(files, monkeypatch):
-    """No oversubscription: the kernel starts when no decode is running, in one call and in a stream of chunks."""
+def _record_kernels_beside_decodes(monkeypatch) -> dict[str, int]:
+    """Counts of kernel runs (``run_clips``) and of those that started while a decode (slowed by 20 ms) ran."""
     lock = threading.Lock()
     running = {"decodes": 0, "overlaps": 0, "kernels": 0}
     real_load, real_run = vlfast.loader.load_image, PREPROCESS.run_clips
@@ -147,11 +147,32 @@ def test_the_cpu_kernel_never_runs_beside_decodes(files, monkeypatch):
 
     monkeypatch.setattr(vlfast.loader, "load_image", load)
     monkeypatch.setattr(PREPROCESS, "run_clips", run)
+    return running
+
+
+def test_the_cpu_kernel_never_runs_beside_decodes(files, monkeypatch):
+    """No oversubscription: the kernel starts when no decode is running, in one call and in a stream of chunks."""
+    running = _record_kernels_beside_decodes(monkeypatch)
     paths = [str(path) for path in files] * 2
     vlfast.preprocess(paths, workers=4, engine="cpp")
     chunks = list(vlfast.preprocess_in_chunks(iter(paths), max_chunk_bytes=4 * 2**20, workers=4, engine="cpp"))
     assert len(chunks) > 2 and running["kernels"] == 1 + len(chunks)
     assert running["overlaps"] == 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_kernels_run_while_the_next_images_decode(files, monkeypatch):
+    """A stream whose kernels write on the GPU does not wait for the decodes: the next chunk's images decode
+    while the current chunk's kernels run, and the chunks still equal the stock."""
+    paths = [str(path) for path in files] * 3
+    stock = Qwen2VLImageProcessor()(paths, return_tensors="pt")
+    running = _record_kernels_beside_decodes(monkeypatch)
+    chunks = list(vlfast.preprocess_in_chunks(iter(paths), max_chunk_bytes=4 * 2**20, workers=2, device="cuda"))
+    assert len(chunks) > 2 and running["kernels"] == len(chunks)
+    assert running["overlaps"] > 0
+    assert torch.equal(torch.cat([chunk.pixel_values.cpu() for chunk in chunks]), stock["pixel_values"])
+    assert torch.equal(torch.cat([chunk.image_grid_thw for chunk in chunks]), stock["image_grid_thw"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
