@@ -18,8 +18,6 @@ from . import __version__
 __all__ = ["cpu_model", "library_versions", "machine_info", "nvidia_driver"]
 
 
-
-
 def _package_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
@@ -41,15 +39,29 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def describe_cpu(cpuinfo: str) -> str:
+    """The CPU named from ``/proc/cpuinfo`` text: the model name, and for x86 its family and model numbers, which
+    tell apart the CPUs that cloud VMs all name "Intel(R) Xeon(R) Processor" (``""`` when there is no name)."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():  # the first processor's block is enough
+            break
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "")
+    if name and fields.get("cpu family") and fields.get("model"):
+        return f"{name} (family {fields['cpu family']} model {fields['model']})"
+    return name
+
+
 def cpu_model() -> str:
+    """:func:`describe_cpu` of this machine, or what :mod:`platform` says where there is no ``/proc/cpuinfo``."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            described = describe_cpu(cpuinfo.read())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        described = ""
+    return described or platform.processor() or platform.machine()
 
 
 def nvidia_driver() -> str:

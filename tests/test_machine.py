@@ -1,0 +1,32 @@
+"""What benchmarks record about the machine: a CPU named precisely enough to tell two cloud VMs apart."""
+
+from __future__ import annotations
+
+from vlfast.machine import cpu_model, describe_cpu, machine_info
+
+XEON = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 167
+model name\t: Intel(R) Xeon(R) Processor
+flags\t\t: fpu avx2
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 106
+model name\t: Other
+"""
+
+
+def test_an_x86_cpu_is_named_with_its_family_and_model():
+    assert describe_cpu(XEON) == "Intel(R) Xeon(R) Processor (family 6 model 167)"
+
+
+def test_a_cpu_without_family_numbers_keeps_its_name():
+    assert describe_cpu("processor\t: 0\nmodel name\t: ARMv8 Processor rev 1 (v8l)\n") == "ARMv8 Processor rev 1 (v8l)"
+    assert describe_cpu("processor\t: 0\nCPU part\t: 0xd0c\n") == ""
+
+
+def test_machine_info_names_this_cpu():
+    assert machine_info()["cpu"] == cpu_model() != ""
