@@ -25,6 +25,7 @@ from kernel_cases import (
     make_table,
     replace_axis,
     supported_filters,
+    unwritten,
 )
 from simd_levels import LEVELS, highest_level, simd_level
 
@@ -50,11 +51,12 @@ def simd(request):
 def run_kernel(
     image: np.ndarray, plan: ResamplePlan, table: torch.Tensor, num_threads: int = 2, **layout: int
 ) -> np.ndarray:
-    """One still image through the kernel into a fresh output; returns the output's bits."""
+    """One still image through the kernel into a fresh output pre-filled with a value no table entry has (so a
+    row left unwritten shows); returns the output's bits."""
     layout = layout or QWEN
     rows = (plan.out_height // layout["patch_size"]) * (plan.out_width // layout["patch_size"])
     columns = table.shape[0] * layout["temporal_patch_size"] * layout["patch_size"] ** 2
-    out = torch.empty(rows, columns, dtype=table.dtype)
+    out = torch.full((rows, columns), unwritten(table.dtype), dtype=table.dtype)
     cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=num_threads, **layout)
     return bits(out)
 
@@ -92,16 +94,18 @@ def test_fresh_output_memory(simd):
 
 
 def test_thread_counts_agree(simd):
-    """Threads split the block rows; any split gives the same bytes (336x308 is enough for 3 threads)."""
+    """Threads split the block rows; any split gives the same bytes (336x308 is enough for 3 threads; 1456x1428
+    makes 52 shares, more than the pool has threads, each run by whichever thread claims it)."""
     rng = np.random.default_rng(11)
     image = make_image(rng, 300, 270)
     table = make_table(torch.float32)
     for vertical_first in (False, True):
-        plan = make_plan(300, 270, 336, 308, Filter.BILINEAR, Backend.TORCHVISION, vertical_first)
-        single = run_kernel(image, plan, table, num_threads=1, **QWEN)
-        np.testing.assert_array_equal(single, expected_rows(image, plan, table, **QWEN))
-        for threads in (2, 3, 64):
-            np.testing.assert_array_equal(run_kernel(image, plan, table, num_threads=threads, **QWEN), single)
+        for out_height, out_width, counts in ((336, 308, (2, 3, 64)), (1456, 1428, (2, 52))):
+            plan = make_plan(300, 270, out_height, out_width, Filter.BILINEAR, Backend.TORCHVISION, vertical_first)
+            single = run_kernel(image, plan, table, num_threads=1, **QWEN)
+            np.testing.assert_array_equal(single, expected_rows(image, plan, table, **QWEN))
+            for threads in counts:
+                np.testing.assert_array_equal(run_kernel(image, plan, table, num_threads=threads, **QWEN), single)
 
 
 def test_concurrent_calls_from_python_threads():
