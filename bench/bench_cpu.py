@@ -26,8 +26,7 @@ _PASSES = runpy.run_path(str(Path(__file__).with_name("bench_cpu_passes.py")))
 
 def write_floor_note(path: Path, repeats: int) -> str:
     """Measure the write floor now and append it, with the CPU flags, to the Markdown at ``path``."""
-    conditions = (", cold", ", hot")
-    timings = [t for t in _PASSES["floor_measurements"](torch.get_num_threads()) if t.name.endswith(conditions)]
+    timings = _PASSES["floor_measurements"](torch.get_num_threads(), unconditioned=False)
     for timing in timings:
         timing.run()  # warm-up
     for _ in range(repeats):

@@ -42,6 +42,7 @@ from vlfast import normalization_table, smart_resize
 from vlfast.defaults import MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.engines.host_memory import empty_output
+from vlfast.machine import cpu_flags as machine_cpu_flags
 from vlfast.machine import machine_info
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 
@@ -56,16 +57,9 @@ FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vbmi", "avx512_vnni", "avx
 
 
 def cpu_flags() -> str:
-    """The flags of FLAGS this CPU has, as /proc/cpuinfo lists them."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return " ".join(flag for flag in FLAGS if flag in present)
-    except OSError:
-        pass
-    return "?"
+    """The flags of FLAGS this CPU has, as /proc/cpuinfo lists them ("?" where it lists none)."""
+    present = machine_cpu_flags()
+    return " ".join(flag for flag in FLAGS if flag in present) if present else "?"
 
 
 class Timing:
@@ -191,8 +185,9 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
     return timings
 
 
-def floor_measurements(threads: int) -> list[Timing]:
-    """Filling a faulted float32 array of the 1080p output's size: the write floor."""
+def floor_measurements(threads: int, *, unconditioned: bool = True) -> list[Timing]:
+    """Filling a faulted float32 array of the 1080p output's size: the write floor, ``cold`` and ``hot``, and
+    (``unconditioned``) as the rotation of the other measurements leaves the caches."""
     rows = (1092 // PATCH_SIZE) * (1932 // PATCH_SIZE)
     array = np.empty((rows, 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2), np.float32)
     array.fill(1.0)
@@ -204,12 +199,11 @@ def floor_measurements(threads: int) -> list[Timing]:
     def numpy_fill() -> None:
         array.fill(1.0)
 
-    return [
-        Timing("write floor numpy fill 1 thread", numpy_fill, array.nbytes),
-        Timing(f"write floor torch fill {threads} threads", torch_fill, array.nbytes),
-        *conditioned("write floor numpy fill 1 thread", numpy_fill, array.nbytes),
-        *conditioned(f"write floor torch fill {threads} threads", torch_fill, array.nbytes),
-    ]
+    fills = [("write floor numpy fill 1 thread", numpy_fill), (f"write floor torch fill {threads} threads", torch_fill)]
+    timings = [Timing(name, fill, array.nbytes) for name, fill in fills] if unconditioned else []
+    for name, fill in fills:
+        timings += conditioned(name, fill, array.nbytes)
+    return timings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

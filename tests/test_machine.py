@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlfast.machine import cpu_model, describe_cpu, machine_info
+from vlfast.machine import cpu_flags, cpu_model, describe_cpu, machine_info
 
 XEON = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -30,3 +30,8 @@ def test_a_cpu_without_family_numbers_keeps_its_name():
 
 def test_machine_info_names_this_cpu():
     assert machine_info()["cpu"] == cpu_model() != ""
+
+
+def test_flags_are_the_first_processors():
+    assert cpu_flags(XEON) == {"fpu", "avx2"}
+    assert cpu_flags("processor\t: 0\nmodel name\t: ARMv8\n") == set()

@@ -15,7 +15,7 @@ import torch
 
 from . import __version__
 
-__all__ = ["cpu_model", "library_versions", "machine_info", "nvidia_driver"]
+__all__ = ["cpu_flags", "cpu_model", "describe_cpu", "library_versions", "machine_info", "nvidia_driver"]
 
 
 def _package_version(distribution: str) -> str:
@@ -39,15 +39,29 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def describe_cpu(cpuinfo: str) -> str:
-    """The CPU named from ``/proc/cpuinfo`` text: the model name, and for x86 its family and model numbers, which
-    tell apart the CPUs that cloud VMs all name "Intel(R) Xeon(R) Processor" (``""`` when there is no name)."""
+def _first_processor(cpuinfo: str) -> dict[str, str]:
+    """The ``key: value`` fields of the first processor block of ``/proc/cpuinfo`` text."""
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():  # the first processor's block is enough
             break
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return cpuinfo.read()
+    except OSError:
+        return ""
+
+
+def describe_cpu(cpuinfo: str) -> str:
+    """The CPU named from ``/proc/cpuinfo`` text: the model name, and for x86 its family and model numbers, which
+    tell apart the CPUs that cloud VMs all name "Intel(R) Xeon(R) Processor" (``""`` when there is no name)."""
+    fields = _first_processor(cpuinfo)
     name = fields.get("model name", "")
     if name and fields.get("cpu family") and fields.get("model"):
         return f"{name} (family {fields['cpu family']} model {fields['model']})"
@@ -56,12 +70,12 @@ def describe_cpu(cpuinfo: str) -> str:
 
 def cpu_model() -> str:
     """:func:`describe_cpu` of this machine, or what :mod:`platform` says where there is no ``/proc/cpuinfo``."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            described = describe_cpu(cpuinfo.read())
-    except OSError:
-        described = ""
-    return described or platform.processor() or platform.machine()
+    return describe_cpu(_cpuinfo()) or platform.processor() or platform.machine()
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The instruction-set flags ``/proc/cpuinfo`` text (default: this machine's) lists (empty where it does not)."""
+    return set(_first_processor(_cpuinfo() if cpuinfo is None else cpuinfo).get("flags", "").split())
 
 
 def nvidia_driver() -> str:
