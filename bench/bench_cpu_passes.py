@@ -6,10 +6,14 @@ For each input size (resized with the Qwen2.5-VL settings, bicubic) it times, in
 
 - ``horizontal`` / ``vertical``: one pass over the whole image on one thread (``_C.resample_axis``),
   for both backends (torch's int16 weights, Pillow's 22-bit ones), at every SIMD level the CPU has
-  (``avx512``, ``avx2``, ``portable``); GB/s counts the bytes read and written once;
+  (``avx512``, ``avx2``, ``portable``), each right after an untimed run of the same pass at the same level
+  (so every level meets the same caches, whatever ran before it); GB/s counts the bytes read and written once;
 - ``layout``: table lookup and patch layout alone (``run_frame`` on an image already at the model
   size), GB/s of output;
 - ``frame``: the whole ``run_frame`` (both passes, table, layout), GB/s of output;
+- ``frame to WxH``: the whole ``run_frame`` of an input larger than :data:`DOWNSCALE_MAX_PIXELS`
+  resized down to that budget, for both backends, on 1 thread and on torch's thread count: compute-bound
+  (small output), so it shows how the threads scale on the passes;
 
 ``layout`` and ``frame`` in float32 and bfloat16, on 1 thread and on torch's thread count, at the CPU's
 highest SIMD level, and ``frame`` float32 on torch's thread count at each lower level. The
@@ -52,6 +56,9 @@ LAYOUT = {"patch_size": PATCH_SIZE, "merge_size": MERGE_SIZE, "temporal_patch_si
 #: Bytes written before a ``cold`` measurement, to push its output out of the caches (more than the
 #: last-level caches of the 2-vCPU cloud machines measured; they report 48 to 480 MiB shared).
 EVICT_BYTES = 512 << 20
+#: The pixel budget of the ``frame to`` measurements (a 448x448 image's): large inputs resized far down,
+#: where the passes rather than the output writes take the time, to show how threads scale on compute.
+DOWNSCALE_MAX_PIXELS = 448 * 448
 #: The instruction-set flags that decide which kernels can run.
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vbmi", "avx512_vnni", "avx_vnni")
 
@@ -168,7 +175,8 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
             run, nbytes = axis_call(image, plan, vertical)
             for level in reversed(levels):
                 name = f"{case} {'vertical' if vertical else 'horizontal'} {backend.value} {level}"
-                timings.append(Timing(name, at_level(level, run), nbytes))
+                capped = at_level(level, run)
+                timings.append(Timing(name, capped, nbytes, prepare=capped))
     plan = resample_plan(height, width, out_h, out_w, Filter.BICUBIC, Backend.TORCHVISION)
     for dtype in (torch.float32, torch.bfloat16):
         for n in sorted({1, threads}):
@@ -182,6 +190,13 @@ def measurements(width: int, height: int, threads: int) -> list[Timing]:
         timings += conditioned(f"{case} frame bfloat16 {threads} threads", bf16_run, bf16_bytes)
     for level in reversed(levels[:-1]):
         timings.append(Timing(f"{case} frame float32 {threads} threads {level}", at_level(level, run), nbytes))
+    small_h, small_w = smart_resize(height, width, min_pixels=QWEN25_MIN_PIXELS, max_pixels=DOWNSCALE_MAX_PIXELS)
+    if (small_h, small_w) != (out_h, out_w):
+        for backend in Backend:
+            small = resample_plan(height, width, small_h, small_w, Filter.BICUBIC, backend)
+            for n in sorted({1, threads}):
+                name = f"{case} frame to {small_w}x{small_h} {backend.value} float32 {n} thread{'s' if n > 1 else ''}"
+                timings.append(Timing(name, *frame_call(image, small, torch.float32, n)))
     return timings
 
 

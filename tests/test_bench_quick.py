@@ -96,7 +96,7 @@ def test_bench_cpu_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_bench_cpu_passes_script(tmp_path: Path) -> None:
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu_passes.py"))["main"]
-    assert main(["--sizes", "100x70", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert main(["--sizes", "100x70,700x500", "--repeats", "1", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "passes.csv", newline="") as handle:
         names = {row["measurement"] for row in csv.DictReader(handle)}
     threads = torch.get_num_threads()
@@ -106,6 +106,12 @@ def test_bench_cpu_passes_script(tmp_path: Path) -> None:
         assert f"100x70 horizontal torchvision {level}" in names
         assert f"100x70 vertical pil {level}" in names
     assert "100x70 frame float32 1 thread" in names
+    # compute-bound frames: only where the input is larger than the downscale budget (700x500 is, 100x70 is not)
+    downscaled = {name for name in names if " frame to " in name}
+    assert all(name.startswith("700x500 frame to ") for name in downscaled)
+    for backend in ("torchvision", "pil"):
+        for label in {"1 thread", f"{threads} threads" if threads > 1 else "1 thread"}:
+            assert sum(name.endswith(f" {backend} float32 {label}") for name in downscaled) == 1
     assert (tmp_path / "passes.md").read_text().count("\n|") == len(names) + 2  # table header, rule, a row each
 
 
