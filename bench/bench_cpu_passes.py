@@ -11,9 +11,10 @@ For each input size (resized with the Qwen2.5-VL settings, bicubic) it times, in
 - ``layout``: table lookup and patch layout alone (``run_frame`` on an image already at the model
   size), GB/s of output;
 - ``frame``: the whole ``run_frame`` (both passes, table, layout), GB/s of output;
-- ``frame to WxH``: the whole ``run_frame`` of an input larger than :data:`DOWNSCALE_MAX_PIXELS`
-  resized down to that budget, for both backends, on 1 thread and on torch's thread count: compute-bound
-  (small output), so it shows how the threads scale on the passes;
+- ``frame to WxH``: the whole ``run_frame`` of an input whose model size exceeds
+  :data:`DOWNSCALE_MAX_PIXELS`, resized down to that budget instead, for both backends' weights, on 1
+  thread and on torch's thread count: compute-bound (small output), so it shows how the threads scale
+  on the passes (its GB/s, of output, says little);
 
 ``layout`` and ``frame`` in float32 and bfloat16, on 1 thread and on torch's thread count, at the CPU's
 highest SIMD level, and ``frame`` float32 on torch's thread count at each lower level. The
@@ -25,7 +26,8 @@ repeat; reported: median, min and max. Writes ``passes.csv`` and ``passes.md`` t
 Whether the output is in the cache decides the floor on CPUs with a large last-level cache, so the
 floor and the 1080p frame on torch's threads are also measured in two named conditions: ``cold``
 (:data:`EVICT_BYTES` written elsewhere first, as when other work runs between calls: the
-end-to-end benchmark's alternating runs) and ``hot`` (the same call run just before, untimed).
+end-to-end benchmark's alternating runs) and ``hot`` (the same call run just before, untimed). The
+per-level passes are always measured hot.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ QWEN25_MIN_PIXELS = 3136
 QWEN25_MAX_PIXELS = 12845056
 LAYOUT = {"patch_size": PATCH_SIZE, "merge_size": MERGE_SIZE, "temporal_patch_size": TEMPORAL_PATCH_SIZE}
 #: Bytes written before a ``cold`` measurement, to push its output out of the caches (more than the
-#: last-level caches of the 2-vCPU cloud machines measured; they report 48 to 480 MiB shared).
+#: last-level caches of the 2-vCPU cloud machines measured; they report 32 to 480 MiB shared).
 EVICT_BYTES = 512 << 20
 #: The pixel budget of the ``frame to`` measurements (a 448x448 image's): large inputs resized far down,
 #: where the passes rather than the output writes take the time, to show how threads scale on compute.
@@ -136,6 +138,7 @@ def output_rows(plan: ResamplePlan) -> int:
 
 
 def frame_call(image: np.ndarray, plan: ResamplePlan, dtype: torch.dtype, threads: int) -> tuple[Callable, int]:
+    # One table for every plan: the lookup costs the same whatever the entries (pil plans included).
     table = normalization_table("torchvision", dtype=dtype)
     out = empty_output(output_rows(plan), 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2, dtype)
 

@@ -95,7 +95,11 @@ def test_bench_cpu_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_bench_cpu_passes_script(tmp_path: Path) -> None:
-    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_passes.py"))["main"]
+    script = runpy.run_path(str(BENCH_DIR / "bench_cpu_passes.py"))
+    # each pass level is timed after an untimed run of itself (every level meets the same caches)
+    for timing in script["measurements"](100, 70, 1):
+        assert (timing.prepare is not None) == (" horizontal " in timing.name or " vertical " in timing.name)
+    main = script["main"]
     assert main(["--sizes", "100x70,700x500", "--repeats", "1", "--out", str(tmp_path)]) == 0
     with open(tmp_path / "passes.csv", newline="") as handle:
         names = {row["measurement"] for row in csv.DictReader(handle)}
