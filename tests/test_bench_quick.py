@@ -22,6 +22,7 @@ from vlfast.benchmarking import (
     run_benchmark,
 )
 from vlfast.engines import cpp as cpu_kernel
+from vlfast.machine import machine_info
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 TINY_CASES = (Case("tiny", ((56, 84),)), Case("tiny-batch", ((60, 90), (100, 50))))
@@ -77,6 +78,8 @@ def test_markdown_table(report) -> None:
     assert header[:3] == ["case", "input", "image tokens"] and "transformers PIL" in header
     assert len(table) == 2 + len(TINY_CASES)
     assert all(len(row.strip("|").split("|")) == len(header) for row in table)
+    assert f"C++ kernels: {report.machine['cpu_kernels'] or 'not built'})" in text
+    assert report.machine["cpu_kernels"] == machine_info()["cpu_kernels"]  # which kernels ran: in every result
 
 
 def test_plot_is_a_png(report) -> None:

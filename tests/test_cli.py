@@ -232,7 +232,23 @@ def test_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and set(info) == {"versions", "devices", "kernels", "models"}
     assert info["versions"]["torch"] == torch.__version__
     assert info["devices"]["cpu"]["cores"] >= 1
-    assert set(info["kernels"]) == {"cpp_extension", "triton_cuda", "triton_interpreter"}
+    assert set(info["kernels"]) == {"cpp_extension", "cpp_simd_level", "triton_cuda", "triton_interpreter"}
+
+
+@pytest.mark.usefixtures("needs_cpp_kernel")
+def test_info_names_the_simd_level_the_kernels_run_with(capsys: pytest.CaptureFixture[str]) -> None:
+    from vlfast import _C
+
+    level = _C.simd_level()
+    assert level in _C.simd_levels()
+    code, out, _ = run(["info"], capsys)
+    assert code == 0 and f"{'C++ extension (CPU)':<24}yes ({level} kernels)\n" in out
+    capped = _C.set_simd_level("portable")
+    try:
+        code, out, _ = run(["info", "--json"], capsys)
+        assert json.loads(out)["kernels"]["cpp_simd_level"] == capped == "portable"
+    finally:
+        _C.set_simd_level(_C.simd_levels()[-1])
 
 
 def test_info_lists_the_model_families(capsys: pytest.CaptureFixture[str]) -> None:

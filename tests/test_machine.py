@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vlfast.machine import cpu_flags, cpu_model, describe_cpu, machine_info
 
 XEON = """processor\t: 0
@@ -30,6 +32,17 @@ def test_a_cpu_without_family_numbers_keeps_its_name():
 
 def test_machine_info_names_this_cpu():
     assert machine_info()["cpu"] == cpu_model() != ""
+
+
+def test_machine_info_names_the_kernels_simd_level():
+    """Every benchmark records which kernels ran: the level in force now, capped or not."""
+    _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+    assert machine_info()["cpu_kernels"] == _C.simd_level() in _C.simd_levels()
+    try:
+        assert _C.set_simd_level("portable") == "portable"
+        assert machine_info()["cpu_kernels"] == "portable"
+    finally:
+        _C.set_simd_level(_C.simd_levels()[-1])
 
 
 def test_flags_are_the_first_processors():

@@ -491,7 +491,8 @@ def _machine_line(machine: dict[str, str]) -> str:
     )
     return (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores (torch threads: {machine['torch_threads']}, "
-        f"load average at start: {machine['load_average_1m'] or '?'}); "
+        f"load average at start: {machine['load_average_1m'] or '?'}; "
+        f"C++ kernels: {machine['cpu_kernels'] or 'not built'}); "
         f"GPU: {gpu}; {libraries}; vlfast {machine['vlfast']}; {machine['date']}"
     )
 

@@ -27,7 +27,8 @@ from .defaults import (
     QWEN25_VL_MAX_PIXELS,
     QWEN25_VL_MIN_PIXELS,
 )
-from .engines import ENGINES, EngineName, select_engine
+from .engines import EngineName, select_engine
+from .engines.cpp import simd_level
 from .engines.triton_engine import interpreting
 from .errors import VlfastError
 from .hf.families import MODEL_FAMILIES as FAMILIES
@@ -333,7 +334,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 MODEL_FAMILIES = tuple(family.as_dict() for family in FAMILIES)
 
 
-def _kernels() -> dict[str, str]:
+def _kernels() -> dict[str, str | None]:
     try:
         import triton  # noqa: F401
     except ImportError:
@@ -344,8 +345,10 @@ def _kernels() -> dict[str, str]:
             interpreter = "yes (active: TRITON_INTERPRET=1)"
         else:
             interpreter = "yes (set TRITON_INTERPRET=1 to use it)"
+    level = simd_level()
     return {
-        "cpp_extension": "yes" if ENGINES[EngineName.CPP].available() else "no (vlfast._C is not built)",
+        "cpp_extension": f"yes ({level} kernels)" if level is not None else "no (vlfast._C is not built)",
+        "cpp_simd_level": level,
         "triton_cuda": on_cuda,
         "triton_interpreter": interpreter,
     }

@@ -14,6 +14,7 @@ import PIL
 import torch
 
 from . import __version__
+from .engines.cpp import simd_level
 
 __all__ = ["cpu_flags", "cpu_model", "describe_cpu", "library_versions", "machine_info", "nvidia_driver"]
 
@@ -97,7 +98,8 @@ def nvidia_driver() -> str:
 
 
 def machine_info() -> dict[str, str]:
-    """CPU, cores, torch threads, load average, GPU and driver (empty without one), library versions, date."""
+    """CPU, cores, torch threads, load average, the C++ kernels' SIMD level (empty when not built), GPU and driver
+    (empty without one), library versions, date."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -105,6 +107,7 @@ def machine_info() -> dict[str, str]:
         "cpu_cores": str(os.cpu_count() or 0),
         "torch_threads": str(torch.get_num_threads()),
         "load_average_1m": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "",
+        "cpu_kernels": simd_level() or "",
         "gpu": gpu,
         "gpu_driver": nvidia_driver() if gpu else "",
         "cuda": (torch.version.cuda or "") if gpu else "",

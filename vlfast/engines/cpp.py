@@ -22,7 +22,7 @@ try:
 except ImportError:  # built without a C++ compiler: the Triton engine may still be available
     _C = None
 
-__all__ = ["CppEngine", "axis_arguments", "available", "default_num_threads", "run_frame"]
+__all__ = ["CppEngine", "axis_arguments", "available", "default_num_threads", "run_frame", "simd_level"]
 
 _NOT_BUILT = "the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler"
 
@@ -42,6 +42,12 @@ _BIT_VIEWS: dict[torch.dtype, torch.dtype] = {
 def available() -> bool:
     """Whether the C++ extension was built and imports."""
     return _C is not None
+
+
+def simd_level() -> str | None:
+    """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``: the CPU's
+    highest, unless capped with ``_C.set_simd_level``), or ``None`` when the extension is not built."""
+    return None if _C is None else _C.simd_level()
 
 
 def default_num_threads() -> int:
