@@ -25,18 +25,7 @@
 #include <limits>
 
 #include "kernels.h"
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#define VLFAST_X86 1
-#include <immintrin.h>
-#define VLFAST_AVX2 __attribute__((target("avx2")))
-#define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
-#define VLFAST_AVX512_TARGET "avx2,avx512f,avx512bw,avx512vl,avx512vbmi"
-#define VLFAST_AVX512 __attribute__((target(VLFAST_AVX512_TARGET)))
-#define VLFAST_AVX512_INLINE inline __attribute__((target(VLFAST_AVX512_TARGET), always_inline))
-#else
-#define VLFAST_X86 0
-#endif
+#include "x86_target.h"
 
 namespace vlfast {
 namespace {

@@ -11,15 +11,7 @@
 
 #include "constants.h"
 #include "kernels.h"
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#define VLFAST_X86 1
-#include <immintrin.h>
-#define VLFAST_SSSE3 __attribute__((target("ssse3")))
-#define VLFAST_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
-#else
-#define VLFAST_X86 0
-#endif
+#include "x86_target.h"
 
 namespace vlfast {
 namespace {
@@ -112,7 +104,7 @@ struct ItemOrder {
 
 // Bytes of a 256-entry table (4 registers) at the 64 indices.
 // Index bits 0-5 pick a byte of a register, bit 6 one of two registers, bit 7 one of two pairs.
-VLFAST_VBMI inline __m512i lookup_bytes(__m512i index, const __m512i* plane) {
+VLFAST_AVX512 inline __m512i lookup_bytes(__m512i index, const __m512i* plane) {
     const __m512i low = _mm512_permutex2var_epi8(plane[0], index, plane[1]);   // entries 0..127
     const __m512i high = _mm512_permutex2var_epi8(plane[2], index, plane[3]);  // entries 128..255
     return _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), low, high);
@@ -125,7 +117,7 @@ inline __mmask64 first_bits(int64_t n) { return n >= 64 ? ~__mmask64{0} : (__mma
 // index positions 16L + 4r .. 16L + 4r + 3, so the indices are permuted first (ItemOrder)
 // to put position 16r + 4L + d there; 2-byte items likewise.
 template <int kItemSize>
-VLFAST_VBMI void lookup_vbmi_items(const uint8_t* src, int64_t n, const uint8_t* planes, uint8_t* dst) {
+VLFAST_AVX512 void lookup_vbmi_items(const uint8_t* src, int64_t n, const uint8_t* planes, uint8_t* dst) {
     static const ItemOrder order;
     __m512i table[kItemSize][4];
     for (int k = 0; k < kItemSize; ++k)

@@ -1,0 +1,22 @@
+// Attributes that compile one function for an x86 instruction-set level, picked at run time
+// (kernels.h simd_level()); everything else is built for baseline x86-64, so wheels run on any
+// x86-64 CPU. Elsewhere (other architectures, other compilers) VLFAST_X86 is 0 and only the
+// portable code is built.
+#pragma once
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define VLFAST_X86 1
+#include <immintrin.h>
+#define VLFAST_SSSE3 __attribute__((target("ssse3")))
+#define VLFAST_AVX2 __attribute__((target("avx2")))
+#define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
+// The AVX-512 level (SimdLevel::kAvx512) requires all of these.
+#define VLFAST_AVX512_TARGET "avx2,avx512f,avx512bw,avx512vl,avx512vbmi"
+#define VLFAST_AVX512 __attribute__((target(VLFAST_AVX512_TARGET)))
+#define VLFAST_AVX512_INLINE inline __attribute__((target(VLFAST_AVX512_TARGET), always_inline))
+// Inlined into every caller, so compiled for each caller's level.
+#define VLFAST_INLINE_IN_CALLER inline __attribute__((always_inline))
+#else
+#define VLFAST_X86 0
+#define VLFAST_INLINE_IN_CALLER inline
+#endif
