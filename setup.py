@@ -6,8 +6,8 @@ from glob import glob
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
-# No -march=native: wheels must run on any x86-64. The AVX2 kernels carry their own target
-# attribute and are picked at run time (csrc/kernels_x86.cpp).
+# No -march=native: wheels must run on any x86-64. The AVX2 and AVX-512 kernels carry their own
+# target attributes (csrc/x86_target.h) and are picked at run time (csrc/kernels_x86.cpp).
 extension = Pybind11Extension(
     "vlfast._C",
     sorted(glob("csrc/*.cpp")),

@@ -33,7 +33,7 @@ namespace {
 SimdLevel detect_simd_level() {
 #if VLFAST_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi"))
         return SimdLevel::kAvx512;
     if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;

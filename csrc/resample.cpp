@@ -212,17 +212,9 @@ void resized_rows(const Frame& f, Scratch& s, int64_t first, int rows, uint8_t* 
     horizontal_rows(f, s, vertical, dst, rows);
 }
 
-// Writes the patches of block row `block_y` (its merge_size * patch_size resized rows in
-// s.band) as table items, in output order: the block row's output rows are one contiguous
-// stretch. The band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in
-// cache): each band row of the chunk is split into channel planes and looked up plane row by
-// plane row into s.values (channel x band row x chunk items), then each patch is assembled in
-// s.patch (channels x slot_count x patch_size^2 items) from runs of patch_size items, one copy
-// per temporal slot. It is then written whole when the frame fills every slot, else as one
-// run per channel.
 // Copies a run of kBytes bytes (0: `bytes`, known only at run time).
 template <int kBytes>
-inline void copy_fixed(uint8_t* dst, const uint8_t* src, int64_t bytes) {
+VLFAST_INLINE_IN_CALLER void copy_fixed(uint8_t* dst, const uint8_t* src, int64_t bytes) {
     if constexpr (kBytes > 0)
         std::memcpy(dst, src, kBytes);  // a few moves, inlined
     else
