@@ -63,7 +63,7 @@ int64_t no_scratch(int64_t, int64_t) { return 0; }
 
 }  // namespace
 
-const RowKernels kPortableKernels{false, no_scratch, horizontal_rows, vertical_output_row};
+const RowKernels kPortableKernels{false, false, no_scratch, horizontal_rows, vertical_output_row};
 
 const RowKernels& row_kernels() {
     switch (simd_level()) {
@@ -73,8 +73,10 @@ const RowKernels& row_kernels() {
     }
 }
 
-AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels) {
-    return {&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}};
+AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels) {
+    AxisKernel kernel{&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
+    if (kernels.gathers && channels > 0) kernel.gather = gather_tables(axis, kernel.paired, channels);
+    return kernel;
 }
 
 // A chunk of int32 accumulators takes one tap at a time, so every inner loop is

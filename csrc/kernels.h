@@ -30,11 +30,36 @@ struct PairedWeights {
 
 PairedWeights pair_weights(const AxisCoefficients& axis);
 
-// One axis as the row kernels take it: the plan's coefficients and, for the AVX2 kernels,
-// their pair_weights (empty for the portable ones).
+// Output bytes of a horizontal pass that the AVX-512 kernel sums in one register (int32 lanes).
+constexpr int64_t kGatherOutputs = 16;
+// Bytes of an input row one such group of outputs may read: one register, looked up with vpermb.
+constexpr int64_t kGatherWindow = 64;
+
+// A horizontal axis in the form the AVX-512 kernel takes it where it can: an output row is cut
+// into groups of kGatherOutputs consecutive bytes, and every tap of a group lies in one window of
+// kGatherWindow input bytes (upscaling, and downscaling up to about 2x with bicubic). For each
+// pair of taps p, a group has 64 index bytes (output q's taps 2p and 2p + 1, as offsets into its
+// window, at bytes 4q and 4q + 2; the zero-masked vpermb widens them into int16 pairs) and the
+// outputs' PairedWeights (16 int32 `low`, then 16 `high` if split). Taps past an output's count
+// index byte 0 and weigh 0. `groups` is 0 where some group's taps do not fit one window.
+struct GatherTables {
+    int64_t groups = 0;       // a multiple of 4: whole 64-byte blocks of output, zero-weighted past the row
+    int64_t pairs = 0;        // pairs of taps of the longest output
+    int64_t pair_bytes = 0;   // bytes of one pair of one group in `entries`: 128, or 192 with high weights
+    std::vector<int64_t> windows;  // the first input byte of each group's window
+    std::vector<uint8_t> entries;  // groups x pairs x pair_bytes
+};
+
+// The GatherTables of a horizontal axis over rows of `channels` interleaved channels.
+GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels);
+
+// One axis as the row kernels take it: the plan's coefficients and, for the SIMD kernels,
+// their pair_weights (empty for the portable ones) and, for the AVX-512 horizontal kernel,
+// their gather_tables.
 struct AxisKernel {
     const AxisCoefficients* coefficients = nullptr;
     PairedWeights paired;
+    GatherTables gather;
 };
 
 // The row kernels of one frame, chosen once (row_kernels()): the portable ones, which are
@@ -42,6 +67,8 @@ struct AxisKernel {
 struct RowKernels {
     // Whether the kernels take paired weights (AxisKernel::paired) and scratch.
     bool simd;
+    // Whether `horizontal` takes gather tables (AxisKernel::gather) where an axis has them.
+    bool gathers;
     // Bytes of scratch `horizontal` needs per call (32-byte aligned) for rows of in_length and out_length bytes.
     int64_t (*horizontal_scratch_bytes)(int64_t in_length, int64_t out_length);
     // Horizontal pass of up to kRowsPerGroup rows: in_size * channels bytes -> out_size * channels bytes each.
@@ -70,8 +97,9 @@ extern const RowKernels kAvx2Kernels;
 extern const RowKernels kAvx512Kernels;
 // The kernels of simd_level().
 const RowKernels& row_kernels();
-// An AxisKernel of `axis` for `kernels`.
-AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
+// An AxisKernel of `axis` for `kernels`: a horizontal one over rows of `channels` channels, or
+// (channels 0) a vertical one.
+AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels);
 
 // The portable vertical pass of one output row (the one scalar loop; the AVX2 kernel
 // takes it for rows shorter than its block).

@@ -16,12 +16,18 @@
 //
 // The AVX2 passes are bound by byte shuffles (one execution port on Intel cores). Where the
 // CPU has AVX-512 (F, BW, VL, VBMI), the AVX-512 kernels do the same arithmetic with fewer
-// of them: the transposes move 64 columns per instruction instead of 16, with one vpermb
-// per row putting the columns in order; the widening is one two-source byte permute
-// (vpermt2b) per two columns, zero bytes included; the vertical pass takes 64 outputs per
-// block. The sums (the madds) are the AVX2 kernel's.
+// of them. Their horizontal pass needs no transpose where every group of 16 consecutive
+// output bytes reads taps within one 64-byte window of the input row (GatherTables: upscaling,
+// and downscaling up to about 2x): per row, the window is one load, and each pair of taps is
+// one zero-masked vpermb with precomputed indices, which leaves the 16 outputs' two taps as
+// int16 pairs, and one madd with the outputs' paired weights. Other axes take the AVX2
+// stages, with transposes that move 64 columns per instruction instead of 16 (one vpermb per
+// row putting the columns in order) and a widening that is one two-source byte permute
+// (vpermt2b) per two columns, zero bytes included; their sums are the AVX2 kernel's. The
+// vertical pass takes 64 outputs per block.
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <limits>
 
 #include "kernels.h"
@@ -87,6 +93,52 @@ PairedWeights pair_weights(const AxisCoefficients& axis) {
         }
     }
     return paired;
+}
+
+GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels) {
+    const int64_t out_length = axis.out_size * channels;
+    const int64_t groups = (out_length + 4 * kGatherOutputs - 1) / (4 * kGatherOutputs) * 4;
+    GatherTables tables;
+    tables.windows.assign(static_cast<size_t>(groups), 0);
+    // Output byte o = x * channels + c reads input bytes (starts[x] + k) * channels + c, k < counts[x].
+    int64_t first = std::numeric_limits<int64_t>::max(), last = -1;
+    for (int64_t x = 0, o = 0; x < axis.out_size; ++x)
+        for (int64_t c = 0; c < channels; ++c, ++o) {
+            first = std::min(first, int64_t{axis.starts[x]} * channels + c);
+            last = std::max(last, (int64_t{axis.starts[x]} + axis.counts[x] - 1) * channels + c);
+            if (o % kGatherOutputs != kGatherOutputs - 1 && o != out_length - 1) continue;
+            if (last - first >= kGatherWindow) return GatherTables{};  // the group of o ends here
+            tables.windows[static_cast<size_t>(o / kGatherOutputs)] = first;
+            first = std::numeric_limits<int64_t>::max();
+            last = -1;
+        }
+    tables.groups = groups;
+    // Pairs up to the longest output's (the plan's weight rows may have more columns).
+    const int64_t pairs = (axis.max_count + 1) / 2;
+    const int64_t pair_bytes = kGatherWindow + kGatherOutputs * 4 * (paired.split ? 2 : 1);
+    tables.pairs = pairs;
+    tables.pair_bytes = pair_bytes;
+    tables.entries.assign(static_cast<size_t>(groups * pairs * pair_bytes), 0);
+    uint8_t* const entries = tables.entries.data();
+    const int64_t* const windows = tables.windows.data();
+    for (int64_t x = 0, o = 0; x < axis.out_size; ++x) {
+        const int32_t count = axis.counts[x];
+        const int64_t start = axis.starts[x];
+        const int32_t* low = paired.low.data() + x * paired.pairs;
+        const int32_t* high = paired.split ? paired.high.data() + x * paired.pairs : nullptr;
+        for (int64_t c = 0; c < channels; ++c, ++o) {
+            const int64_t g = o / kGatherOutputs, q = o % kGatherOutputs;
+            const int64_t offset = start * channels + c - windows[g];
+            uint8_t* entry = entries + g * pairs * pair_bytes;
+            for (int32_t k = 0; k < count; ++k)
+                entry[(k / 2) * pair_bytes + 4 * q + 2 * (k % 2)] = static_cast<uint8_t>(offset + k * channels);
+            for (int64_t p = 0; p < pairs; ++p, entry += pair_bytes) {
+                std::memcpy(entry + kGatherWindow + 4 * q, low + p, 4);
+                if (high != nullptr) std::memcpy(entry + kGatherWindow + 4 * (kGatherOutputs + q), high + p, 4);
+            }
+        }
+    }
+    return tables;
 }
 
 #if VLFAST_X86
@@ -497,11 +549,81 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
     return j;
 }
 
-// RowKernels::horizontal at the AVX-512 level: the AVX2 kernel's stages, 64 (transposes) or 8 (widening)
-// columns at a time, then the AVX2 stages for what is left.
+// The sums of gather group g (kGatherOutputs int32) of one row: its window is loaded (zero past
+// the row's end), and each pair of taps is one zero-masked vpermb that puts the two taps of each
+// output in the low bytes of an int16 pair, one madd and one add.
+template <bool kSplit, int kPairs>
+VLFAST_AVX512_INLINE __m512i gather_sums(const uint8_t* row, int64_t length, const GatherTables& tables, int64_t g,
+                                         __m512i bias) {
+    const int64_t first = tables.windows[g];
+    const __m512i window = first + kGatherWindow <= length
+                               ? _mm512_loadu_si512(row + first)
+                               : _mm512_maskz_loadu_epi8(first_bits(length - first), row + first);
+    const int64_t pairs = kPairs ? kPairs : tables.pairs;
+    const uint8_t* entry = tables.entries.data() + g * tables.pairs * tables.pair_bytes;
+    __m512i acc = bias, acc_high = _mm512_setzero_si512();
+    for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
+        constexpr __mmask64 kLowBytes = 0x5555555555555555ULL;
+        const __m512i values = _mm512_maskz_permutexvar_epi8(kLowBytes, _mm512_loadu_si512(entry), window);
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(values, _mm512_loadu_si512(entry + kGatherWindow)));
+        if (kSplit)
+            acc_high = _mm512_add_epi32(
+                acc_high, _mm512_madd_epi16(values, _mm512_loadu_si512(entry + kGatherWindow + 4 * kGatherOutputs)));
+    }
+    if (kSplit) acc = _mm512_add_epi32(acc, _mm512_slli_epi32(acc_high, kSplitShift));
+    return acc;
+}
+
+// The horizontal pass of `rows` rows from gather tables, 64 output bytes (4 groups) at a time:
+// no transposes, each row on its own; the 4 groups' table entries stay in L1 across the rows.
+template <bool kSplit, int kPairs>
+VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
+                                      const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
+    const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
+    const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
+    const __m128i shift = _mm_cvtsi32_si128(axis.precision);
+    // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int64_t g = 0; g < tables.groups; g += 4) {
+        const int64_t begin = g * kGatherOutputs;
+        const __mmask64 mask = first_bits(out_length - begin);
+        for (int r = 0; r < rows; ++r) {
+            __m512i acc[4];
+            for (int i = 0; i < 4; ++i)
+                acc[i] = _mm512_sra_epi32(gather_sums<kSplit, kPairs>(src[r], in_length, tables, g + i, bias), shift);
+            // Saturating packs clamp exactly as the plan's clamp.
+            const __m512i bytes =
+                _mm512_packus_epi16(_mm512_packs_epi32(acc[0], acc[1]), _mm512_packs_epi32(acc[2], acc[3]));
+            _mm512_mask_storeu_epi8(dst[r] + begin, mask, _mm512_permutexvar_epi32(order, bytes));
+        }
+    }
+}
+
+template <bool kSplit>
+VLFAST_AVX512_INLINE void gather_rows_pairs(const uint8_t* const* src, uint8_t* const* dst, int rows,
+                                            const AxisCoefficients& axis, const GatherTables& tables,
+                                            int64_t channels) {
+    switch (tables.pairs) {
+        case 1: return gather_rows<kSplit, 1>(src, dst, rows, axis, tables, channels);
+        case 2: return gather_rows<kSplit, 2>(src, dst, rows, axis, tables, channels);
+        case 3: return gather_rows<kSplit, 3>(src, dst, rows, axis, tables, channels);
+        default: return gather_rows<kSplit, 0>(src, dst, rows, axis, tables, channels);
+    }
+}
+
+// RowKernels::horizontal at the AVX-512 level: from gather tables where the axis has them, else the
+// AVX2 kernel's stages, 64 (transposes) or 8 (widening) columns at a time, then the AVX2 stages for
+// what is left.
 VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                           const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
+    if (kernel.gather.groups > 0) {
+        if (kernel.paired.split)
+            gather_rows_pairs<true>(src, dst, rows, axis, kernel.gather, channels);
+        else
+            gather_rows_pairs<false>(src, dst, rows, axis, kernel.gather, channels);
+        return;
+    }
     const uint8_t* lanes_src[kLanes];
     for (int r = 0; r < kLanes; ++r) lanes_src[r] = src[std::min(r, rows - 1)];
 
@@ -577,13 +699,13 @@ VLFAST_AVX512 void vertical_row_avx512(const uint8_t* const* rows, const AxisKer
 
 }  // namespace
 
-const RowKernels kAvx2Kernels{true, horizontal_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
-const RowKernels kAvx512Kernels{true, horizontal_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
+const RowKernels kAvx2Kernels{true, false, horizontal_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
+const RowKernels kAvx512Kernels{true, true, horizontal_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
 
 #else  // not x86-64: simd_level() is always kPortable, so row_kernels() never picks these
 
-const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr};
-const RowKernels kAvx512Kernels{false, nullptr, nullptr, nullptr};
+const RowKernels kAvx2Kernels{false, false, nullptr, nullptr, nullptr};
+const RowKernels kAvx512Kernels{false, false, nullptr, nullptr, nullptr};
 
 #endif
 

@@ -110,8 +110,6 @@ VLFAST_AVX512 inline __m512i lookup_bytes(__m512i index, const __m512i* plane) {
     return _mm512_mask_blend_epi8(_mm512_movepi8_mask(index), low, high);
 }
 
-inline __mmask64 first_bits(int64_t n) { return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1; }
-
 // Items for 64 indices (fewer at the end: n), kItemSize bytes each. The unpacks work within
 // 128-bit lanes: with 4-byte items, register r of the result gets, in lane L, the items of
 // index positions 16L + 4r .. 16L + 4r + 3, so the indices are permuted first (ItemOrder)

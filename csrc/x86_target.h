@@ -16,6 +16,11 @@
 #define VLFAST_AVX512_INLINE inline __attribute__((target(VLFAST_AVX512_TARGET), always_inline))
 // Inlined into every caller, so compiled for each caller's level.
 #define VLFAST_INLINE_IN_CALLER inline __attribute__((always_inline))
+#include <cstdint>
+namespace vlfast {
+// The mask of the first n (0 to 64 and more) of 64 bytes, for the AVX-512 masked loads and stores.
+inline __mmask64 first_bits(int64_t n) { return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1; }
+}  // namespace vlfast
 #else
 #define VLFAST_X86 0
 #define VLFAST_INLINE_IN_CALLER inline

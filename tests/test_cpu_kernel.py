@@ -205,6 +205,29 @@ def test_pass_split_weights_whose_partial_sums_wrap(vertical):
     assert_pass_exact(image, axis, vertical)
 
 
+@pytest.mark.parametrize("span", [64, 65], ids=["one-window", "past-a-window"])
+@pytest.mark.parametrize("limit", [1 << 15, 1 << 22], ids=["int16", "split"])
+def test_pass_gather_windows(span, limit):
+    """The AVX-512 horizontal kernel gathers each group of 16 output bytes from one 64-byte window of
+    the input row where every group fits in one, else takes the transposing kernel: here the first
+    group's taps span exactly `span` bytes, starts go back and forth inside the groups, the last
+    windows run past the row's end, and the last group is partial (37 output bytes)."""
+    rng = np.random.default_rng(25)
+    in_size = 200
+    starts = [0] + [int(v) for v in rng.integers(0, 57, 14)] + [span - 4]
+    starts += [int(v) for v in rng.integers(140, 190, 20)] + [190]
+    rows = []
+    for i in range(len(starts)):
+        count = {0: 1, 15: 4, len(starts) - 1: 10}.get(i, int(rng.integers(1, 5)))
+        row = rng.integers(-limit // 16, limit // 16, count)
+        row[0] += (1 << 14) - row.sum()
+        rows.append(row.tolist())
+    axis = hand_axis(in_size, starts, rows, precision=14)
+    image = rng.integers(0, 256, (11, in_size, 1), dtype=np.uint8)
+    image[:, ::9] = 255
+    assert_pass_exact(image, axis, vertical=False)
+
+
 def test_pass_random_plans():
     """Random starts, counts and weights within the kernel's bounds, both weight forms."""
     rng = np.random.default_rng(24)
