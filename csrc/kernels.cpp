@@ -73,12 +73,15 @@ const RowKernels& row_kernels() {
     }
 }
 
-AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels) {
-    AxisKernel kernel{&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
-    if (kernels.gathers && channels > 0) kernel.gather = gather_tables(axis, kernel.paired, channels);
-    return kernel;
+AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels) {
+    return {&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
 }
 
+AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels) {
+    AxisKernel kernel{&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
+    if (kernels.gathers) kernel.gather = gather_tables(axis, kernel.paired, channels);
+    return kernel;
+}
 // A chunk of int32 accumulators takes one tap at a time, so every inner loop is
 // contiguous. No partial sum can overflow: bindings.cpp bounds the sums of the positive
 // and of the negative terms.

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "resample.h"
@@ -14,7 +15,7 @@ namespace vlfast {
 // Rows handed to horizontal_rows at once: the AVX2 kernel puts one row in each int32 lane.
 constexpr int kRowsPerGroup = 8;
 
-// An axis's weights in the form the AVX2 kernels multiply with _mm256_madd_epi16 on int16
+// An axis's weights in the form the SIMD kernels multiply with madd_epi16 on int16
 // pixels: the taps of output i in pairs, pair p holding weight 2p in the low 16 bits and
 // weight 2p + 1 in the high 16 bits of an int32 (an odd count pairs its last tap with 0),
 // `pairs` per output. Weights that all fit in int16 (torch's, by construction) are paired as
@@ -34,20 +35,40 @@ PairedWeights pair_weights(const AxisCoefficients& axis);
 constexpr int64_t kGatherOutputs = 16;
 // Bytes of an input row one such group of outputs may read: one register, looked up with vpermb.
 constexpr int64_t kGatherWindow = 64;
+// Groups per 64-byte store of output bytes.
+constexpr int64_t kGatherGroupsPerStore = 4;
+
+// Allocates whole cache lines: the AVX-512 kernels load table entries 64 bytes at a time.
+template <typename T>
+struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <typename U>
+    CacheLineAllocator(const CacheLineAllocator<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+    void deallocate(T* data, size_t) { ::operator delete(data, std::align_val_t{64}); }
+    template <typename U>
+    bool operator==(const CacheLineAllocator<U>&) const { return true; }
+    template <typename U>
+    bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
 
 // A horizontal axis in the form the AVX-512 kernel takes it where it can: an output row is cut
 // into groups of kGatherOutputs consecutive bytes, and every tap of a group lies in one window of
 // kGatherWindow input bytes (upscaling, and downscaling up to about 2x with bicubic). For each
 // pair of taps p, a group has 64 index bytes (output q's taps 2p and 2p + 1, as offsets into its
 // window, at bytes 4q and 4q + 2; the zero-masked vpermb widens them into int16 pairs) and the
-// outputs' PairedWeights (16 int32 `low`, then 16 `high` if split). Taps past an output's count
-// index byte 0 and weigh 0. `groups` is 0 where some group's taps do not fit one window.
+// outputs' PairedWeights (kGatherOutputs int32 `low`, then as many `high` if split). Taps past an
+// output's count index byte 0 and weigh 0. `groups` is 0 where some group's taps do not fit one
+// window.
 struct GatherTables {
-    int64_t groups = 0;       // a multiple of 4: whole 64-byte blocks of output, zero-weighted past the row
-    int64_t pairs = 0;        // pairs of taps of the longest output
-    int64_t pair_bytes = 0;   // bytes of one pair of one group in `entries`: 128, or 192 with high weights
-    std::vector<int64_t> windows;  // the first input byte of each group's window
-    std::vector<uint8_t> entries;  // groups x pairs x pair_bytes
+    int64_t groups = 0;      // whole stores' worth (kGatherGroupsPerStore), zero-weighted past the row
+    int64_t pairs = 0;       // pairs of taps of the longest output
+    int64_t pair_bytes = 0;  // bytes of one pair of one group in `entries` (a multiple of 64)
+    // The first input byte of each group's window: no window runs past the row's end (it starts
+    // earlier instead) but in rows shorter than one, where every window starts at 0.
+    std::vector<int64_t> windows;
+    std::vector<uint8_t, CacheLineAllocator<uint8_t>> entries;  // groups x pairs x pair_bytes
 };
 
 // The GatherTables of a horizontal axis over rows of `channels` interleaved channels.
@@ -97,9 +118,10 @@ extern const RowKernels kAvx2Kernels;
 extern const RowKernels kAvx512Kernels;
 // The kernels of simd_level().
 const RowKernels& row_kernels();
-// An AxisKernel of `axis` for `kernels`: a horizontal one over rows of `channels` channels, or
-// (channels 0) a vertical one.
-AxisKernel axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels);
+// The AxisKernel of a vertical axis for `kernels`.
+AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
+// The AxisKernel of a horizontal axis over rows of `channels` channels for `kernels`.
+AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels);
 
 // The portable vertical pass of one output row (the one scalar loop; the AVX2 kernel
 // takes it for rows shorter than its block).

@@ -1,6 +1,6 @@
 // x86-64 kernels: the AVX2 and AVX-512 passes, and the CPU's SIMD level that picks them.
 //
-// Both passes multiply with _mm256_madd_epi16: int16 pixels times a pair of int16 weights,
+// Both passes multiply with madd_epi16: int16 pixels times a pair of int16 weights,
 // two taps per instruction summed into int32 (pair_weights; Pillow's 22-bit weights are
 // split exactly into two int16 halves, two madds per pair of taps). This replaces a 32-bit
 // multiply per tap, which is slow on every x86 core and slower still on AMD's.
@@ -96,8 +96,9 @@ PairedWeights pair_weights(const AxisCoefficients& axis) {
 }
 
 GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels) {
-    const int64_t out_length = axis.out_size * channels;
-    const int64_t groups = (out_length + 4 * kGatherOutputs - 1) / (4 * kGatherOutputs) * 4;
+    const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
+    constexpr int64_t kStoreOutputs = kGatherGroupsPerStore * kGatherOutputs;
+    const int64_t groups = (out_length + kStoreOutputs - 1) / kStoreOutputs * kGatherGroupsPerStore;
     GatherTables tables;
     tables.windows.assign(static_cast<size_t>(groups), 0);
     // Output byte o = x * channels + c reads input bytes (starts[x] + k) * channels + c, k < counts[x].
@@ -108,14 +109,18 @@ GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& pa
             last = std::max(last, (int64_t{axis.starts[x]} + axis.counts[x] - 1) * channels + c);
             if (o % kGatherOutputs != kGatherOutputs - 1 && o != out_length - 1) continue;
             if (last - first >= kGatherWindow) return GatherTables{};  // the group of o ends here
-            tables.windows[static_cast<size_t>(o / kGatherOutputs)] = first;
+            // Windows end inside the row (last < in_length, so they still cover the group), or in rows
+            // shorter than one, start at the row.
+            const int64_t latest = std::max<int64_t>(0, in_length - kGatherWindow);
+            tables.windows[static_cast<size_t>(o / kGatherOutputs)] = std::min(first, latest);
             first = std::numeric_limits<int64_t>::max();
             last = -1;
         }
-    tables.groups = groups;
     // Pairs up to the longest output's (the plan's weight rows may have more columns).
     const int64_t pairs = (axis.max_count + 1) / 2;
-    const int64_t pair_bytes = kGatherWindow + kGatherOutputs * 4 * (paired.split ? 2 : 1);
+    const int64_t weight_bytes = kGatherOutputs * static_cast<int64_t>(sizeof(int32_t));
+    const int64_t pair_bytes = kGatherWindow + weight_bytes * (paired.split ? 2 : 1);
+    tables.groups = groups;
     tables.pairs = pairs;
     tables.pair_bytes = pair_bytes;
     tables.entries.assign(static_cast<size_t>(groups * pairs * pair_bytes), 0);
@@ -133,8 +138,9 @@ GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& pa
             for (int32_t k = 0; k < count; ++k)
                 entry[(k / 2) * pair_bytes + 4 * q + 2 * (k % 2)] = static_cast<uint8_t>(offset + k * channels);
             for (int64_t p = 0; p < pairs; ++p, entry += pair_bytes) {
-                std::memcpy(entry + kGatherWindow + 4 * q, low + p, 4);
-                if (high != nullptr) std::memcpy(entry + kGatherWindow + 4 * (kGatherOutputs + q), high + p, 4);
+                uint8_t* weights = entry + kGatherWindow + q * static_cast<int64_t>(sizeof(int32_t));
+                std::memcpy(weights, low + p, sizeof(int32_t));
+                if (high != nullptr) std::memcpy(weights + weight_bytes, high + p, sizeof(int32_t));
             }
         }
     }
@@ -463,7 +469,7 @@ struct Avx512Indices {
     // Each row after the out-transpose, whose lane L holds columns 8 * (m / 2) + 2L + m % 2 at position m.
     alignas(64) uint8_t rows_out[64];
     // Widened columns 2i and 2i + 1 of 8 transposed columns (bytes 0-63) and their partners (64-127): byte
-    // 4r (+2) of widened column m is row r of column m (of its partner); odd bytes are zeroed (kWidenMask).
+    // 4r (+2) of widened column m is row r of column m (of its partner); odd bytes are zeroed (kEvenBytes).
     alignas(64) uint8_t widen[4][64];
 
     Avx512Indices() {
@@ -482,7 +488,8 @@ struct Avx512Indices {
 };
 
 const Avx512Indices kAvx512Indices;
-constexpr __mmask64 kWidenMask = 0x5555555555555555ULL;
+// The even bytes of a register: zero-masked byte permutes leave the odd ones 0, widening bytes into int16.
+constexpr __mmask64 kEvenBytes = 0x5555555555555555ULL;
 
 // 8 rows x 64 bytes (row r at rows[r] + j) -> 64 transposed columns at lanes + 8 * j: the 16-column transpose
 // in each 128-bit lane, on rows whose columns were first put where that leaves 8 whole columns per result.
@@ -543,54 +550,52 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
         const __m512i partners = _mm512_loadu_si512(lanes + 8 * (j + channels));
         for (int i = 0; i < 4; ++i)
             _mm512_store_si512(paired + j + 2 * i,
-                               _mm512_maskz_permutex2var_epi8(kWidenMask, columns,
+                               _mm512_maskz_permutex2var_epi8(kEvenBytes, columns,
                                                               _mm512_load_si512(kAvx512Indices.widen[i]), partners));
     }
     return j;
 }
 
-// The sums of gather group g (kGatherOutputs int32) of one row: its window is loaded (zero past
-// the row's end), and each pair of taps is one zero-masked vpermb that puts the two taps of each
-// output in the low bytes of an int16 pair, one madd and one add.
+// The sums of gather group g (kGatherOutputs int32) of one row: its window is one load (masked
+// for rows shorter than a window), and each pair of taps is one zero-masked vpermb that puts the
+// two taps of each output in the low bytes of an int16 pair, one madd and one add.
 template <bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE __m512i gather_sums(const uint8_t* row, int64_t length, const GatherTables& tables, int64_t g,
-                                         __m512i bias) {
-    const int64_t first = tables.windows[g];
-    const __m512i window = first + kGatherWindow <= length
-                               ? _mm512_loadu_si512(row + first)
-                               : _mm512_maskz_loadu_epi8(first_bits(length - first), row + first);
+VLFAST_AVX512_INLINE __m512i gather_sums(const uint8_t* row, __mmask64 row_mask, const GatherTables& tables,
+                                         int64_t g, __m512i bias) {
+    const __m512i window = _mm512_maskz_loadu_epi8(row_mask, row + tables.windows[g]);
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
     const uint8_t* entry = tables.entries.data() + g * tables.pairs * tables.pair_bytes;
     __m512i acc = bias, acc_high = _mm512_setzero_si512();
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
-        constexpr __mmask64 kLowBytes = 0x5555555555555555ULL;
-        const __m512i values = _mm512_maskz_permutexvar_epi8(kLowBytes, _mm512_loadu_si512(entry), window);
-        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(values, _mm512_loadu_si512(entry + kGatherWindow)));
-        if (kSplit)
-            acc_high = _mm512_add_epi32(
-                acc_high, _mm512_madd_epi16(values, _mm512_loadu_si512(entry + kGatherWindow + 4 * kGatherOutputs)));
+        const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, _mm512_load_si512(entry), window);
+        const __m512i* weights = reinterpret_cast<const __m512i*>(entry + kGatherWindow);
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(values, _mm512_load_si512(weights)));
+        if (kSplit) acc_high = _mm512_add_epi32(acc_high, _mm512_madd_epi16(values, _mm512_load_si512(weights + 1)));
     }
     if (kSplit) acc = _mm512_add_epi32(acc, _mm512_slli_epi32(acc_high, kSplitShift));
     return acc;
 }
 
-// The horizontal pass of `rows` rows from gather tables, 64 output bytes (4 groups) at a time:
-// no transposes, each row on its own; the 4 groups' table entries stay in L1 across the rows.
+// The horizontal pass of `rows` rows from gather tables, one 64-byte store (kGatherGroupsPerStore
+// groups) at a time: no transposes, each row on its own; the groups' table entries stay in L1
+// across the rows.
 template <bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
+    static_assert(kGatherGroupsPerStore * kGatherOutputs == 64, "the packs below fill one register");
     const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
+    const __mmask64 row_mask = first_bits(in_length);  // windows start at 0 in rows shorter than one
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
     // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    for (int64_t g = 0; g < tables.groups; g += 4) {
+    for (int64_t g = 0; g < tables.groups; g += kGatherGroupsPerStore) {
         const int64_t begin = g * kGatherOutputs;
         const __mmask64 mask = first_bits(out_length - begin);
         for (int r = 0; r < rows; ++r) {
-            __m512i acc[4];
-            for (int i = 0; i < 4; ++i)
-                acc[i] = _mm512_sra_epi32(gather_sums<kSplit, kPairs>(src[r], in_length, tables, g + i, bias), shift);
+            __m512i acc[kGatherGroupsPerStore];
+            for (int i = 0; i < kGatherGroupsPerStore; ++i)
+                acc[i] = _mm512_sra_epi32(gather_sums<kSplit, kPairs>(src[r], row_mask, tables, g + i, bias), shift);
             // Saturating packs clamp exactly as the plan's clamp.
             const __m512i bytes =
                 _mm512_packus_epi16(_mm512_packs_epi32(acc[0], acc[1]), _mm512_packs_epi32(acc[2], acc[3]));
@@ -603,10 +608,12 @@ template <bool kSplit>
 VLFAST_AVX512_INLINE void gather_rows_pairs(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                             const AxisCoefficients& axis, const GatherTables& tables,
                                             int64_t channels) {
+    static_assert(kMaxFixedPairs == 4, "the cases below");
     switch (tables.pairs) {
         case 1: return gather_rows<kSplit, 1>(src, dst, rows, axis, tables, channels);
         case 2: return gather_rows<kSplit, 2>(src, dst, rows, axis, tables, channels);
         case 3: return gather_rows<kSplit, 3>(src, dst, rows, axis, tables, channels);
+        case 4: return gather_rows<kSplit, 4>(src, dst, rows, axis, tables, channels);
         default: return gather_rows<kSplit, 0>(src, dst, rows, axis, tables, channels);
     }
 }

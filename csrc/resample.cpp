@@ -356,8 +356,8 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     f.out_width = horizontal ? horizontal->out_size : image.width;
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
     f.kernels = &row_kernels();
-    if (horizontal != nullptr) f.horizontal_kernel = axis_kernel(*horizontal, *f.kernels, image.channels);
-    if (vertical != nullptr) f.vertical_kernel = axis_kernel(*vertical, *f.kernels, 0);
+    if (horizontal != nullptr) f.horizontal_kernel = horizontal_axis_kernel(*horizontal, *f.kernels, image.channels);
+    if (vertical != nullptr) f.vertical_kernel = vertical_axis_kernel(*vertical, *f.kernels);
     const int64_t row_bytes =
         patch_row_items(image.channels, target.temporal_patch_size, target.patch_size) * target.item_size;
     const int64_t frame_rows = (f.out_height / target.patch_size) * (f.out_width / target.patch_size);
@@ -387,7 +387,8 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out) {
     const int64_t channels = image.channels;
     const RowKernels& kernels = row_kernels();
-    const AxisKernel kernel = axis_kernel(axis, kernels, vertical ? 0 : channels);
+    const AxisKernel kernel =
+        vertical ? vertical_axis_kernel(axis, kernels) : horizontal_axis_kernel(axis, kernels, channels);
     if (vertical) {
         const int64_t length = image.width * channels;
         std::vector<const uint8_t*> taps(static_cast<size_t>(axis.max_count));

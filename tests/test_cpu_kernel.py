@@ -205,26 +205,43 @@ def test_pass_split_weights_whose_partial_sums_wrap(vertical):
     assert_pass_exact(image, axis, vertical)
 
 
-@pytest.mark.parametrize("span", [64, 65], ids=["one-window", "past-a-window"])
-@pytest.mark.parametrize("limit", [1 << 15, 1 << 22], ids=["int16", "split"])
-def test_pass_gather_windows(span, limit):
+# (channels, longest count): 1 to 4 pairs of taps run unrolled, 5 in the general loop (whose windows
+# hold 10 taps only at 1 and 3 channels).
+GATHER_SHAPES = [(channels, longest) for channels in (1, 3, 5) for longest in (2, 4, 6, 8, 10)][:-1]
+
+
+@pytest.mark.parametrize("fits", [True, False], ids=["one-window", "past-a-window"])
+@pytest.mark.parametrize("weights", ["int16-extremes", "split"])
+@pytest.mark.parametrize("channels,longest", GATHER_SHAPES)
+def test_pass_gather_windows(channels, longest, weights, fits):
     """The AVX-512 horizontal kernel gathers each group of 16 output bytes from one 64-byte window of
-    the input row where every group fits in one, else takes the transposing kernel: here the first
-    group's taps span exactly `span` bytes, starts go back and forth inside the groups, the last
-    windows run past the row's end, and the last group is partial (37 output bytes)."""
-    rng = np.random.default_rng(25)
-    in_size = 200
-    starts = [0] + [int(v) for v in rng.integers(0, 57, 14)] + [span - 4]
-    starts += [int(v) for v in rng.integers(140, 190, 20)] + [190]
-    rows = []
-    for i in range(len(starts)):
-        count = {0: 1, 15: 4, len(starts) - 1: 10}.get(i, int(rng.integers(1, 5)))
-        row = rng.integers(-limit // 16, limit // 16, count)
-        row[0] += (1 << 14) - row.sum()
-        rows.append(row.tolist())
+    the input row where every group's taps fit in one, else takes the transposing kernel. Here the
+    first group's taps span the widest a window holds (64 bytes at 1 and 3 channels, 61 at 5) or the
+    next span that does not fit, starts go back and forth inside that group, later windows reach the
+    row's end (where they start earlier instead), outputs take 1 to `longest` taps, and the last store
+    is partial."""
+    rng = np.random.default_rng(26 + channels + longest)
+    last_output = 15  # group 0's last output byte: pixel 15 // channels, channel 15 % channels
+    far, channel = divmod(last_output, channels)
+    spans = [1 + channel + channels * m for m in range(70)]
+    span = max(v for v in spans if v <= 64) if fits else min(v for v in spans if v > 64)
+    far_start = (span - 1 - channel) // channels - 1  # with 2 taps, its last tap ends the span
+    starts = [0] + [int(v) for v in rng.integers(0, far_start // 2, far - 1)] + [far_start]
+    counts = [1] + [int(v) for v in rng.integers(1, min(3, longest) + 1, far - 1)] + [2]
+    for i in range(30):  # then rising slowly to the row's end
+        starts.append(far_start + i)
+        counts.append(longest if i == 3 else int(rng.integers(1, longest + 1)))
+    in_size = max(start + count for start, count in zip(starts, counts, strict=True))
+    if weights == "split":
+        rows = [rng.integers(-(1 << 19), 1 << 19, count).tolist() for count in counts]
+        assert any(abs(w) > 32767 for row in rows for w in row)
+    else:
+        rows = [rng.choice([-32768, 32767, -5, 1000], count).tolist() for count in counts]
+    rows[far] = [1 << 13, 1 << 13]  # half of each tap: a misread far tap shows
     axis = hand_axis(in_size, starts, rows, precision=14)
-    image = rng.integers(0, 256, (11, in_size, 1), dtype=np.uint8)
-    image[:, ::9] = 255
+    image = rng.integers(0, 256, (11, in_size, channels), dtype=np.uint8)
+    image[:, ::3] = 255
+    image[:, 0], image[:, far_start + 1] = 0, 255  # the window's first pixel, and the far tap's
     assert_pass_exact(image, axis, vertical=False)
 
 
