@@ -556,51 +556,71 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
     return j;
 }
 
-// The sums of gather group g (kGatherOutputs int32) of one row: its window is one load (masked
-// for rows shorter than a window), and each pair of taps is one zero-masked vpermb that puts the
-// two taps of each output in the low bytes of an int16 pair, one madd and one add.
-template <bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE __m512i gather_sums(const uint8_t* row, __mmask64 row_mask, const GatherTables& tables,
-                                         int64_t g, __m512i bias) {
-    const __m512i window = _mm512_maskz_loadu_epi8(row_mask, row + tables.windows[g]);
+// The sums of gather group g (kGatherOutputs int32) of kRows rows, which share its table entries:
+// each row's window is one load (masked for rows shorter than a window), and each pair of taps is one
+// zero-masked vpermb that puts the two taps of each output in the low bytes of an int16 pair, one
+// madd and one add.
+template <int kRows, bool kSplit, int kPairs>
+VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_mask, const GatherTables& tables,
+                                      int64_t g, __m512i bias, __m512i* acc) {
+    __m512i window[kRows], acc_high[kRows];
+    for (int r = 0; r < kRows; ++r) {
+        window[r] = _mm512_maskz_loadu_epi8(row_mask, rows[r] + tables.windows[g]);
+        acc[r] = bias;
+        acc_high[r] = _mm512_setzero_si512();
+    }
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
     const uint8_t* entry = tables.entries.data() + g * tables.pairs * tables.pair_bytes;
-    __m512i acc = bias, acc_high = _mm512_setzero_si512();
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
-        const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, _mm512_load_si512(entry), window);
+        const __m512i index = _mm512_load_si512(entry);
         const __m512i* weights = reinterpret_cast<const __m512i*>(entry + kGatherWindow);
-        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(values, _mm512_load_si512(weights)));
-        if (kSplit) acc_high = _mm512_add_epi32(acc_high, _mm512_madd_epi16(values, _mm512_load_si512(weights + 1)));
+        for (int r = 0; r < kRows; ++r) {
+            const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
+            acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(values, _mm512_load_si512(weights)));
+            if (kSplit)
+                acc_high[r] = _mm512_add_epi32(acc_high[r], _mm512_madd_epi16(values, _mm512_load_si512(weights + 1)));
+        }
     }
-    if (kSplit) acc = _mm512_add_epi32(acc, _mm512_slli_epi32(acc_high, kSplitShift));
-    return acc;
+    if (kSplit)
+        for (int r = 0; r < kRows; ++r) acc[r] = _mm512_add_epi32(acc[r], _mm512_slli_epi32(acc_high[r], kSplitShift));
 }
 
-// The horizontal pass of `rows` rows from gather tables, one 64-byte store (kGatherGroupsPerStore
-// groups) at a time: no transposes, each row on its own; the groups' table entries stay in L1
-// across the rows.
+// One 64-byte store (kGatherGroupsPerStore groups from group g) of kRows rows.
+template <int kRows, bool kSplit, int kPairs>
+VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, __mmask64 row_mask,
+                                       const GatherTables& tables, int64_t g, __mmask64 mask, __m512i bias,
+                                       __m128i shift) {
+    static_assert(kGatherGroupsPerStore * kGatherOutputs == 64, "the packs below fill one register");
+    // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i acc[kGatherGroupsPerStore][kRows];
+    for (int i = 0; i < kGatherGroupsPerStore; ++i)
+        gather_sums<kRows, kSplit, kPairs>(src, row_mask, tables, g + i, bias, acc[i]);
+    for (int r = 0; r < kRows; ++r) {
+        __m512i clipped[kGatherGroupsPerStore];
+        for (int i = 0; i < kGatherGroupsPerStore; ++i) clipped[i] = _mm512_sra_epi32(acc[i][r], shift);
+        // Saturating packs clamp exactly as the plan's clamp.
+        const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(clipped[0], clipped[1]),
+                                                  _mm512_packs_epi32(clipped[2], clipped[3]));
+        _mm512_mask_storeu_epi8(dst[r] + g * kGatherOutputs, mask, _mm512_permutexvar_epi32(order, bytes));
+    }
+}
+
+// The horizontal pass of `rows` rows from gather tables, one 64-byte store at a time, two rows at once:
+// no transposes; the groups' table entries stay in L1 across the rows.
 template <bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    static_assert(kGatherGroupsPerStore * kGatherOutputs == 64, "the packs below fill one register");
     const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
     const __mmask64 row_mask = first_bits(in_length);  // windows start at 0 in rows shorter than one
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
-    // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (int64_t g = 0; g < tables.groups; g += kGatherGroupsPerStore) {
-        const int64_t begin = g * kGatherOutputs;
-        const __mmask64 mask = first_bits(out_length - begin);
-        for (int r = 0; r < rows; ++r) {
-            __m512i acc[kGatherGroupsPerStore];
-            for (int i = 0; i < kGatherGroupsPerStore; ++i)
-                acc[i] = _mm512_sra_epi32(gather_sums<kSplit, kPairs>(src[r], row_mask, tables, g + i, bias), shift);
-            // Saturating packs clamp exactly as the plan's clamp.
-            const __m512i bytes =
-                _mm512_packus_epi16(_mm512_packs_epi32(acc[0], acc[1]), _mm512_packs_epi32(acc[2], acc[3]));
-            _mm512_mask_storeu_epi8(dst[r] + begin, mask, _mm512_permutexvar_epi32(order, bytes));
-        }
+        const __mmask64 mask = first_bits(out_length - g * kGatherOutputs);
+        int r = 0;
+        for (; r + 2 <= rows; r += 2)
+            gather_store<2, kSplit, kPairs>(src + r, dst + r, row_mask, tables, g, mask, bias, shift);
+        if (r < rows) gather_store<1, kSplit, kPairs>(src + r, dst + r, row_mask, tables, g, mask, bias, shift);
     }
 }
 
