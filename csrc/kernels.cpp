@@ -82,6 +82,7 @@ AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels
     if (kernels.gathers) kernel.gather = gather_tables(axis, kernel.paired, channels);
     return kernel;
 }
+
 // A chunk of int32 accumulators takes one tap at a time, so every inner loop is
 // contiguous. No partial sum can overflow: bindings.cpp bounds the sums of the positive
 // and of the negative terms.

@@ -558,8 +558,8 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
 
 // The sums of gather group g (kGatherOutputs int32) of kRows rows, which share its table entries:
 // each row's window is one load (masked for rows shorter than a window), and each pair of taps is one
-// zero-masked vpermb that puts the two taps of each output in the low bytes of an int16 pair, one
-// madd and one add.
+// zero-masked vpermb that puts the two taps of each output in the low bytes of an int16 pair, then one
+// madd and one add (two of each with split weights).
 template <int kRows, bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_mask, const GatherTables& tables,
                                       int64_t g, __m512i bias, __m512i* acc) {
@@ -585,12 +585,13 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_
         for (int r = 0; r < kRows; ++r) acc[r] = _mm512_add_epi32(acc[r], _mm512_slli_epi32(acc_high[r], kSplitShift));
 }
 
-// One 64-byte store (kGatherGroupsPerStore groups from group g) of kRows rows.
+// The output bytes of kGatherGroupsPerStore groups from group g, in each of kRows rows: one masked
+// 64-byte store per row (partial at the row's end).
 template <int kRows, bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, __mmask64 row_mask,
                                        const GatherTables& tables, int64_t g, __mmask64 mask, __m512i bias,
                                        __m128i shift) {
-    static_assert(kGatherGroupsPerStore * kGatherOutputs == 64, "the packs below fill one register");
+    static_assert(kGatherGroupsPerStore == 4 && kGatherOutputs == 16, "the packs below: 4 x 16 int32 -> 64 bytes");
     // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m512i acc[kGatherGroupsPerStore][kRows];

@@ -1,7 +1,7 @@
 // Attributes that compile one function for an x86 instruction-set level, picked at run time
 // (kernels.h simd_level()); everything else is built for baseline x86-64, so wheels run on any
 // x86-64 CPU. Elsewhere (other architectures, other compilers) VLFAST_X86 is 0 and none of
-// these levels is built.
+// these levels is built. Also the one helper the AVX-512 code of several files shares (first_bits).
 #pragma once
 
 #if defined(__GNUC__) && defined(__x86_64__)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import mmap
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -243,6 +245,53 @@ def test_pass_gather_windows(channels, longest, weights, fits):
     image[:, ::3] = 255
     image[:, 0], image[:, far_start + 1] = 0, 255  # the window's first pixel, and the far tap's
     assert_pass_exact(image, axis, vertical=False)
+
+
+# Every pass at every SIMD level over images that end where an inaccessible page begins: a read past
+# the image's last byte faults. Run in a child process, so that a fault fails the test with a message.
+GUARDED_PASSES = """
+import ctypes, mmap
+import numpy as np
+from vlfast import _C
+from vlfast.engines import cpp as cpu_kernel
+from vlfast.plans import Backend, Filter, axis_plan
+from vlfast.reference import apply_axis
+
+libc = ctypes.CDLL(None, use_errno=True)
+page = mmap.PAGESIZE
+rng = np.random.default_rng(0)
+checked = 0
+for width, out_width, channels in [(20, 24, 3), (15, 17, 4), (63, 70, 1), (64, 61, 1), (200, 212, 3),
+                                   (200, 90, 3), (301, 333, 4), (1000, 1012, 3)]:
+    height = 9
+    size = height * width * channels
+    pages = -(-size // page) + 1
+    memory = mmap.mmap(-1, pages * page)
+    guard = ctypes.addressof(ctypes.c_char.from_buffer(memory, (pages - 1) * page))
+    assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0, ctypes.get_errno()  # PROT_NONE
+    image = np.frombuffer(memory, np.uint8, size, (pages - 1) * page - size).reshape(height, width, channels)
+    image[...] = rng.integers(0, 256, image.shape, dtype=np.uint8)
+    for backend in Backend:
+        for vertical, axis in ((False, axis_plan(width, out_width, Filter.BICUBIC, backend)),
+                               (True, axis_plan(height, 12, Filter.BICUBIC, backend))):
+            expected = apply_axis(image, axis, 0 if vertical else 1)
+            for level in _C.simd_levels():
+                _C.set_simd_level(level)
+                out = np.empty(expected.shape, np.uint8)
+                _C.resample_axis(image, cpu_kernel.axis_arguments(axis), vertical, out)
+                assert np.array_equal(out, expected), (width, out_width, channels, backend, vertical, level)
+                checked += 1
+print(checked)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="guard pages through libc mprotect")
+def test_passes_read_nothing_past_the_image():
+    """Rows shorter and longer than one 64-byte window, gathered (upscaling) and transposed (2.2x down)
+    horizontal passes and vertical ones, each image's last row flush against a PROT_NONE page."""
+    child = subprocess.run([sys.executable, "-c", GUARDED_PASSES], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert int(child.stdout) == 8 * 2 * 2 * len(_C.simd_levels())
 
 
 def test_pass_random_plans():
