@@ -268,6 +268,15 @@ void resample_axis(const py::object& image_object, const AxisArguments& plan, bo
     vlfast::resample_axis(view, axis.coefficients, vertical, out_data);
 }
 
+// Whether the horizontal pass of `plan` (an AxisPlan) over rows of `channels` channels gathers.
+bool horizontal_gathers(const AxisArguments& plan, int64_t channels) {
+    if (channels < 1) fail("channels must be >= 1, got " + std::to_string(channels));
+    Axis axis;
+    read_axis(plan, "horizontal plan", std::get<0>(plan), "width", axis);
+    checked_mul(std::max(axis.coefficients.in_size, axis.coefficients.out_size), channels, "a row");
+    return vlfast::horizontal_gathers(axis.coefficients, channels);
+}
+
 // The compact hand-off's expansion: uint8 `compact` (rows, C * area) and `table` (C, 256) into
 // `out` (rows, C * T * area), T = out's columns / compact's.
 void expand(const py::object& compact_object, const py::object& table_object, const py::object& out_object,
@@ -335,6 +344,11 @@ PYBIND11_MODULE(_C, m) {
           "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
           "simd_level() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
           "arguments; releases the GIL while it runs.");
+    m.def("horizontal_gathers", &horizontal_gathers, py::arg("plan"), py::arg("channels"),
+          "Whether the horizontal pass of `plan` (an AxisPlan's fields) over rows of `channels` interleaved "
+          "channels runs, at simd_level(), the AVX-512 kernel that gathers each group of 16 output bytes from "
+          "one 64-byte window of its row (else the transposing or the portable kernel). For the tests and the "
+          "pass benchmark. Raises ValueError on an invalid plan.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
           "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "

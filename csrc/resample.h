@@ -57,4 +57,9 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
 // the portable ones with it.
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out);
 
+// Whether the horizontal pass of `axis` over rows of `channels` channels runs, at simd_level(), the
+// AVX-512 kernel that gathers each output's taps from one 64-byte window of its row (kernels.h
+// GatherTables), rather than the transposing or the portable one. For the tests and the benchmarks.
+bool horizontal_gathers(const AxisCoefficients& axis, int64_t channels);
+
 }  // namespace vlfast

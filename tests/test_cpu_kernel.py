@@ -245,6 +245,27 @@ def test_pass_gather_windows(channels, longest, weights, fits):
     image[:, ::3] = 255
     image[:, 0], image[:, far_start + 1] = 0, 255  # the window's first pixel, and the far tap's
     assert_pass_exact(image, axis, vertical=False)
+    gathers = _C.horizontal_gathers(cpu_kernel.axis_arguments(axis), channels)
+    assert gathers == (fits and highest_level() == "avx512")
+
+
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda v: v.value)
+def test_which_horizontal_kernel_runs(backend):
+    """The gather kernel takes the model-size resizes of common frames (up to ~2x down) at the AVX-512
+    level, and no other level; a 6.5x downscale takes the transposing one."""
+    gathering = highest_level() == "avx512"
+    for in_width, out_width, channels in [(1920, 1932, 3), (1280, 1288, 3), (3840, 3836, 3), (640, 644, 1),
+                                          (1920, 952, 3), (1920, 1932, 4)]:
+        axis = cpu_kernel.axis_arguments(axis_plan(in_width, out_width, Filter.BICUBIC, backend))
+        assert _C.horizontal_gathers(axis, channels) == gathering, (in_width, out_width, channels)
+        for level in _C.simd_levels()[:-1] if gathering else []:
+            with simd_level(level):
+                assert not _C.horizontal_gathers(axis, channels)
+    assert not _C.horizontal_gathers(cpu_kernel.axis_arguments(axis_plan(3840, 588, Filter.BICUBIC, backend)), 3)
+    with pytest.raises(ValueError, match="channels must be >= 1, got 0"):
+        _C.horizontal_gathers(axis, 0)
+    with pytest.raises(ValueError, match="a row is too large"):
+        _C.horizontal_gathers(axis, 2**62)
 
 
 # Every pass at every SIMD level over images that end where an inaccessible page begins: a read past
