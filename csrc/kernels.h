@@ -101,7 +101,7 @@ struct RowKernels {
 };
 
 // The instruction sets the kernels may use, in increasing order: each level's kernels give the
-// portable kernels' bytes. kAvx512 means AVX-512 F, BW, VL and VBMI (Ice Lake, Sapphire Rapids, Zen 4).
+// portable kernels' bytes. kAvx512 means AVX-512 F, BW, VL, VBMI and VNNI (Ice Lake, Sapphire Rapids, Zen 4).
 enum class SimdLevel : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
 
 // The highest level this CPU has.

@@ -15,16 +15,17 @@
 // lane by lane, so the bytes are the portable kernel's.
 //
 // The AVX2 passes are bound by byte shuffles (one execution port on Intel cores). Where the
-// CPU has AVX-512 (F, BW, VL, VBMI), the AVX-512 kernels do the same arithmetic with fewer
+// CPU has AVX-512 (F, BW, VL, VBMI, VNNI), the AVX-512 kernels do the same arithmetic with fewer
 // of them. Their horizontal pass needs no transpose where every group of 16 consecutive
 // output bytes reads taps within one 64-byte window of the input row (GatherTables: upscaling,
 // and downscaling up to about 2x): per row, the window is one load, and each pair of taps is
 // one zero-masked vpermb with precomputed indices, which leaves the 16 outputs' two taps as
-// int16 pairs, and one madd with the outputs' paired weights. Other axes take the AVX2
+// int16 pairs, and one madd with the outputs' paired weights, fused with its add (VNNI's
+// vpdpwssd, which wraps like the separate add). Other axes take the AVX2
 // stages, with transposes that move 64 columns per instruction instead of 16 (one vpermb per
 // row putting the columns in order) and a widening that is one two-source byte permute
 // (vpermt2b) per two columns, zero bytes included; their sums are the AVX2 kernel's. The
-// vertical pass takes 64 outputs per block.
+// vertical pass takes 64 outputs per block, also with vpdpwssd.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -40,7 +41,8 @@ SimdLevel detect_simd_level() {
 #if VLFAST_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi"))
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi") &&
+        __builtin_cpu_supports("avx512vnni"))
         return SimdLevel::kAvx512;
     if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
 #endif
@@ -454,7 +456,7 @@ VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel&
         vertical_row_impl<false>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
 }
 
-// ---- AVX-512 (F, BW, VL, VBMI) ----
+// ---- AVX-512 (F, BW, VL, VBMI, VNNI) ----
 
 // GCC 12's AVX-512 intrinsics start from an undefined vector, which -Wmaybe-uninitialized reports at
 // every inlined use: a false positive of those headers, silenced for this section only.
@@ -559,7 +561,7 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
 // The sums of gather group g (kGatherOutputs int32) of kRows rows, which share its table entries:
 // each row's window is one load (masked for rows shorter than a window), and each pair of taps is one
 // zero-masked vpermb that puts the two taps of each output in the low bytes of an int16 pair, then one
-// madd and one add (two of each with split weights).
+// vpdpwssd (two with split weights).
 template <int kRows, bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_mask, const GatherTables& tables,
                                       int64_t g, __m512i bias, __m512i* acc) {
@@ -576,9 +578,8 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_
         const __m512i* weights = reinterpret_cast<const __m512i*>(entry + kGatherWindow);
         for (int r = 0; r < kRows; ++r) {
             const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
-            acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(values, _mm512_load_si512(weights)));
-            if (kSplit)
-                acc_high[r] = _mm512_add_epi32(acc_high[r], _mm512_madd_epi16(values, _mm512_load_si512(weights + 1)));
+            acc[r] = _mm512_dpwssd_epi32(acc[r], values, _mm512_load_si512(weights));
+            if (kSplit) acc_high[r] = _mm512_dpwssd_epi32(acc_high[r], values, _mm512_load_si512(weights + 1));
         }
     }
     if (kSplit)
@@ -666,7 +667,8 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
     transpose_out_from(at.transposed_out, j, at.out_length, dst, rows);
 }
 
-// vertical_block with 64 outputs: the same unpacks, madds and packs, four 128-bit lanes at a time.
+// vertical_block with 64 outputs: the same unpacks and packs, four 128-bit lanes at a time, each madd fused
+// with its add (vpdpwssd).
 template <bool kSplit>
 VLFAST_AVX512_INLINE void vertical_block_512(const uint8_t* const* rows, int32_t count, const int32_t* low,
                                              const int32_t* high, int precision, int64_t j, uint8_t* dst) {
@@ -682,11 +684,10 @@ VLFAST_AVX512_INLINE void vertical_block_512(const uint8_t* const* rows, int32_t
             _mm512_unpacklo_epi8(interleaved[0], zero), _mm512_unpackhi_epi8(interleaved[0], zero),
             _mm512_unpacklo_epi8(interleaved[1], zero), _mm512_unpackhi_epi8(interleaved[1], zero)};
         const __m512i weight = _mm512_set1_epi32(low[p]);
-        for (int i = 0; i < 4; ++i) acc[i] = _mm512_add_epi32(acc[i], _mm512_madd_epi16(values[i], weight));
+        for (int i = 0; i < 4; ++i) acc[i] = _mm512_dpwssd_epi32(acc[i], values[i], weight);
         if (kSplit) {
             const __m512i weight_high = _mm512_set1_epi32(high[p]);
-            for (int i = 0; i < 4; ++i)
-                acc_high[i] = _mm512_add_epi32(acc_high[i], _mm512_madd_epi16(values[i], weight_high));
+            for (int i = 0; i < 4; ++i) acc_high[i] = _mm512_dpwssd_epi32(acc_high[i], values[i], weight_high);
         }
     }
     const __m128i shift = _mm_cvtsi32_si128(precision);

@@ -11,7 +11,7 @@
 #define VLFAST_AVX2 __attribute__((target("avx2")))
 #define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
 // The AVX-512 level (SimdLevel::kAvx512) requires all of these.
-#define VLFAST_AVX512_TARGET "avx2,avx512f,avx512bw,avx512vl,avx512vbmi"
+#define VLFAST_AVX512_TARGET "avx2,avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni"
 #define VLFAST_AVX512 __attribute__((target(VLFAST_AVX512_TARGET)))
 #define VLFAST_AVX512_INLINE inline __attribute__((target(VLFAST_AVX512_TARGET), always_inline))
 // Inlined into every caller, so compiled for each caller's level.
