@@ -59,7 +59,7 @@ void vertical_output_row(const uint8_t* const* rows, const AxisKernel& axis, int
     vertical_row(rows, c.weights + output * c.taps, c.counts[output], c.precision, length, dst);
 }
 
-int64_t no_scratch(int64_t, int64_t) { return 0; }
+int64_t no_scratch(const AxisKernel&, int64_t) { return 0; }
 
 }  // namespace
 

@@ -12,6 +12,10 @@
 
 namespace vlfast {
 
+// Bytes of a cache line: the alignment of the buffers the kernels load whole lines of, and the unit
+// of the output writer's streaming stores.
+constexpr size_t kCacheLine = 64;
+
 // Rows handed to horizontal_rows at once: the AVX2 kernel puts one row in each int32 lane.
 constexpr int kRowsPerGroup = 8;
 
@@ -45,8 +49,8 @@ struct CacheLineAllocator {
     CacheLineAllocator() = default;
     template <typename U>
     CacheLineAllocator(const CacheLineAllocator<U>&) {}
-    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-    void deallocate(T* data, size_t) { ::operator delete(data, std::align_val_t{64}); }
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kCacheLine})); }
+    void deallocate(T* data, size_t) { ::operator delete(data, std::align_val_t{kCacheLine}); }
     template <typename U>
     bool operator==(const CacheLineAllocator<U>&) const { return true; }
     template <typename U>
@@ -90,8 +94,9 @@ struct RowKernels {
     bool simd;
     // Whether `horizontal` takes gather tables (AxisKernel::gather) where an axis has them.
     bool gathers;
-    // Bytes of scratch `horizontal` needs per call (32-byte aligned) for rows of in_length and out_length bytes.
-    int64_t (*horizontal_scratch_bytes)(int64_t in_length, int64_t out_length);
+    // Bytes of scratch `horizontal` needs per call (32-byte aligned) for `axis` over rows of `channels`
+    // channels: 0 where it needs none (the portable kernel; the AVX-512 one on gather tables).
+    int64_t (*horizontal_scratch_bytes)(const AxisKernel& axis, int64_t channels);
     // Horizontal pass of up to kRowsPerGroup rows: in_size * channels bytes -> out_size * channels bytes each.
     void (*horizontal)(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisKernel& axis,
                        int64_t channels, uint8_t* scratch);

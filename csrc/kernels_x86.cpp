@@ -226,7 +226,7 @@ VLFAST_AVX2_INLINE void store_clipped4(const __m256i* acc, __m128i shift, uint8_
 // The sums of output pixel x of the horizontal pass over the widened columns `paired_in`,
 // for 8 rows: channels c0 .. c0 + kColumns - 1, all in one loop over the pairs of taps.
 // With kPairs > 0, every output takes kPairs pairs (paired.pairs, its widest): those past its count weigh 0
-// and read columns past the row's end, inside the scratch's padding (horizontal_scratch_bytes).
+// and read columns past the row's end, inside the scratch's padding (transposing_scratch_bytes).
 template <int kColumns, bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void horizontal_sums(const __m256i* paired_in, const AxisCoefficients& axis,
                                         const PairedWeights& paired, int64_t channels, int64_t x, int64_t c0,
@@ -342,9 +342,11 @@ VLFAST_AVX2_INLINE void widen_pairs(const uint8_t* lanes, int64_t j, int64_t len
 // Widened columns past the row's end that resample_lanes may read (kMaxFixedPairs, up to 4 channels).
 constexpr int64_t kPaddingColumns = 2 * kMaxFixedPairs * 4;
 
-// The scratch of the horizontal kernels, in this order: widened input columns and their padding, transposed
-// input, transposed output.
-int64_t horizontal_scratch_bytes(int64_t in_length, int64_t out_length) {
+// The scratch of the transposing horizontal kernels, in this order: widened input columns and their
+// padding, transposed input, transposed output.
+int64_t transposing_scratch_bytes(const AxisKernel& axis, int64_t channels) {
+    const int64_t in_length = axis.coefficients->in_size * channels;
+    const int64_t out_length = axis.coefficients->out_size * channels;
     return (in_length + kPaddingColumns) * kPairedColumnBytes + kLanes * (in_length + out_length);
 }
 
@@ -728,8 +730,13 @@ VLFAST_AVX512 void vertical_row_avx512(const uint8_t* const* rows, const AxisKer
 
 }  // namespace
 
-const RowKernels kAvx2Kernels{true, false, horizontal_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
-const RowKernels kAvx512Kernels{true, true, horizontal_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
+// The AVX-512 horizontal kernel transposes only axes without gather tables.
+int64_t avx512_scratch_bytes(const AxisKernel& axis, int64_t channels) {
+    return axis.gather.groups > 0 ? 0 : transposing_scratch_bytes(axis, channels);
+}
+
+const RowKernels kAvx2Kernels{true, false, transposing_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
+const RowKernels kAvx512Kernels{true, true, avx512_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
 
 #else  // not x86-64: simd_level() is always kPortable, so row_kernels() never picks these
 

@@ -23,7 +23,7 @@
 namespace vlfast {
 namespace {
 
-constexpr size_t kLine = 64;
+constexpr size_t kLine = kCacheLine;
 
 // One 64-byte output line (dst line-aligned) from src.
 inline void store_line(uint8_t* dst, const uint8_t* src) {

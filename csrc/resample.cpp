@@ -37,7 +37,7 @@ constexpr int64_t kChunkValueBytes = 160 * 1024;
 
 // A buffer that is not zero-filled (every byte is written before it is read), aligned to a
 // cache line (the AVX2 kernels' scratch takes aligned 32-byte loads).
-constexpr std::align_val_t kBufferAlignment{64};
+constexpr std::align_val_t kBufferAlignment{kCacheLine};
 struct AlignedDelete {
     void operator()(uint8_t* data) const { ::operator delete[](data, kBufferAlignment); }
 };
@@ -129,7 +129,7 @@ struct Scratch {
         if (!f.packed_rows)
             for (Buffer& row : packed) row = allocate(in_row);
         if (f.horizontal != nullptr)
-            horizontal_scratch = allocate(f.kernels->horizontal_scratch_bytes(in_row, out_row));
+            horizontal_scratch = allocate(f.kernels->horizontal_scratch_bytes(f.horizontal_kernel, channels));
         if (f.vertical == nullptr) return;
         taps.resize(static_cast<size_t>(f.vertical->max_count));
         if (f.horizontal != nullptr && !f.vertical_first) {
@@ -399,8 +399,8 @@ void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool ve
         }
         return;
     }
-    const int64_t in_row = image.width * channels, out_row = axis.out_size * channels;
-    const Buffer scratch = allocate(kernels.horizontal_scratch_bytes(in_row, out_row));
+    const int64_t out_row = axis.out_size * channels;
+    const Buffer scratch = allocate(kernels.horizontal_scratch_bytes(kernel, channels));
     for (int64_t first = 0; first < image.height; first += kRowsPerGroup) {
         const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, image.height - first));
         const uint8_t* src[kRowsPerGroup];
