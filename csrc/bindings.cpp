@@ -346,8 +346,9 @@ PYBIND11_MODULE(_C, m) {
           "arguments; releases the GIL while it runs.");
     m.def("horizontal_gathers", &horizontal_gathers, py::arg("plan"), py::arg("channels"),
           "Whether the horizontal pass of `plan` (an AxisPlan's fields) over rows of `channels` interleaved "
-          "channels runs, at simd_level(), the AVX-512 kernel that gathers each group of 16 output bytes from "
-          "one 64-byte window of its row (else the transposing or the portable kernel). For the tests and the "
+          "channels runs, at simd_level(), a kernel that gathers each group of output bytes from one window of "
+          "its row (16 bytes from 64 at AVX-512, 4 from 16 at AVX2; else the transposing or the portable "
+          "kernel). For the tests and the "
           "pass benchmark. Raises ValueError on an invalid plan.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "

@@ -63,7 +63,7 @@ int64_t no_scratch(const AxisKernel&, int64_t) { return 0; }
 
 }  // namespace
 
-const RowKernels kPortableKernels{false, false, no_scratch, horizontal_rows, vertical_output_row};
+const RowKernels kPortableKernels{false, nullptr, no_scratch, horizontal_rows, vertical_output_row};
 
 const RowKernels& row_kernels() {
     switch (simd_level()) {
@@ -79,7 +79,7 @@ AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& 
 
 AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels) {
     AxisKernel kernel{&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
-    if (kernels.gathers) kernel.gather = gather_tables(axis, kernel.paired, channels);
+    if (kernels.gather != nullptr) kernel.gather = gather_tables(axis, kernel.paired, channels, *kernels.gather);
     return kernel;
 }
 

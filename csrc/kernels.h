@@ -35,12 +35,21 @@ struct PairedWeights {
 
 PairedWeights pair_weights(const AxisCoefficients& axis);
 
-// Output bytes of a horizontal pass that the AVX-512 kernel sums in one register (int32 lanes).
-constexpr int64_t kGatherOutputs = 16;
-// Bytes of an input row one such group of outputs may read: one register, looked up with vpermb.
-constexpr int64_t kGatherWindow = 64;
-// Groups per 64-byte store of output bytes.
-constexpr int64_t kGatherGroupsPerStore = 4;
+// The geometry of a gathering horizontal kernel: an output row is cut into groups of `outputs`
+// consecutive bytes whose taps all lie in one window of `window` input bytes (one register, or one
+// 128-bit lane of one, looked up with a byte permute); `lanes` groups share a register, each in a
+// 128-bit lane of its own, and one store writes `store_groups` groups.
+struct GatherShape {
+    int64_t outputs;
+    int64_t window;
+    int64_t lanes;
+    int64_t store_groups;
+};
+
+// The AVX-512 kernel: 16 outputs (int32) per register from a 64-byte window (vpermb), 64 bytes a store.
+constexpr GatherShape kAvx512Gather{16, 64, 1, 4};
+// The AVX2 kernel: 4 outputs per 128-bit lane from a 16-byte window (vpshufb), 32 bytes a store.
+constexpr GatherShape kAvx2Gather{4, 16, 2, 8};
 
 // Allocates whole cache lines: the AVX-512 kernels load table entries 64 bytes at a time.
 template <typename T>
@@ -57,29 +66,31 @@ struct CacheLineAllocator {
     bool operator!=(const CacheLineAllocator<U>&) const { return false; }
 };
 
-// A horizontal axis in the form the AVX-512 kernel takes it where it can: an output row is cut
-// into groups of kGatherOutputs consecutive bytes, and every tap of a group lies in one window of
-// kGatherWindow input bytes (upscaling, and downscaling up to about 2x with bicubic). For each
-// pair of taps p, a group has 64 index bytes (output q's taps 2p and 2p + 1, as offsets into its
-// window, at bytes 4q and 4q + 2; the zero-masked vpermb widens them into int16 pairs) and the
-// outputs' PairedWeights (kGatherOutputs int32 `low`, then as many `high` if split). Taps past an
-// output's count index byte 0 and weigh 0. `groups` is 0 where some group's taps do not fit one
-// window.
+// A horizontal axis in the form a gathering kernel (GatherShape) takes it where it can: every tap of
+// each group of `outputs` consecutive output bytes lies in one window of `window` input bytes
+// (with bicubic weights in RGB rows: upscaling, and downscaling by up to 2.4x for the AVX-512 shape,
+// 1.2x for the AVX2 one). Groups come in units of `lanes` (one register). For each unit and pair of taps p,
+// `entries` holds 4 * outputs index bytes per group (output q's taps 2p and 2p + 1, as offsets into
+// its group's window, at bytes 4q and 4q + 2; 0x80 elsewhere, which zero-masked vpermb and vpshufb
+// both read as 0, widening the taps into int16 pairs), then the outputs' PairedWeights (`outputs`
+// int32 `low` per group, then as many `high` if split). Taps past an output's count weigh 0.
+// `groups` is 0 where some group's taps do not fit one window, or the row is shorter than one.
 struct GatherTables {
-    int64_t groups = 0;      // whole stores' worth (kGatherGroupsPerStore), zero-weighted past the row
+    int64_t groups = 0;      // whole stores' worth (store_groups), zero-weighted past the row
     int64_t pairs = 0;       // pairs of taps of the longest output
-    int64_t pair_bytes = 0;  // bytes of one pair of one group in `entries` (a multiple of 64)
+    int64_t pair_bytes = 0;  // bytes of one pair of one unit in `entries` (a multiple of 32)
     // The first input byte of each group's window: no window runs past the row's end (it starts
-    // earlier instead) but in rows shorter than one, where every window starts at 0.
+    // earlier instead).
     std::vector<int64_t> windows;
-    std::vector<uint8_t, CacheLineAllocator<uint8_t>> entries;  // groups x pairs x pair_bytes
+    std::vector<uint8_t, CacheLineAllocator<uint8_t>> entries;  // units x pairs x pair_bytes
 };
 
-// The GatherTables of a horizontal axis over rows of `channels` interleaved channels.
-GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels);
+// The GatherTables of a horizontal axis over rows of `channels` interleaved channels, for `shape`.
+GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels,
+                           const GatherShape& shape);
 
 // One axis as the row kernels take it: the plan's coefficients and, for the SIMD kernels,
-// their pair_weights (empty for the portable ones) and, for the AVX-512 horizontal kernel,
+// their pair_weights (empty for the portable ones) and, for a gathering horizontal kernel,
 // their gather_tables.
 struct AxisKernel {
     const AxisCoefficients* coefficients = nullptr;
@@ -92,10 +103,11 @@ struct AxisKernel {
 struct RowKernels {
     // Whether the kernels take paired weights (AxisKernel::paired) and scratch.
     bool simd;
-    // Whether `horizontal` takes gather tables (AxisKernel::gather) where an axis has them.
-    bool gathers;
+    // The shape of the gather tables (AxisKernel::gather) `horizontal` takes where an axis has them;
+    // nullptr where it takes none.
+    const GatherShape* gather;
     // Bytes of scratch `horizontal` needs per call (32-byte aligned) for `axis` over rows of `channels`
-    // channels: 0 where it needs none (the portable kernel; the AVX-512 one on gather tables).
+    // channels: 0 where it needs none (the portable kernel; the SIMD ones on gather tables).
     int64_t (*horizontal_scratch_bytes)(const AxisKernel& axis, int64_t channels);
     // Horizontal pass of up to kRowsPerGroup rows: in_size * channels bytes -> out_size * channels bytes each.
     void (*horizontal)(const uint8_t* const* src, uint8_t* const* dst, int rows, const AxisKernel& axis,

@@ -12,13 +12,17 @@
 // widened into pairs (column j next to column j + channels, the next tap of the same
 // channel, for each row: 16 int16), so that every pair of taps is one load, one madd and
 // one add for all 8 rows; the result is transposed back. The arithmetic is the plan's,
-// lane by lane, so the bytes are the portable kernel's.
+// lane by lane, so the bytes are the portable kernel's. Where every group of 4 consecutive
+// output bytes reads taps within one 16-byte window of the input row (GatherTables, kAvx2Gather;
+// with bicubic weights: upscaling, and downscaling by up to 1.2x in RGB rows), it needs no transpose: two groups'
+// windows are one register (one 16-byte load each), and each pair of taps is one vpshufb with
+// precomputed indices, which leaves the 8 outputs' two taps as int16 pairs, one madd and one add.
+// Two rows share each index and weight load; 8 groups make one 32-byte store.
 //
 // The AVX2 passes are bound by byte shuffles (one execution port on Intel cores). Where the
 // CPU has AVX-512 (F, BW, VL, VBMI, VNNI), the AVX-512 kernels do the same arithmetic with fewer
-// of them. Their horizontal pass needs no transpose where every group of 16 consecutive
-// output bytes reads taps within one 64-byte window of the input row (GatherTables: upscaling,
-// and downscaling up to about 2x): per row, the window is one load, and each pair of taps is
+// of them. Their horizontal pass gathers the same way with 16 outputs per 64-byte window
+// (kAvx512Gather: upscaling, and downscaling by up to 2.4x in RGB rows): per row, the window is one load, and each pair of taps is
 // one zero-masked vpermb with precomputed indices, which leaves the 16 outputs' two taps as
 // int16 pairs, and one madd with the outputs' paired weights, fused with its add (VNNI's
 // vpdpwssd, which wraps like the separate add). Other axes take the AVX2
@@ -30,6 +34,7 @@
 #include <atomic>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels.h"
 #include "x86_target.h"
@@ -97,52 +102,63 @@ PairedWeights pair_weights(const AxisCoefficients& axis) {
     return paired;
 }
 
-GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels) {
+GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels,
+                           const GatherShape& shape) {
     const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
-    constexpr int64_t kStoreOutputs = kGatherGroupsPerStore * kGatherOutputs;
-    const int64_t groups = (out_length + kStoreOutputs - 1) / kStoreOutputs * kGatherGroupsPerStore;
+    if (in_length < shape.window) return GatherTables{};
+    const int64_t store_outputs = shape.store_groups * shape.outputs;
+    const int64_t groups = (out_length + store_outputs - 1) / store_outputs * shape.store_groups;
     GatherTables tables;
     tables.windows.assign(static_cast<size_t>(groups), 0);
     // Output byte o = x * channels + c reads input bytes (starts[x] + k) * channels + c, k < counts[x].
+    // Output o is output q of group g (counted along, not divided: this runs per frame).
     int64_t first = std::numeric_limits<int64_t>::max(), last = -1;
-    for (int64_t x = 0, o = 0; x < axis.out_size; ++x)
+    for (int64_t x = 0, o = 0, g = 0, q = 0; x < axis.out_size; ++x)
         for (int64_t c = 0; c < channels; ++c, ++o) {
             first = std::min(first, int64_t{axis.starts[x]} * channels + c);
             last = std::max(last, (int64_t{axis.starts[x]} + axis.counts[x] - 1) * channels + c);
-            if (o % kGatherOutputs != kGatherOutputs - 1 && o != out_length - 1) continue;
-            if (last - first >= kGatherWindow) return GatherTables{};  // the group of o ends here
-            // Windows end inside the row (last < in_length, so they still cover the group), or in rows
-            // shorter than one, start at the row.
-            const int64_t latest = std::max<int64_t>(0, in_length - kGatherWindow);
-            tables.windows[static_cast<size_t>(o / kGatherOutputs)] = std::min(first, latest);
+            if (++q != shape.outputs && o != out_length - 1) continue;
+            if (last - first >= shape.window) return GatherTables{};  // group g ends here
+            // Windows end inside the row (last < in_length, so they still cover the group).
+            tables.windows[static_cast<size_t>(g++)] = std::min(first, in_length - shape.window);
+            q = 0;
             first = std::numeric_limits<int64_t>::max();
             last = -1;
         }
     // Pairs up to the longest output's (the plan's weight rows may have more columns).
     const int64_t pairs = (axis.max_count + 1) / 2;
-    const int64_t weight_bytes = kGatherOutputs * static_cast<int64_t>(sizeof(int32_t));
-    const int64_t pair_bytes = kGatherWindow + weight_bytes * (paired.split ? 2 : 1);
+    const int64_t group_bytes = shape.outputs * static_cast<int64_t>(sizeof(int32_t));  // indices, or weights
+    const int64_t unit_bytes = shape.lanes * group_bytes;
     tables.groups = groups;
     tables.pairs = pairs;
-    tables.pair_bytes = pair_bytes;
-    tables.entries.assign(static_cast<size_t>(groups * pairs * pair_bytes), 0);
-    uint8_t* const entries = tables.entries.data();
+    tables.pair_bytes = unit_bytes * (paired.split ? 3 : 2);
+    tables.entries.assign(static_cast<size_t>(groups / shape.lanes * pairs * tables.pair_bytes), 0);
+    constexpr uint8_t kZeroByte = 0x80;  // an index that both byte permutes read as 0
+    for (int64_t e = 0; e < groups / shape.lanes * pairs; ++e)
+        std::memset(tables.entries.data() + e * tables.pair_bytes, kZeroByte, static_cast<size_t>(unit_bytes));
     const int64_t* const windows = tables.windows.data();
-    for (int64_t x = 0, o = 0; x < axis.out_size; ++x) {
+    // Group g's part of its unit's entries (index bytes, low weights, high weights) starts at `group`.
+    uint8_t* group = tables.entries.data();
+    for (int64_t x = 0, g = 0, q = 0; x < axis.out_size; ++x) {
         const int32_t count = axis.counts[x];
         const int64_t start = axis.starts[x];
         const int32_t* low = paired.low.data() + x * paired.pairs;
         const int32_t* high = paired.split ? paired.high.data() + x * paired.pairs : nullptr;
-        for (int64_t c = 0; c < channels; ++c, ++o) {
-            const int64_t g = o / kGatherOutputs, q = o % kGatherOutputs;
+        for (int64_t c = 0; c < channels; ++c) {
             const int64_t offset = start * channels + c - windows[g];
-            uint8_t* entry = entries + g * pairs * pair_bytes;
+            uint8_t* entry = group;
             for (int32_t k = 0; k < count; ++k)
-                entry[(k / 2) * pair_bytes + 4 * q + 2 * (k % 2)] = static_cast<uint8_t>(offset + k * channels);
-            for (int64_t p = 0; p < pairs; ++p, entry += pair_bytes) {
-                uint8_t* weights = entry + kGatherWindow + q * static_cast<int64_t>(sizeof(int32_t));
+                entry[(k / 2) * tables.pair_bytes + 4 * q + 2 * (k % 2)] = static_cast<uint8_t>(offset + k * channels);
+            for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
+                uint8_t* weights = entry + unit_bytes + q * static_cast<int64_t>(sizeof(int32_t));
                 std::memcpy(weights, low + p, sizeof(int32_t));
-                if (high != nullptr) std::memcpy(weights + weight_bytes, high + p, sizeof(int32_t));
+                if (high != nullptr) std::memcpy(weights + unit_bytes, high + p, sizeof(int32_t));
+            }
+            if (++q == shape.outputs) {  // the next group: the next lane of this unit, or the next unit
+                q = 0;
+                ++g;
+                group += g % shape.lanes == 0 ? pairs * tables.pair_bytes - (shape.lanes - 1) * group_bytes
+                                              : group_bytes;
             }
         }
     }
@@ -288,17 +304,38 @@ VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, c
 // them in fully unrolled loops.
 constexpr int kMaxFixedPairs = 4;
 
+// Calls kernel(std::integral_constant<int, P>) with P the count of pairs of taps, 1 to kMaxFixedPairs,
+// or 0 (any count, in a loop) for others: a kernel's fixed-pair instances, picked once per call.
+template <typename Kernel>
+VLFAST_INLINE_IN_CALLER void with_fixed_pairs(int64_t pairs, const Kernel& kernel) {
+    static_assert(kMaxFixedPairs == 4, "the cases below");
+    switch (pairs) {
+        case 1: return kernel(std::integral_constant<int, 1>{});
+        case 2: return kernel(std::integral_constant<int, 2>{});
+        case 3: return kernel(std::integral_constant<int, 3>{});
+        case 4: return kernel(std::integral_constant<int, 4>{});
+        default: return kernel(std::integral_constant<int, 0>{});
+    }
+}
+
+// Calls kernel(split, pairs), both std::integral_constant: whether the weights are split (PairedWeights)
+// and with_fixed_pairs' count.
+template <typename Kernel>
+VLFAST_INLINE_IN_CALLER void with_weight_form(bool split, int64_t pairs, const Kernel& kernel) {
+    with_fixed_pairs(pairs, [&](auto fixed) {
+        if (split)
+            kernel(std::true_type{}, fixed);
+        else
+            kernel(std::false_type{}, fixed);
+    });
+}
+
 template <int kChannels, bool kSplit>
 VLFAST_AVX2_INLINE void resample_lanes_pairs(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
                                              const PairedWeights& paired) {
-    static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch (paired.pairs) {
-        case 1: return resample_lanes<kChannels, kSplit, 1>(paired_in, out, axis, paired, kChannels);
-        case 2: return resample_lanes<kChannels, kSplit, 2>(paired_in, out, axis, paired, kChannels);
-        case 3: return resample_lanes<kChannels, kSplit, 3>(paired_in, out, axis, paired, kChannels);
-        case 4: return resample_lanes<kChannels, kSplit, 4>(paired_in, out, axis, paired, kChannels);
-        default: return resample_lanes<kChannels, kSplit, 0>(paired_in, out, axis, paired, kChannels);
-    }
+    with_fixed_pairs(paired.pairs, [&](auto pairs) VLFAST_AVX2_LAMBDA {
+        resample_lanes<kChannels, kSplit, decltype(pairs)::value>(paired_in, out, axis, paired, kChannels);
+    });
 }
 
 template <bool kSplit>
@@ -379,10 +416,104 @@ VLFAST_AVX2_INLINE void transpose_out_from(const uint8_t* lanes, int64_t j, int6
         for (int r = 0; r < rows; ++r) dst[r][j] = lanes[j * kLanes + r];
 }
 
-// RowKernels::horizontal at the AVX2 level.
+// A GatherTables' arrays and sizes, by value: the kernels' byte stores may alias anything, so fields
+// read through a reference would be read again after every store.
+struct GatherView {
+    const int64_t* windows;
+    const uint8_t* entries;
+    int64_t groups, pairs, pair_bytes;
+
+    explicit GatherView(const GatherTables& tables)
+        : windows(tables.windows.data()),
+          entries(tables.entries.data()),
+          groups(tables.groups),
+          pairs(tables.pairs),
+          pair_bytes(tables.pair_bytes) {}
+};
+
+// The sums of gather unit u (kAvx2Gather: groups 2u and 2u + 1, 4 int32 each, one per 128-bit lane)
+// of kRows rows, which share its table entries: each row's two windows are one load each, and each
+// pair of taps is one vpshufb that puts the two taps of each output in the low bytes of an int16
+// pair (index 0x80 zeroes the high ones), then one madd (two with split weights, the high sum
+// shifted into place pair by pair: the wrapped int32 sums are the same).
+template <int kRows, bool kSplit, int kPairs>
+VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView tables, int64_t u,
+                                         __m256i bias, __m256i* acc) {
+    static_assert(kAvx2Gather.lanes == 2 && kAvx2Gather.window == 16, "one window per 128-bit lane");
+    const int64_t* windows = tables.windows + 2 * u;
+    __m256i window[kRows];
+    for (int r = 0; r < kRows; ++r) {
+        const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[0]));
+        const __m128i second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[1]));
+        window[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(first), second, 1);
+        acc[r] = bias;
+    }
+    const int64_t pairs = kPairs ? kPairs : tables.pairs;
+    const uint8_t* entry = tables.entries + u * tables.pairs * tables.pair_bytes;
+    for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
+        const __m256i index = _mm256_load_si256(reinterpret_cast<const __m256i*>(entry));
+        const __m256i* weights = reinterpret_cast<const __m256i*>(entry + 32);
+        for (int r = 0; r < kRows; ++r) {
+            const __m256i values = _mm256_shuffle_epi8(window[r], index);
+            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(values, _mm256_load_si256(weights)));
+            if (kSplit)
+                acc[r] = _mm256_add_epi32(
+                    acc[r], _mm256_slli_epi32(_mm256_madd_epi16(values, _mm256_load_si256(weights + 1)), kSplitShift));
+        }
+    }
+}
+
+// The output bytes of the 8 groups from group g, in each of kRows rows: one 32-byte store per row
+// (through a buffer at the row's end).
+template <int kRows, bool kSplit, int kPairs>
+VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, GatherView tables,
+                                          int64_t g, int64_t out_length, __m256i bias, __m128i shift) {
+    constexpr int kUnits = kAvx2Gather.store_groups / kAvx2Gather.lanes;
+    static_assert(kUnits == 4 && kAvx2Gather.outputs == 4, "store_clipped4: 4 x 8 int32 -> 32 bytes");
+    __m256i acc[kRows][kUnits];
+    for (int i = 0; i < kUnits; ++i) {
+        __m256i sums[kRows];
+        gather_sums_avx2<kRows, kSplit, kPairs>(src, tables, g / 2 + i, bias, sums);
+        for (int r = 0; r < kRows; ++r) acc[r][i] = sums[r];
+    }
+    const int64_t at = g * kAvx2Gather.outputs;
+    for (int r = 0; r < kRows; ++r) {
+        if (at + 32 <= out_length) {
+            store_clipped4(acc[r], shift, dst[r] + at);
+        } else {
+            alignas(32) uint8_t tail[32];
+            store_clipped4(acc[r], shift, tail);
+            std::memcpy(dst[r] + at, tail, static_cast<size_t>(out_length - at));
+        }
+    }
+}
+
+// gather_rows at the AVX2 level: one 32-byte store at a time, two rows at once.
+template <bool kSplit, int kPairs>
+VLFAST_AVX2_INLINE void gather_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
+                                         const AxisCoefficients& axis, GatherView tables, int64_t channels) {
+    const int64_t out_length = axis.out_size * channels;
+    const __m256i bias = _mm256_set1_epi32(int32_t{1} << (axis.precision - 1));
+    const __m128i shift = _mm_cvtsi32_si128(axis.precision);
+    for (int64_t g = 0; g < tables.groups; g += kAvx2Gather.store_groups) {
+        int r = 0;
+        for (; r + 2 <= rows; r += 2)
+            gather_store_avx2<2, kSplit, kPairs>(src + r, dst + r, tables, g, out_length, bias, shift);
+        if (r < rows) gather_store_avx2<1, kSplit, kPairs>(src + r, dst + r, tables, g, out_length, bias, shift);
+    }
+}
+
+// RowKernels::horizontal at the AVX2 level: from gather tables where the axis has them, else transposing.
 VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
+    if (kernel.gather.groups > 0) {
+        const GatherView tables(kernel.gather);
+        with_weight_form(kernel.paired.split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX2_LAMBDA {
+            gather_rows_avx2<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
+        });
+        return;
+    }
     const PairedWeights& paired = kernel.paired;
     // Missing rows repeat the last one: their lanes are computed and never stored.
     const uint8_t* lanes_src[kLanes];
@@ -560,24 +691,24 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
     return j;
 }
 
-// The sums of gather group g (kGatherOutputs int32) of kRows rows, which share its table entries:
-// each row's window is one load (masked for rows shorter than a window), and each pair of taps is one
-// zero-masked vpermb that puts the two taps of each output in the low bytes of an int16 pair, then one
-// vpdpwssd (two with split weights).
+// The sums of gather group g (16 int32: kAvx512Gather) of kRows rows, which share its table entries:
+// each row's window is one load, and each pair of taps is one zero-masked vpermb that puts the two taps
+// of each output in the low bytes of an int16 pair, then one vpdpwssd (two with split weights).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_mask, const GatherTables& tables,
-                                      int64_t g, __m512i bias, __m512i* acc) {
+VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, GatherView tables, int64_t g,
+                                      __m512i bias, __m512i* acc) {
+    static_assert(kAvx512Gather.lanes == 1 && kAvx512Gather.window == 64, "one window per register");
     __m512i window[kRows], acc_high[kRows];
     for (int r = 0; r < kRows; ++r) {
-        window[r] = _mm512_maskz_loadu_epi8(row_mask, rows[r] + tables.windows[g]);
+        window[r] = _mm512_loadu_si512(rows[r] + tables.windows[g]);
         acc[r] = bias;
         acc_high[r] = _mm512_setzero_si512();
     }
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
-    const uint8_t* entry = tables.entries.data() + g * tables.pairs * tables.pair_bytes;
+    const uint8_t* entry = tables.entries + g * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
         const __m512i index = _mm512_load_si512(entry);
-        const __m512i* weights = reinterpret_cast<const __m512i*>(entry + kGatherWindow);
+        const __m512i* weights = reinterpret_cast<const __m512i*>(entry + 64);
         for (int r = 0; r < kRows; ++r) {
             const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
             acc[r] = _mm512_dpwssd_epi32(acc[r], values, _mm512_load_si512(weights));
@@ -588,25 +719,24 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, __mmask64 row_
         for (int r = 0; r < kRows; ++r) acc[r] = _mm512_add_epi32(acc[r], _mm512_slli_epi32(acc_high[r], kSplitShift));
 }
 
-// The output bytes of kGatherGroupsPerStore groups from group g, in each of kRows rows: one masked
-// 64-byte store per row (partial at the row's end).
+// The output bytes of the 4 groups from group g, in each of kRows rows: one masked 64-byte store per
+// row (partial at the row's end).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, __mmask64 row_mask,
-                                       const GatherTables& tables, int64_t g, __mmask64 mask, __m512i bias,
-                                       __m128i shift) {
-    static_assert(kGatherGroupsPerStore == 4 && kGatherOutputs == 16, "the packs below: 4 x 16 int32 -> 64 bytes");
+VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, GatherView tables,
+                                       int64_t g, __mmask64 mask, __m512i bias, __m128i shift) {
+    constexpr int kGroups = kAvx512Gather.store_groups;
+    static_assert(kGroups == 4 && kAvx512Gather.outputs == 16, "the packs below: 4 x 16 int32 -> 64 bytes");
     // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    __m512i acc[kGatherGroupsPerStore][kRows];
-    for (int i = 0; i < kGatherGroupsPerStore; ++i)
-        gather_sums<kRows, kSplit, kPairs>(src, row_mask, tables, g + i, bias, acc[i]);
+    __m512i acc[kGroups][kRows];
+    for (int i = 0; i < kGroups; ++i) gather_sums<kRows, kSplit, kPairs>(src, tables, g + i, bias, acc[i]);
     for (int r = 0; r < kRows; ++r) {
-        __m512i clipped[kGatherGroupsPerStore];
-        for (int i = 0; i < kGatherGroupsPerStore; ++i) clipped[i] = _mm512_sra_epi32(acc[i][r], shift);
+        __m512i clipped[kGroups];
+        for (int i = 0; i < kGroups; ++i) clipped[i] = _mm512_sra_epi32(acc[i][r], shift);
         // Saturating packs clamp exactly as the plan's clamp.
         const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(clipped[0], clipped[1]),
                                                   _mm512_packs_epi32(clipped[2], clipped[3]));
-        _mm512_mask_storeu_epi8(dst[r] + g * kGatherOutputs, mask, _mm512_permutexvar_epi32(order, bytes));
+        _mm512_mask_storeu_epi8(dst[r] + g * kAvx512Gather.outputs, mask, _mm512_permutexvar_epi32(order, bytes));
     }
 }
 
@@ -614,31 +744,15 @@ VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const
 // no transposes; the groups' table entries stay in L1 across the rows.
 template <bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
-                                      const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    const int64_t in_length = axis.in_size * channels, out_length = axis.out_size * channels;
-    const __mmask64 row_mask = first_bits(in_length);  // windows start at 0 in rows shorter than one
+                                      const AxisCoefficients& axis, GatherView tables, int64_t channels) {
+    const int64_t out_length = axis.out_size * channels;
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
-    for (int64_t g = 0; g < tables.groups; g += kGatherGroupsPerStore) {
-        const __mmask64 mask = first_bits(out_length - g * kGatherOutputs);
+    for (int64_t g = 0; g < tables.groups; g += kAvx512Gather.store_groups) {
+        const __mmask64 mask = first_bits(out_length - g * kAvx512Gather.outputs);
         int r = 0;
-        for (; r + 2 <= rows; r += 2)
-            gather_store<2, kSplit, kPairs>(src + r, dst + r, row_mask, tables, g, mask, bias, shift);
-        if (r < rows) gather_store<1, kSplit, kPairs>(src + r, dst + r, row_mask, tables, g, mask, bias, shift);
-    }
-}
-
-template <bool kSplit>
-VLFAST_AVX512_INLINE void gather_rows_pairs(const uint8_t* const* src, uint8_t* const* dst, int rows,
-                                            const AxisCoefficients& axis, const GatherTables& tables,
-                                            int64_t channels) {
-    static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch (tables.pairs) {
-        case 1: return gather_rows<kSplit, 1>(src, dst, rows, axis, tables, channels);
-        case 2: return gather_rows<kSplit, 2>(src, dst, rows, axis, tables, channels);
-        case 3: return gather_rows<kSplit, 3>(src, dst, rows, axis, tables, channels);
-        case 4: return gather_rows<kSplit, 4>(src, dst, rows, axis, tables, channels);
-        default: return gather_rows<kSplit, 0>(src, dst, rows, axis, tables, channels);
+        for (; r + 2 <= rows; r += 2) gather_store<2, kSplit, kPairs>(src + r, dst + r, tables, g, mask, bias, shift);
+        if (r < rows) gather_store<1, kSplit, kPairs>(src + r, dst + r, tables, g, mask, bias, shift);
     }
 }
 
@@ -649,10 +763,10 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
                                           const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
     if (kernel.gather.groups > 0) {
-        if (kernel.paired.split)
-            gather_rows_pairs<true>(src, dst, rows, axis, kernel.gather, channels);
-        else
-            gather_rows_pairs<false>(src, dst, rows, axis, kernel.gather, channels);
+        const GatherView tables(kernel.gather);
+        with_weight_form(kernel.paired.split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX512_LAMBDA {
+            gather_rows<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
+        });
         return;
     }
     const uint8_t* lanes_src[kLanes];
@@ -730,18 +844,19 @@ VLFAST_AVX512 void vertical_row_avx512(const uint8_t* const* rows, const AxisKer
 
 }  // namespace
 
-// The AVX-512 horizontal kernel transposes only axes without gather tables.
-int64_t avx512_scratch_bytes(const AxisKernel& axis, int64_t channels) {
+// The SIMD horizontal kernels transpose only axes without gather tables.
+int64_t simd_scratch_bytes(const AxisKernel& axis, int64_t channels) {
     return axis.gather.groups > 0 ? 0 : transposing_scratch_bytes(axis, channels);
 }
 
-const RowKernels kAvx2Kernels{true, false, transposing_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
-const RowKernels kAvx512Kernels{true, true, avx512_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
+const RowKernels kAvx2Kernels{true, &kAvx2Gather, simd_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
+const RowKernels kAvx512Kernels{true, &kAvx512Gather, simd_scratch_bytes, horizontal_rows_avx512,
+                                vertical_row_avx512};
 
 #else  // not x86-64: simd_level() is always kPortable, so row_kernels() never picks these
 
-const RowKernels kAvx2Kernels{false, false, nullptr, nullptr, nullptr};
-const RowKernels kAvx512Kernels{false, false, nullptr, nullptr, nullptr};
+const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr, nullptr};
+const RowKernels kAvx512Kernels{false, nullptr, nullptr, nullptr, nullptr};
 
 #endif
 

@@ -57,9 +57,10 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
 // the portable ones with it.
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out);
 
-// Whether the horizontal pass of `axis` over rows of `channels` channels runs, at simd_level(), the
-// AVX-512 kernel that gathers each output's taps from one 64-byte window of its row (kernels.h
-// GatherTables), rather than the transposing or the portable one. For the tests and the benchmarks.
+// Whether the horizontal pass of `axis` over rows of `channels` channels runs, at simd_level(), a
+// kernel that gathers each group of output bytes from one window of its row (kernels.h GatherShape:
+// 16 bytes from 64 at AVX-512, 4 from 16 at AVX2), rather than the transposing or the portable one.
+// For the tests and the benchmarks.
 bool horizontal_gathers(const AxisCoefficients& axis, int64_t channels);
 
 }  // namespace vlfast

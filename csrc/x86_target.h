@@ -10,10 +10,13 @@
 #define VLFAST_SSSE3 __attribute__((target("ssse3")))
 #define VLFAST_AVX2 __attribute__((target("avx2")))
 #define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
+// For a lambda's body, which does not take its enclosing function's level.
+#define VLFAST_AVX2_LAMBDA __attribute__((target("avx2")))
 // The AVX-512 level (SimdLevel::kAvx512) requires all of these.
 #define VLFAST_AVX512_TARGET "avx2,avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni"
 #define VLFAST_AVX512 __attribute__((target(VLFAST_AVX512_TARGET)))
 #define VLFAST_AVX512_INLINE inline __attribute__((target(VLFAST_AVX512_TARGET), always_inline))
+#define VLFAST_AVX512_LAMBDA __attribute__((target(VLFAST_AVX512_TARGET)))
 // Inlined into every caller, so compiled for each caller's level.
 #define VLFAST_INLINE_IN_CALLER inline __attribute__((always_inline))
 #include <cstdint>

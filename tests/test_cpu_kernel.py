@@ -29,7 +29,7 @@ from kernel_cases import (
     supported_filters,
     unwritten,
 )
-from simd_levels import LEVELS, highest_level, simd_level
+from simd_levels import LEVELS, highest_level, simd_level, skip_unless
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
@@ -207,29 +207,59 @@ def test_pass_split_weights_whose_partial_sums_wrap(vertical):
     assert_pass_exact(image, axis, vertical)
 
 
-# (channels, longest count): 1 to 4 pairs of taps run unrolled, 5 in the general loop (whose windows
-# hold 10 taps only at 1 and 3 channels).
-GATHER_SHAPES = [(channels, longest) for channels in (1, 3, 5) for longest in (2, 4, 6, 8, 10)][:-1]
+# Each SIMD level's gather kernel: (output bytes per group, window bytes), as csrc/kernels.h states them.
+GATHER_SHAPES = {"avx2": (4, 16), "avx512": (16, 64)}
+
+
+def gather_fits(axis: plans.AxisPlan, channels: int, level: str) -> bool:
+    """The gather kernel's rule, restated: rows hold at least one window, and the taps of each group of
+    consecutive output bytes span at most one window of the input row."""
+    if level not in GATHER_SHAPES:
+        return False
+    outputs, window = GATHER_SHAPES[level]
+    if axis.in_size * channels < window:
+        return False
+    c = np.arange(channels)
+    first = (axis.starts.astype(np.int64)[:, None] * channels + c).ravel()
+    last = ((axis.starts.astype(np.int64) + axis.counts - 1)[:, None] * channels + c).ravel()
+    pad = -len(first) % outputs
+    first = np.pad(first, (0, pad), mode="edge").reshape(-1, outputs)
+    last = np.pad(last, (0, pad), mode="edge").reshape(-1, outputs)
+    return bool((last.max(axis=1) - first.min(axis=1) < window).all())
+
+
+# (level, channels, longest count): 1 to 4 pairs of taps run unrolled, 5 in the general loop, at
+# channel counts and tap counts whose groups fit the level's window.
+GATHER_CASES = (
+    [("avx512", channels, longest) for channels in (1, 3, 5) for longest in (2, 4, 6, 8, 10)][:-1]
+    + [("avx2", 1, longest) for longest in (2, 4, 6, 8, 10)]
+    + [("avx2", 3, 2), ("avx2", 3, 4), ("avx2", 5, 2)]
+)
 
 
 @pytest.mark.parametrize("fits", [True, False], ids=["one-window", "past-a-window"])
 @pytest.mark.parametrize("weights", ["int16-extremes", "split"])
-@pytest.mark.parametrize("channels,longest", GATHER_SHAPES)
-def test_pass_gather_windows(channels, longest, weights, fits):
-    """The AVX-512 horizontal kernel gathers each group of 16 output bytes from one 64-byte window of
-    the input row where every group's taps fit in one, else takes the transposing kernel. Here the
-    first group's taps span the widest a window holds (64 bytes at 1 and 3 channels, 61 at 5) or the
-    next span that does not fit, starts go back and forth inside that group, later windows reach the
-    row's end (where they start earlier instead), outputs take 1 to `longest` taps, and the last store
-    is partial."""
-    rng = np.random.default_rng(26 + channels + longest)
-    last_output = 15  # group 0's last output byte: pixel 15 // channels, channel 15 % channels
-    far, channel = divmod(last_output, channels)
-    spans = [1 + channel + channels * m for m in range(70)]
-    span = max(v for v in spans if v <= 64) if fits else min(v for v in spans if v > 64)
-    far_start = (span - 1 - channel) // channels - 1  # with 2 taps, its last tap ends the span
-    starts = [0] + [int(v) for v in rng.integers(0, far_start // 2, far - 1)] + [far_start]
-    counts = [1] + [int(v) for v in rng.integers(1, min(3, longest) + 1, far - 1)] + [2]
+@pytest.mark.parametrize("level,channels,longest", GATHER_CASES)
+def test_pass_gather_windows(level, channels, longest, weights, fits):
+    """A SIMD level's horizontal kernel gathers each group of output bytes (16 at AVX-512, 4 at AVX2) from
+    one window of the input row (64 bytes, 16) where every group's taps fit in one, else takes the
+    transposing kernel. Here the first group that reaches a second pixel spans the widest a window holds
+    or the next span that does not fit, starts go back and forth inside that group, later windows reach
+    the row's end (where they start earlier instead), outputs take 1 to `longest` taps, and the last
+    store is partial."""
+    skip_unless(level)
+    outputs, window = GATHER_SHAPES[level]
+    rng = np.random.default_rng(26 + channels + longest + outputs)
+    # The group under test: its first output byte is channel `near` of pixel `low`, its last channel
+    # `channel` of pixel `far`, the first group whose bytes come from two pixels.
+    group = next(g for g in range(channels + 1) if (g * outputs) // channels < (g * outputs + outputs - 1) // channels)
+    low, near = divmod(group * outputs, channels)
+    far, channel = divmod(group * outputs + outputs - 1, channels)
+    spans = [1 + channel - near + channels * m for m in range(70)]  # the far pixel's last tap ends at m
+    span = max(v for v in spans if v <= window) if fits else min(v for v in spans if v > window)
+    far_start = (span - 1 - channel + near) // channels - 1  # with 2 taps, its last tap ends the span
+    starts = [0] * (low + 1) + [int(v) for v in rng.integers(0, far_start // 2 + 1, far - low - 1)] + [far_start]
+    counts = [1] * (low + 1) + [int(v) for v in rng.integers(1, min(3, longest) + 1, far - low - 1)] + [2]
     for i in range(30):  # then rising slowly to the row's end
         starts.append(far_start + i)
         counts.append(longest if i == 3 else int(rng.integers(1, longest + 1)))
@@ -241,27 +271,46 @@ def test_pass_gather_windows(channels, longest, weights, fits):
         rows = [rng.choice([-32768, 32767, -5, 1000], count).tolist() for count in counts]
     rows[far] = [1 << 13, 1 << 13]  # half of each tap: a misread far tap shows
     axis = hand_axis(in_size, starts, rows, precision=14)
+    assert gather_fits(axis, channels, level) == fits  # the construction does what it says
     image = rng.integers(0, 256, (11, in_size, channels), dtype=np.uint8)
     image[:, ::3] = 255
     image[:, 0], image[:, far_start + 1] = 0, 255  # the window's first pixel, and the far tap's
     assert_pass_exact(image, axis, vertical=False)
-    gathers = _C.horizontal_gathers(cpu_kernel.axis_arguments(axis), channels)
-    assert gathers == (fits and highest_level() == "avx512")
+    with simd_level(level):
+        assert _C.horizontal_gathers(cpu_kernel.axis_arguments(axis), channels) == fits
+
+
+# Widths (in, out, channels) and the levels whose horizontal kernel gathers them, for both backends:
+# model-size resizes of common frames, a 2x downscale (too wide for 4 outputs in 16 bytes), a 6.5x
+# one, and rows shorter than one AVX-512 window (18 bytes) or than one AVX2 window too (15).
+WHERE_GATHERED = [
+    ((1920, 1932, 3), {"avx2", "avx512"}),
+    ((1280, 1288, 3), {"avx2", "avx512"}),
+    ((3840, 3836, 3), {"avx2", "avx512"}),
+    ((640, 644, 1), {"avx2", "avx512"}),
+    ((1920, 1932, 4), {"avx2", "avx512"}),
+    ((1920, 952, 3), {"avx512"}),
+    ((3840, 588, 3), set()),
+    ((6, 7, 3), {"avx2"}),
+    ((5, 6, 3), set()),
+]
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda v: v.value)
 def test_which_horizontal_kernel_runs(backend):
-    """The gather kernel takes the model-size resizes of common frames (up to ~2x down) at the AVX-512
-    level, and no other level; a 6.5x downscale takes the transposing one."""
-    gathering = highest_level() == "avx512"
-    for in_width, out_width, channels in [(1920, 1932, 3), (1280, 1288, 3), (3840, 3836, 3), (640, 644, 1),
-                                          (1920, 952, 3), (1920, 1932, 4)]:
-        axis = cpu_kernel.axis_arguments(axis_plan(in_width, out_width, Filter.BICUBIC, backend))
-        assert _C.horizontal_gathers(axis, channels) == gathering, (in_width, out_width, channels)
-        for level in _C.simd_levels()[:-1] if gathering else []:
+    """Each level gathers the widths listed for it, and those its fit rule admits; the others transpose.
+    Every width is exact at every level."""
+    rng = np.random.default_rng(27)
+    for (in_width, out_width, channels), gathered in WHERE_GATHERED:
+        plan = axis_plan(in_width, out_width, Filter.BICUBIC, backend)
+        axis = cpu_kernel.axis_arguments(plan)
+        for level in _C.simd_levels():
             with simd_level(level):
-                assert not _C.horizontal_gathers(axis, channels)
-    assert not _C.horizontal_gathers(cpu_kernel.axis_arguments(axis_plan(3840, 588, Filter.BICUBIC, backend)), 3)
+                gathers = _C.horizontal_gathers(axis, channels)
+            case = (in_width, out_width, channels, level)
+            assert gathers == (level in gathered) == gather_fits(plan, channels, level), case
+        if in_width < 100:
+            assert_pass_exact(make_image(rng, 5, in_width, channels), plan, vertical=False)
     with pytest.raises(ValueError, match="channels must be >= 1, got 0"):
         _C.horizontal_gathers(axis, 0)
     with pytest.raises(ValueError, match="a row is too large"):
@@ -282,8 +331,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 page = mmap.PAGESIZE
 rng = np.random.default_rng(0)
 checked = 0
-for width, out_width, channels in [(20, 24, 3), (15, 17, 4), (63, 70, 1), (64, 61, 1), (200, 212, 3),
-                                   (200, 90, 3), (301, 333, 4), (1000, 1012, 3)]:
+for width, out_width, channels in [(5, 6, 3), (20, 24, 3), (15, 17, 4), (63, 70, 1), (64, 61, 1), (200, 212, 3),
+                                   (200, 90, 3), (200, 60, 3), (301, 333, 4), (1000, 1012, 3)]:
     height = 9
     size = height * width * channels
     pages = -(-size // page) + 1
@@ -308,11 +357,12 @@ print(checked)
 
 @pytest.mark.skipif(sys.platform != "linux", reason="guard pages through libc mprotect")
 def test_passes_read_nothing_past_the_image():
-    """Rows shorter and longer than one 64-byte window, gathered (upscaling) and transposed (2.2x down)
-    horizontal passes and vertical ones, each image's last row flush against a PROT_NONE page."""
+    """Rows shorter and longer than each gather window (16 and 64 bytes), horizontal passes gathered at
+    both levels (upscaling), at AVX-512 only (2.2x down) or at neither (3.3x down), and vertical ones,
+    each image's last row flush against a PROT_NONE page."""
     child = subprocess.run([sys.executable, "-c", GUARDED_PASSES], capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr[-2000:]
-    assert int(child.stdout) == 8 * 2 * 2 * len(_C.simd_levels())
+    assert int(child.stdout) == 10 * 2 * 2 * len(_C.simd_levels())
 
 
 def test_pass_random_plans():
