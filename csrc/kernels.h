@@ -47,11 +47,12 @@ struct GatherShape {
 };
 
 // The AVX-512 kernel: 16 outputs (int32) per register from a 64-byte window (vpermb), 64 bytes a store.
-constexpr GatherShape kAvx512Gather{16, 64, 1, 4};
+inline constexpr GatherShape kAvx512Gather{16, 64, 1, 4};
 // The AVX2 kernel: 4 outputs per 128-bit lane from a 16-byte window (vpshufb), 32 bytes a store.
-constexpr GatherShape kAvx2Gather{4, 16, 2, 8};
+inline constexpr GatherShape kAvx2Gather{4, 16, 2, 8};
 
-// Allocates whole cache lines: the AVX-512 kernels load table entries 64 bytes at a time.
+// Allocates whole cache lines: the gathering kernels load table entries a register (32 or 64 bytes)
+// at a time, aligned.
 template <typename T>
 struct CacheLineAllocator {
     using value_type = T;
@@ -69,16 +70,18 @@ struct CacheLineAllocator {
 // A horizontal axis in the form a gathering kernel (GatherShape) takes it where it can: every tap of
 // each group of `outputs` consecutive output bytes lies in one window of `window` input bytes
 // (with bicubic weights in RGB rows: upscaling, and downscaling by up to 2.4x for the AVX-512 shape,
-// 1.2x for the AVX2 one). Groups come in units of `lanes` (one register). For each unit and pair of taps p,
-// `entries` holds 4 * outputs index bytes per group (output q's taps 2p and 2p + 1, as offsets into
-// its group's window, at bytes 4q and 4q + 2; 0x80 elsewhere, which zero-masked vpermb and vpshufb
-// both read as 0, widening the taps into int16 pairs), then the outputs' PairedWeights (`outputs`
-// int32 `low` per group, then as many `high` if split). Taps past an output's count weigh 0.
-// `groups` is 0 where some group's taps do not fit one window, or the row is shorter than one.
+// 1.2x for the AVX2 one). Groups come in units of `lanes` (one register). For each unit and pair of
+// taps p, `entries` holds three (two if not split) blocks of lanes * outputs * 4 bytes, each block
+// group by group (one register): the index bytes (output q's taps 2p and 2p + 1, as offsets into its
+// group's window, at bytes 4q and 4q + 2; 0x80 elsewhere, which vpshufb reads as zero, so that the
+// taps widen into int16 pairs; the AVX-512 kernel's vpermb zeroes the odd bytes by mask and reads
+// byte 0 for the unused even ones), then the outputs' PairedWeights `low`, then `high` if split.
+// Taps past an output's count weigh 0. `groups` is 0 where some group's taps do not fit one window,
+// or the row is shorter than one.
 struct GatherTables {
     int64_t groups = 0;      // whole stores' worth (store_groups), zero-weighted past the row
     int64_t pairs = 0;       // pairs of taps of the longest output
-    int64_t pair_bytes = 0;  // bytes of one pair of one unit in `entries` (a multiple of 32)
+    int64_t pair_bytes = 0;  // bytes of one pair of one unit in `entries` (a multiple of the register's)
     // The first input byte of each group's window: no window runs past the row's end (it starts
     // earlier instead).
     std::vector<int64_t> windows;

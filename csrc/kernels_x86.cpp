@@ -109,22 +109,23 @@ GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& pa
     const int64_t store_outputs = shape.store_groups * shape.outputs;
     const int64_t groups = (out_length + store_outputs - 1) / store_outputs * shape.store_groups;
     GatherTables tables;
-    tables.windows.assign(static_cast<size_t>(groups), 0);
     // Output byte o = x * channels + c reads input bytes (starts[x] + k) * channels + c, k < counts[x].
-    // Output o is output q of group g (counted along, not divided: this runs per frame).
+    // Output o is output q of its group (counted along, not divided: this runs per frame). `windows`
+    // grows as groups fit: nothing is allocated ahead for an axis that turns out not to.
     int64_t first = std::numeric_limits<int64_t>::max(), last = -1;
-    for (int64_t x = 0, o = 0, g = 0, q = 0; x < axis.out_size; ++x)
+    for (int64_t x = 0, o = 0, q = 0; x < axis.out_size; ++x)
         for (int64_t c = 0; c < channels; ++c, ++o) {
             first = std::min(first, int64_t{axis.starts[x]} * channels + c);
             last = std::max(last, (int64_t{axis.starts[x]} + axis.counts[x] - 1) * channels + c);
             if (++q != shape.outputs && o != out_length - 1) continue;
-            if (last - first >= shape.window) return GatherTables{};  // group g ends here
+            if (last - first >= shape.window) return GatherTables{};  // a group ends here
             // Windows end inside the row (last < in_length, so they still cover the group).
-            tables.windows[static_cast<size_t>(g++)] = std::min(first, in_length - shape.window);
+            tables.windows.push_back(std::min(first, in_length - shape.window));
             q = 0;
             first = std::numeric_limits<int64_t>::max();
             last = -1;
         }
+    tables.windows.resize(static_cast<size_t>(groups), 0);  // groups past the row's end
     // Pairs up to the longest output's (the plan's weight rows may have more columns).
     const int64_t pairs = (axis.max_count + 1) / 2;
     const int64_t group_bytes = shape.outputs * static_cast<int64_t>(sizeof(int32_t));  // indices, or weights
@@ -304,38 +305,39 @@ VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, c
 // them in fully unrolled loops.
 constexpr int kMaxFixedPairs = 4;
 
-// Calls kernel(std::integral_constant<int, P>) with P the count of pairs of taps, 1 to kMaxFixedPairs,
-// or 0 (any count, in a loop) for others: a kernel's fixed-pair instances, picked once per call.
-template <typename Kernel>
-VLFAST_INLINE_IN_CALLER void with_fixed_pairs(int64_t pairs, const Kernel& kernel) {
+template <int kChannels, bool kSplit>
+VLFAST_AVX2_INLINE void resample_lanes_pairs(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
+                                             const PairedWeights& paired) {
     static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch (pairs) {
-        case 1: return kernel(std::integral_constant<int, 1>{});
-        case 2: return kernel(std::integral_constant<int, 2>{});
-        case 3: return kernel(std::integral_constant<int, 3>{});
-        case 4: return kernel(std::integral_constant<int, 4>{});
-        default: return kernel(std::integral_constant<int, 0>{});
+    switch (paired.pairs) {
+        case 1: return resample_lanes<kChannels, kSplit, 1>(paired_in, out, axis, paired, kChannels);
+        case 2: return resample_lanes<kChannels, kSplit, 2>(paired_in, out, axis, paired, kChannels);
+        case 3: return resample_lanes<kChannels, kSplit, 3>(paired_in, out, axis, paired, kChannels);
+        case 4: return resample_lanes<kChannels, kSplit, 4>(paired_in, out, axis, paired, kChannels);
+        default: return resample_lanes<kChannels, kSplit, 0>(paired_in, out, axis, paired, kChannels);
     }
 }
 
-// Calls kernel(split, pairs), both std::integral_constant: whether the weights are split (PairedWeights)
-// and with_fixed_pairs' count.
+// Calls kernel(split, pairs), both std::integral_constant: whether the weights are split
+// (PairedWeights), and the count of pairs of taps, 1 to kMaxFixedPairs, or 0 (any count, in a loop)
+// for others. For the gathering kernels, whose lambdas carry their level (a lambda does not take its
+// enclosing function's).
 template <typename Kernel>
 VLFAST_INLINE_IN_CALLER void with_weight_form(bool split, int64_t pairs, const Kernel& kernel) {
-    with_fixed_pairs(pairs, [&](auto fixed) {
+    const auto run = [&](auto fixed) {
         if (split)
             kernel(std::true_type{}, fixed);
         else
             kernel(std::false_type{}, fixed);
-    });
-}
-
-template <int kChannels, bool kSplit>
-VLFAST_AVX2_INLINE void resample_lanes_pairs(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
-                                             const PairedWeights& paired) {
-    with_fixed_pairs(paired.pairs, [&](auto pairs) VLFAST_AVX2_LAMBDA {
-        resample_lanes<kChannels, kSplit, decltype(pairs)::value>(paired_in, out, axis, paired, kChannels);
-    });
+    };
+    static_assert(kMaxFixedPairs == 4, "the cases below");
+    switch (pairs) {
+        case 1: return run(std::integral_constant<int, 1>{});
+        case 2: return run(std::integral_constant<int, 2>{});
+        case 3: return run(std::integral_constant<int, 3>{});
+        case 4: return run(std::integral_constant<int, 4>{});
+        default: return run(std::integral_constant<int, 0>{});
+    }
 }
 
 template <bool kSplit>
@@ -440,7 +442,7 @@ template <int kRows, bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView tables, int64_t u,
                                          __m256i bias, __m256i* acc) {
     static_assert(kAvx2Gather.lanes == 2 && kAvx2Gather.window == 16, "one window per 128-bit lane");
-    const int64_t* windows = tables.windows + 2 * u;
+    const int64_t* windows = tables.windows + kAvx2Gather.lanes * u;
     __m256i window[kRows];
     for (int r = 0; r < kRows; ++r) {
         const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[0]));
@@ -451,8 +453,8 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView 
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
     const uint8_t* entry = tables.entries + u * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
-        const __m256i index = _mm256_load_si256(reinterpret_cast<const __m256i*>(entry));
-        const __m256i* weights = reinterpret_cast<const __m256i*>(entry + 32);
+        const __m256i* block = reinterpret_cast<const __m256i*>(entry);  // indices, low, high weights
+        const __m256i index = _mm256_load_si256(block), *weights = block + 1;
         for (int r = 0; r < kRows; ++r) {
             const __m256i values = _mm256_shuffle_epi8(window[r], index);
             acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(values, _mm256_load_si256(weights)));
@@ -469,19 +471,20 @@ template <int kRows, bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, GatherView tables,
                                           int64_t g, int64_t out_length, __m256i bias, __m128i shift) {
     constexpr int kUnits = kAvx2Gather.store_groups / kAvx2Gather.lanes;
-    static_assert(kUnits == 4 && kAvx2Gather.outputs == 4, "store_clipped4: 4 x 8 int32 -> 32 bytes");
+    constexpr int64_t kStoreBytes = kAvx2Gather.store_groups * kAvx2Gather.outputs;
+    static_assert(kUnits == 4 && kStoreBytes == sizeof(__m256i), "store_clipped4: 4 x 8 int32 -> 32 bytes");
     __m256i acc[kRows][kUnits];
     for (int i = 0; i < kUnits; ++i) {
         __m256i sums[kRows];
-        gather_sums_avx2<kRows, kSplit, kPairs>(src, tables, g / 2 + i, bias, sums);
+        gather_sums_avx2<kRows, kSplit, kPairs>(src, tables, g / kAvx2Gather.lanes + i, bias, sums);
         for (int r = 0; r < kRows; ++r) acc[r][i] = sums[r];
     }
     const int64_t at = g * kAvx2Gather.outputs;
     for (int r = 0; r < kRows; ++r) {
-        if (at + 32 <= out_length) {
+        if (at + kStoreBytes <= out_length) {
             store_clipped4(acc[r], shift, dst[r] + at);
         } else {
-            alignas(32) uint8_t tail[32];
+            alignas(32) uint8_t tail[kStoreBytes];
             store_clipped4(acc[r], shift, tail);
             std::memcpy(dst[r] + at, tail, static_cast<size_t>(out_length - at));
         }
@@ -707,8 +710,8 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, GatherView tab
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
     const uint8_t* entry = tables.entries + g * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
-        const __m512i index = _mm512_load_si512(entry);
-        const __m512i* weights = reinterpret_cast<const __m512i*>(entry + 64);
+        const __m512i* block = reinterpret_cast<const __m512i*>(entry);  // indices, low, high weights
+        const __m512i index = _mm512_load_si512(block), *weights = block + 1;
         for (int r = 0; r < kRows; ++r) {
             const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
             acc[r] = _mm512_dpwssd_epi32(acc[r], values, _mm512_load_si512(weights));

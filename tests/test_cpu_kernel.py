@@ -319,8 +319,27 @@ def test_which_horizontal_kernel_runs(backend):
 
 # Every pass at every SIMD level over images that end where an inaccessible page begins: a read past
 # the image's last byte faults. Run in a child process, so that a fault fails the test with a message.
+# Every pass at every SIMD level over images that end where an inaccessible page begins, into outputs
+# that end where one begins too: a read past the image's last byte or a write past the output's faults.
+# Run in a child process, so that a fault fails the test with a message. Each width names the levels
+# whose horizontal kernel gathers it (gather_fits), and the child checks that they do.
+GUARDED_WIDTHS = [
+    ((5, 6, 3), ()),  # 15 bytes: shorter than either window
+    ((4, 5, 4), ("avx2",)),  # exactly one AVX2 window
+    ((16, 18, 1), ("avx2",)),
+    ((20, 24, 3), ("avx2",)),
+    ((15, 17, 4), ("avx2",)),
+    ((63, 70, 1), ("avx2",)),  # one byte short of an AVX-512 window
+    ((64, 61, 1), ("avx2", "avx512")),  # exactly one AVX-512 window
+    ((200, 212, 3), ("avx2", "avx512")),
+    ((200, 90, 3), ("avx512",)),  # 2.2x down
+    ((200, 60, 3), ()),  # 3.3x down
+    ((301, 333, 4), ("avx2", "avx512")),
+    ((1000, 1012, 3), ("avx2", "avx512")),
+]
+
 GUARDED_PASSES = """
-import ctypes, mmap
+import ctypes, mmap, sys
 import numpy as np
 from vlfast import _C
 from vlfast.engines import cpp as cpu_kernel
@@ -329,26 +348,37 @@ from vlfast.reference import apply_axis
 
 libc = ctypes.CDLL(None, use_errno=True)
 page = mmap.PAGESIZE
-rng = np.random.default_rng(0)
-checked = 0
-for width, out_width, channels in [(5, 6, 3), (20, 24, 3), (15, 17, 4), (63, 70, 1), (64, 61, 1), (200, 212, 3),
-                                   (200, 90, 3), (200, 60, 3), (301, 333, 4), (1000, 1012, 3)]:
-    height = 9
-    size = height * width * channels
+keep = []
+
+
+def flush_against_guard(shape):
+    \"\"\"A uint8 array of `shape` whose last byte is followed by a PROT_NONE page.\"\"\"
+    size = int(np.prod(shape))
     pages = -(-size // page) + 1
     memory = mmap.mmap(-1, pages * page)
     guard = ctypes.addressof(ctypes.c_char.from_buffer(memory, (pages - 1) * page))
-    assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0, ctypes.get_errno()  # PROT_NONE
-    image = np.frombuffer(memory, np.uint8, size, (pages - 1) * page - size).reshape(height, width, channels)
+    assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0, ctypes.get_errno()
+    keep.append(memory)
+    return np.frombuffer(memory, np.uint8, size, (pages - 1) * page - size).reshape(shape)
+
+
+rng = np.random.default_rng(0)
+checked = 0
+for (width, out_width, channels), gathered in eval(sys.argv[1]):
+    height = 9
+    image = flush_against_guard((height, width, channels))
     image[...] = rng.integers(0, 256, image.shape, dtype=np.uint8)
     for backend in Backend:
         for vertical, axis in ((False, axis_plan(width, out_width, Filter.BICUBIC, backend)),
                                (True, axis_plan(height, 12, Filter.BICUBIC, backend))):
             expected = apply_axis(image, axis, 0 if vertical else 1)
+            fields = cpu_kernel.axis_arguments(axis)
             for level in _C.simd_levels():
                 _C.set_simd_level(level)
-                out = np.empty(expected.shape, np.uint8)
-                _C.resample_axis(image, cpu_kernel.axis_arguments(axis), vertical, out)
+                if not vertical:
+                    assert _C.horizontal_gathers(fields, channels) == (level in gathered), (width, backend, level)
+                out = flush_against_guard(expected.shape)
+                _C.resample_axis(image, fields, vertical, out)
                 assert np.array_equal(out, expected), (width, out_width, channels, backend, vertical, level)
                 checked += 1
 print(checked)
@@ -356,13 +386,47 @@ print(checked)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="guard pages through libc mprotect")
-def test_passes_read_nothing_past_the_image():
-    """Rows shorter and longer than each gather window (16 and 64 bytes), horizontal passes gathered at
-    both levels (upscaling), at AVX-512 only (2.2x down) or at neither (3.3x down), and vertical ones,
-    each image's last row flush against a PROT_NONE page."""
-    child = subprocess.run([sys.executable, "-c", GUARDED_PASSES], capture_output=True, text=True, timeout=300)
+def test_passes_touch_nothing_past_their_buffers():
+    """Rows shorter than each gather window (16 and 64 bytes), exactly one, and longer; horizontal passes
+    gathered at both levels (upscaling), at AVX-512 only (2.2x down) or at neither (3.3x down), and
+    vertical ones; each image's last row and each output's flush against a PROT_NONE page."""
+    for (width, out_width, channels), gathered in GUARDED_WIDTHS:  # the list is what it says
+        for backend in Backend:
+            plan = axis_plan(width, out_width, Filter.BICUBIC, backend)
+            assert {level for level in GATHER_SHAPES if gather_fits(plan, channels, level)} == set(gathered)
+    child = subprocess.run(
+        [sys.executable, "-c", GUARDED_PASSES, repr(GUARDED_WIDTHS)], capture_output=True, text=True, timeout=300
+    )
     assert child.returncode == 0, child.stderr[-2000:]
-    assert int(child.stdout) == 10 * 2 * 2 * len(_C.simd_levels())
+    assert int(child.stdout) == len(GUARDED_WIDTHS) * 2 * 2 * len(_C.simd_levels())
+
+
+def test_pass_gather_random_plans():
+    """Random plans whose starts rise (as every resize's do) by up to 2 pixels an output, with 1-8 taps,
+    over rows of 1-5 channels and lengths around the stores' (32 and 64 bytes, partial and whole): each
+    level gathers exactly those whose groups fit its window, and every level is exact."""
+    rng = np.random.default_rng(28)
+    gathered = dict.fromkeys(_C.simd_levels(), 0)
+    for trial in range(150):
+        channels = int(rng.integers(1, 6))
+        out_size = int(rng.integers(1, 80))
+        longest = int(rng.integers(1, 9))
+        counts = rng.integers(1, longest + 1, out_size)
+        starts = np.cumsum(rng.integers(0, 3, out_size)) - rng.integers(0, 2)
+        starts = np.maximum(starts, 0)
+        in_size = int((starts + counts).max()) + int(rng.integers(0, 3))
+        limit = (1 << 15) if trial % 2 else (1 << 20)
+        rows = [rng.integers(-limit, limit, count).tolist() for count in counts]
+        axis = hand_axis(in_size, starts.tolist(), rows, precision=int(rng.integers(12, 19)))
+        fields = cpu_kernel.axis_arguments(axis)
+        for level in _C.simd_levels():
+            with simd_level(level):
+                fits = _C.horizontal_gathers(fields, channels)
+            assert fits == gather_fits(axis, channels, level), (trial, level)
+            gathered[level] += fits
+        assert_pass_exact(make_image(rng, 3, in_size, channels), axis, vertical=False)
+    for level in GATHER_SHAPES.keys() & gathered.keys():  # the plans reach both sides of each rule
+        assert 20 <= gathered[level] <= 130, gathered
 
 
 def test_pass_random_plans():
