@@ -418,6 +418,15 @@ VLFAST_AVX2_INLINE void transpose_out_from(const uint8_t* lanes, int64_t j, int6
         for (int r = 0; r < rows; ++r) dst[r][j] = lanes[j * kLanes + r];
 }
 
+// `v`, kept in a register: loaded once, it serves every row, where the compiler would otherwise fold
+// the load into each row's multiply and read the table again per row (from L2, where the tables
+// of a row outgrow L1).
+template <typename Vector>
+VLFAST_INLINE_IN_CALLER Vector in_register(Vector v) {
+    asm("" : "+v"(v));
+    return v;
+}
+
 // A GatherTables' arrays and sizes, by value: the kernels' byte stores may alias anything, so fields
 // read through a reference would be read again after every store.
 struct GatherView {
@@ -454,13 +463,13 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView 
     const uint8_t* entry = tables.entries + u * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
         const __m256i* block = reinterpret_cast<const __m256i*>(entry);  // indices, low, high weights
-        const __m256i index = _mm256_load_si256(block), *weights = block + 1;
+        const __m256i index = _mm256_load_si256(block), low = in_register(_mm256_load_si256(block + 1));
+        const __m256i high = kSplit ? in_register(_mm256_load_si256(block + 2)) : low;
         for (int r = 0; r < kRows; ++r) {
             const __m256i values = _mm256_shuffle_epi8(window[r], index);
-            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(values, _mm256_load_si256(weights)));
+            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(values, low));
             if (kSplit)
-                acc[r] = _mm256_add_epi32(
-                    acc[r], _mm256_slli_epi32(_mm256_madd_epi16(values, _mm256_load_si256(weights + 1)), kSplitShift));
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_slli_epi32(_mm256_madd_epi16(values, high), kSplitShift));
         }
     }
 }
@@ -711,11 +720,12 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, GatherView tab
     const uint8_t* entry = tables.entries + g * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
         const __m512i* block = reinterpret_cast<const __m512i*>(entry);  // indices, low, high weights
-        const __m512i index = _mm512_load_si512(block), *weights = block + 1;
+        const __m512i index = _mm512_load_si512(block), low = in_register(_mm512_load_si512(block + 1));
+        const __m512i high = kSplit ? in_register(_mm512_load_si512(block + 2)) : low;
         for (int r = 0; r < kRows; ++r) {
             const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
-            acc[r] = _mm512_dpwssd_epi32(acc[r], values, _mm512_load_si512(weights));
-            if (kSplit) acc_high[r] = _mm512_dpwssd_epi32(acc_high[r], values, _mm512_load_si512(weights + 1));
+            acc[r] = _mm512_dpwssd_epi32(acc[r], values, low);
+            if (kSplit) acc_high[r] = _mm512_dpwssd_epi32(acc_high[r], values, high);
         }
     }
     if (kSplit)
