@@ -96,7 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cpu_kernel.available():
         parser.error("the C++ extension vlfast._C is not built")
     candidate = args.candidate or Path(cpu_kernel._C.__file__)
-    builds = {"baseline": load_build(args.baseline, "vlfast_baseline"), "candidate": load_build(candidate, "vlfast")}
+    # Each under a name of its own: an extension imported again under a name already loaded is that module.
+    builds = {
+        name: load_build(path, f"vlfast_{name}")
+        for name, path in (("baseline", args.baseline), ("candidate", candidate))
+    }
     shared = [level for level in builds["candidate"].simd_levels() if level in builds["baseline"].simd_levels()]
     levels = args.levels.split(",") if args.levels else [level for level in shared if level != "portable"]
     unknown = sorted(set(levels) - set(shared))

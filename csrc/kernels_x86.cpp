@@ -22,10 +22,10 @@
 // The AVX2 passes are bound by byte shuffles (one execution port on Intel cores). Where the
 // CPU has AVX-512 (F, BW, VL, VBMI, VNNI), the AVX-512 kernels do the same arithmetic with fewer
 // of them. Their horizontal pass gathers the same way with 16 outputs per 64-byte window
-// (kAvx512Gather: upscaling, and downscaling by up to 2.4x in RGB rows): per row, the window is one load, and each pair of taps is
-// one zero-masked vpermb with precomputed indices, which leaves the 16 outputs' two taps as
-// int16 pairs, and one madd with the outputs' paired weights, fused with its add (VNNI's
-// vpdpwssd, which wraps like the separate add). Other axes take the AVX2
+// (kAvx512Gather: upscaling, and downscaling by up to 2.4x in RGB rows): per row, the window is
+// one load, and each pair of taps is one zero-masked vpermb with precomputed indices, which leaves
+// the 16 outputs' two taps as int16 pairs, and one madd with the outputs' paired weights, fused
+// with its add (VNNI's vpdpwssd, which wraps like the separate add). Other axes take the AVX2
 // stages, with transposes that move 64 columns per instruction instead of 16 (one vpermb per
 // row putting the columns in order) and a widening that is one two-source byte permute
 // (vpermt2b) per two columns, zero bytes included; their sums are the AVX2 kernel's. The
@@ -427,31 +427,16 @@ VLFAST_INLINE_IN_CALLER Vector in_register(Vector v) {
     return v;
 }
 
-// A GatherTables' arrays and sizes, by value: the kernels' byte stores may alias anything, so fields
-// read through a reference would be read again after every store.
-struct GatherView {
-    const int64_t* windows;
-    const uint8_t* entries;
-    int64_t groups, pairs, pair_bytes;
-
-    explicit GatherView(const GatherTables& tables)
-        : windows(tables.windows.data()),
-          entries(tables.entries.data()),
-          groups(tables.groups),
-          pairs(tables.pairs),
-          pair_bytes(tables.pair_bytes) {}
-};
-
 // The sums of gather unit u (kAvx2Gather: groups 2u and 2u + 1, 4 int32 each, one per 128-bit lane)
 // of kRows rows, which share its table entries: each row's two windows are one load each, and each
 // pair of taps is one vpshufb that puts the two taps of each output in the low bytes of an int16
 // pair (index 0x80 zeroes the high ones), then one madd (two with split weights, the high sum
 // shifted into place pair by pair: the wrapped int32 sums are the same).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView tables, int64_t u,
+VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const GatherTables& tables, int64_t u,
                                          __m256i bias, __m256i* acc) {
     static_assert(kAvx2Gather.lanes == 2 && kAvx2Gather.window == 16, "one window per 128-bit lane");
-    const int64_t* windows = tables.windows + kAvx2Gather.lanes * u;
+    const int64_t* windows = tables.windows.data() + kAvx2Gather.lanes * u;
     __m256i window[kRows];
     for (int r = 0; r < kRows; ++r) {
         const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[0]));
@@ -460,7 +445,7 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView 
         acc[r] = bias;
     }
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
-    const uint8_t* entry = tables.entries + u * tables.pairs * tables.pair_bytes;
+    const uint8_t* entry = tables.entries.data() + u * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
         const __m256i* block = reinterpret_cast<const __m256i*>(entry);  // indices, low, high weights
         const __m256i index = _mm256_load_si256(block), low = in_register(_mm256_load_si256(block + 1));
@@ -477,7 +462,7 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, GatherView 
 // The output bytes of the 8 groups from group g, in each of kRows rows: one 32-byte store per row
 // (through a buffer at the row's end).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, GatherView tables,
+VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, const GatherTables& tables,
                                           int64_t g, int64_t out_length, __m256i bias, __m128i shift) {
     constexpr int kUnits = kAvx2Gather.store_groups / kAvx2Gather.lanes;
     constexpr int64_t kStoreBytes = kAvx2Gather.store_groups * kAvx2Gather.outputs;
@@ -503,7 +488,7 @@ VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* co
 // gather_rows at the AVX2 level: one 32-byte store at a time, two rows at once.
 template <bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
-                                         const AxisCoefficients& axis, GatherView tables, int64_t channels) {
+                                         const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
     const int64_t out_length = axis.out_size * channels;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
@@ -520,7 +505,7 @@ VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const*
                                       const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
     if (kernel.gather.groups > 0) {
-        const GatherView tables(kernel.gather);
+        const GatherTables& tables = kernel.gather;
         with_weight_form(kernel.paired.split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX2_LAMBDA {
             gather_rows_avx2<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
         });
@@ -707,7 +692,7 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
 // each row's window is one load, and each pair of taps is one zero-masked vpermb that puts the two taps
 // of each output in the low bytes of an int16 pair, then one vpdpwssd (two with split weights).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, GatherView tables, int64_t g,
+VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherTables& tables, int64_t g,
                                       __m512i bias, __m512i* acc) {
     static_assert(kAvx512Gather.lanes == 1 && kAvx512Gather.window == 64, "one window per register");
     __m512i window[kRows], acc_high[kRows];
@@ -717,7 +702,7 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, GatherView tab
         acc_high[r] = _mm512_setzero_si512();
     }
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
-    const uint8_t* entry = tables.entries + g * tables.pairs * tables.pair_bytes;
+    const uint8_t* entry = tables.entries.data() + g * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
         const __m512i* block = reinterpret_cast<const __m512i*>(entry);  // indices, low, high weights
         const __m512i index = _mm512_load_si512(block), low = in_register(_mm512_load_si512(block + 1));
@@ -735,7 +720,7 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, GatherView tab
 // The output bytes of the 4 groups from group g, in each of kRows rows: one masked 64-byte store per
 // row (partial at the row's end).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, GatherView tables,
+VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, const GatherTables& tables,
                                        int64_t g, __mmask64 mask, __m512i bias, __m128i shift) {
     constexpr int kGroups = kAvx512Gather.store_groups;
     static_assert(kGroups == 4 && kAvx512Gather.outputs == 16, "the packs below: 4 x 16 int32 -> 64 bytes");
@@ -757,7 +742,7 @@ VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const
 // no transposes; the groups' table entries stay in L1 across the rows.
 template <bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
-                                      const AxisCoefficients& axis, GatherView tables, int64_t channels) {
+                                      const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
     const int64_t out_length = axis.out_size * channels;
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
@@ -776,7 +761,7 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
                                           const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
     if (kernel.gather.groups > 0) {
-        const GatherView tables(kernel.gather);
+        const GatherTables& tables = kernel.gather;
         with_weight_form(kernel.paired.split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX512_LAMBDA {
             gather_rows<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
         });
