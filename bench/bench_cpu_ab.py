@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from bench_cpu_passes import cpu_flags
+from bench_cpu_passes import cpu_flags, floor_measurements
 
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.machine import machine_info
@@ -82,6 +82,16 @@ def compare(
     }
 
 
+def write_floor(repeats: int = 15) -> str:
+    """The machine's write floor, measured now: NumPy filling the 1080p float32 output's size on one thread."""
+    fill = next(timing for timing in floor_measurements(1) if timing.name == "write floor numpy fill 1 thread")
+    for _ in range(repeats):
+        fill.once()
+    median = statistics.median(fill.times)
+    rate = fill.nbytes / median / 1e9
+    return f"{fill.nbytes / 1e6:.1f} MB written in {median * 1e3:.2f} ms ({rate:.1f} GB/s, one thread)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", type=Path, help="the baseline build's _C extension file")
@@ -113,30 +123,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline_name, candidate_name = names
     machine = machine_info()
     load_start = os.getloadavg()
+    floor = write_floor()
     image = np.random.default_rng(0).integers(0, 256, (IN_HEIGHT, IN_WIDTH, CHANNELS), dtype=np.uint8)
     lines = [
         "| pass | level | backend | baseline min / median ms | candidate min / median ms | ratio | gathers |",
         "|---|---|---|---:|---:|---:|---|",
     ]
-    for level in levels:
+    try:
+        for level in levels:
+            for build in builds.values():
+                build.set_simd_level(level)
+            for vertical, sizes in ((False, args.widths), (True, args.heights)):
+                for out_size in (int(v) for v in sizes.split(",")):
+                    for backend in Backend:
+                        row = compare(builds, image, vertical, out_size, backend, args.rounds)
+                        what = f"{IN_HEIGHT}->{out_size} rows" if vertical else f"{IN_WIDTH}->{out_size} columns"
+                        lines.append(
+                            f"| {what} | {level} | {backend.value} | {row['baseline']} | {row['candidate']} "
+                            f"| {row['ratio']} | {row['gathers']} |"
+                        )
+                        print(lines[-1], flush=True)
+    finally:  # each build back at its CPU's highest level (a build may be this process's vlfast._C)
         for build in builds.values():
-            build.set_simd_level(level)
-        for vertical, sizes in ((False, args.widths), (True, args.heights)):
-            for out_size in (int(v) for v in sizes.split(",")):
-                for backend in Backend:
-                    row = compare(builds, image, vertical, out_size, backend, args.rounds)
-                    what = f"{IN_HEIGHT}->{out_size} rows" if vertical else f"{IN_WIDTH}->{out_size} columns"
-                    lines.append(
-                        f"| {what} | {level} | {backend.value} | {row['baseline']} | {row['candidate']} "
-                        f"| {row['ratio']} | {row['gathers']} |"
-                    )
-                    print(lines[-1], flush=True)
+            build.set_simd_level(build.simd_levels()[-1])
     load_end = os.getloadavg()
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
         f"baseline {baseline_name}, candidate {candidate_name}; one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB image, "
         f"bicubic, {args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "
-        f"load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; {machine['date']}"
+        f"write floor {floor}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
+        f"{machine['date']}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ab.md").write_text("\n".join([header, "", *lines]) + "\n", encoding="utf-8")

@@ -145,3 +145,25 @@ def test_vlfast_bench_quick_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "results.md").read_text(encoding="utf-8").count("\n|") >= 1 + len(QUICK_CASES)
     with PIL.Image.open(tmp_path / "latency.png") as image:
         assert image.format == "PNG"
+
+
+def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build-against-build script on this tree's build against itself: every pass at every SIMD level
+    (past the portable one) in the table, equal bytes, and the machine and its write floor in the header."""
+    monkeypatch.syspath_prepend(str(BENCH_DIR))  # as `python bench/bench_cpu_ab.py` runs it
+    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
+    this_build = cpu_kernel._C.__file__
+    sizes = ["--widths", "1932", "--heights", "1092", "--rounds", "1"]
+    assert main([this_build, *sizes, "--names", "a,b", "--out", str(tmp_path)]) == 0
+    header, _, *table = (tmp_path / "ab.md").read_text().splitlines()
+    assert "baseline a, candidate b" in header
+    assert "write floor 50.6 MB written in" in header
+    levels = [level for level in cpu_kernel._C.simd_levels() if level != "portable"]
+    rows = table[2:]
+    assert len(rows) == len(levels) * 2 * 2  # horizontal and vertical, both backends
+    for level in levels:
+        assert sum(f"| {level} |" in row for row in rows) == 4
+    main([this_build, *sizes, "--levels", levels[0], "--out", str(tmp_path)])
+    assert cpu_kernel._C.simd_level() == cpu_kernel._C.simd_levels()[-1]  # the level is restored
+    with pytest.raises(SystemExit):
+        main([this_build, "--levels", "avx1024", "--out", str(tmp_path)])
