@@ -65,8 +65,8 @@ int64_t no_scratch(const AxisKernel&, int64_t) { return 0; }
 
 const RowKernels kPortableKernels{false, nullptr, no_scratch, horizontal_rows, vertical_output_row};
 
-const RowKernels& row_kernels() {
-    switch (simd_level()) {
+const RowKernels& row_kernels(SimdLevel level) {
+    switch (level) {
         case SimdLevel::kAvx512: return kAvx512Kernels;
         case SimdLevel::kAvx2: return kAvx2Kernels;
         default: return kPortableKernels;

@@ -1,6 +1,6 @@
 // Row kernels of the two passes, and the output writer. kernels.cpp holds the portable
 // kernels, kernels_x86.cpp the AVX2 and AVX-512 ones (resample.cpp picks them once per frame:
-// row_kernels()), output_writer.cpp the writer.
+// row_kernels), output_writer.cpp the writer.
 #pragma once
 
 #include <cstddef>
@@ -101,7 +101,7 @@ struct AxisKernel {
     GatherTables gather;
 };
 
-// The row kernels of one frame, chosen once (row_kernels()): the portable ones, which are
+// The row kernels of one frame, chosen once (row_kernels): the portable ones, which are
 // the definition, or the AVX2 or AVX-512 ones, which must give the same bytes.
 struct RowKernels {
     // Whether the kernels take paired weights (AxisKernel::paired) and scratch.
@@ -136,8 +136,8 @@ extern const RowKernels kPortableKernels;
 // The AVX2 and AVX-512 kernels (kernels_x86.cpp); only run them at their simd_level().
 extern const RowKernels kAvx2Kernels;
 extern const RowKernels kAvx512Kernels;
-// The kernels of simd_level().
-const RowKernels& row_kernels();
+// The kernels of `level` (a frame reads simd_level() once, for all its kernels).
+const RowKernels& row_kernels(SimdLevel level);
 // The AxisKernel of a vertical axis for `kernels`.
 AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
 // The AxisKernel of a horizontal axis over rows of `channels` channels for `kernels`.

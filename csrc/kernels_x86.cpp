@@ -420,10 +420,13 @@ VLFAST_AVX2_INLINE void transpose_out_from(const uint8_t* lanes, int64_t j, int6
 
 // `v`, kept in a register: loaded once, it serves every row, where the compiler would otherwise fold
 // the load into each row's multiply and read the table again per row (from L2, where the tables
-// of a row outgrow L1).
-template <typename Vector>
-VLFAST_INLINE_IN_CALLER Vector in_register(Vector v) {
-    asm("" : "+v"(v));
+// of a row outgrow L1). "x": registers 0-15, which every level has.
+VLFAST_AVX2_INLINE __m256i in_register(__m256i v) {
+    asm("" : "+x"(v));
+    return v;
+}
+VLFAST_AVX512_INLINE __m512i in_register(__m512i v) {
+    asm("" : "+x"(v));
     return v;
 }
 
@@ -851,7 +854,7 @@ const RowKernels kAvx2Kernels{true, &kAvx2Gather, simd_scratch_bytes, horizontal
 const RowKernels kAvx512Kernels{true, &kAvx512Gather, simd_scratch_bytes, horizontal_rows_avx512,
                                 vertical_row_avx512};
 
-#else  // not x86-64: simd_level() is always kPortable, so row_kernels() never picks these
+#else  // not x86-64: simd_level() is always kPortable, so row_kernels never picks these
 
 const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr, nullptr};
 const RowKernels kAvx512Kernels{false, nullptr, nullptr, nullptr, nullptr};

@@ -169,13 +169,15 @@ const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi};
 
 }  // namespace
 
-const LayoutKernels& layout_kernels() {
+const LayoutKernels& layout_kernels(SimdLevel level) {
 #if VLFAST_X86
-    switch (simd_level()) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
+    switch (level) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
         case SimdLevel::kAvx512: return kVbmiLayout;
         case SimdLevel::kAvx2: return kSsse3Layout;
         default: break;
     }
+#else
+    (void)level;  // always kPortable here
 #endif
     return kPortableLayout;
 }

@@ -3,13 +3,15 @@
 // its channel's table as a whole (contiguous bytes in, contiguous items out), so that the
 // patch layout afterwards only copies runs of items. layout.cpp holds the portable kernels and
 // the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup), chosen
-// once per frame by layout_kernels(). Entries are copied bit for bit, so every kernel gives
+// once per frame by layout_kernels. Entries are copied bit for bit, so every kernel gives
 // the same bytes.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "kernels.h"
 
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -35,9 +37,9 @@ struct LayoutKernels {
     void (*lookup)(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst);
 };
 
-// The kernels of simd_level(): the x86 ones from AVX2 on (the VBMI lookup at the AVX-512
-// level), else the portable ones.
-const LayoutKernels& layout_kernels();
+// The kernels of `level`: the x86 ones from AVX2 on (the VBMI lookup at the AVX-512 level), else
+// the portable ones.
+const LayoutKernels& layout_kernels(SimdLevel level);
 
 // The table `entries` (channels x kTableSize items of item_size bytes) for `kernels`.
 LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size, const LayoutKernels& kernels);

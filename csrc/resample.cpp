@@ -101,7 +101,7 @@ struct Frame {
     const LayoutKernels* layout;  // the lookup kernels, chosen once for the frame
     LookupTable table;            // the table as they read it
     int64_t chunk_pixels;         // width of the band's chunks (write_block_row): whole blocks
-    SimdLevel layout_level;       // the target write_block_row runs compiled for: simd_level()
+    SimdLevel layout_level;       // the target write_block_row runs compiled for: the frame's level
 };
 
 // Per-thread buffers, allocated before any thread starts so that workers never throw.
@@ -355,7 +355,8 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     f.out_height = vertical ? vertical->out_size : image.height;
     f.out_width = horizontal ? horizontal->out_size : image.width;
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
-    f.kernels = &row_kernels();
+    const SimdLevel level = simd_level();  // once: every kernel of the frame at one level
+    f.kernels = &row_kernels(level);
     if (horizontal != nullptr) f.horizontal_kernel = horizontal_axis_kernel(*horizontal, *f.kernels, image.channels);
     if (vertical != nullptr) f.vertical_kernel = vertical_axis_kernel(*vertical, *f.kernels);
     const int64_t row_bytes =
@@ -364,8 +365,8 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     f.streaming =
         use_streaming_stores(target.out + target.row_offset * row_bytes, static_cast<size_t>(frame_rows * row_bytes));
 
-    f.layout = &layout_kernels();
-    f.layout_level = simd_level();
+    f.layout = &layout_kernels(level);
+    f.layout_level = level;
     f.table = lookup_table(target.table, image.channels, target.item_size, *f.layout);
     const int64_t block = int64_t{target.patch_size} * target.merge_size;
     const int64_t chunk_blocks = kChunkValueBytes / target.item_size / image.channels / block / block;
@@ -386,7 +387,7 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
 
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out) {
     const int64_t channels = image.channels;
-    const RowKernels& kernels = row_kernels();
+    const RowKernels& kernels = row_kernels(simd_level());
     const AxisKernel kernel =
         vertical ? vertical_axis_kernel(axis, kernels) : horizontal_axis_kernel(axis, kernels, channels);
     if (vertical) {
@@ -414,7 +415,7 @@ void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool ve
 }
 
 bool horizontal_gathers(const AxisCoefficients& axis, int64_t channels) {
-    return horizontal_axis_kernel(axis, row_kernels(), channels).gather.groups > 0;
+    return horizontal_axis_kernel(axis, row_kernels(simd_level()), channels).gather.groups > 0;
 }
 
 }  // namespace vlfast
