@@ -1,7 +1,7 @@
 """Two builds of the C++ kernel side by side in one process: each resampling pass, alternating builds.
 
-Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--levels avx2,avx512] [--widths ...]
-[--heights ...] [--rounds N] [--out DIR]``.
+Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
+[--widths ...] [--heights ...] [--rounds N] [--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
@@ -83,13 +83,21 @@ def compare(
 
 
 def write_floor(repeats: int = 15) -> str:
-    """The machine's write floor, measured now: NumPy filling the 1080p float32 output's size on one thread."""
+    """The machine's write floor, measured now: NumPy filling the 1080p float32 output's size on one thread
+    (``bench_cpu_passes``' floor, the same buffer)."""
     fill = next(timing for timing in floor_measurements(1) if timing.name == "write floor numpy fill 1 thread")
     for _ in range(repeats):
         fill.once()
-    median = statistics.median(fill.times)
-    rate = fill.nbytes / median / 1e9
-    return f"{fill.nbytes / 1e6:.1f} MB written in {median * 1e3:.2f} ms ({rate:.1f} GB/s, one thread)"
+    median, size = statistics.median(fill.times), fill.nbytes
+    return f"{size / 1e6:.1f} MB written in {median * 1e3:.2f} ms ({size / median / 1e9:.1f} GB/s, one thread)"
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,11 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--levels", help="SIMD levels, comma-separated (default: every level both builds have)")
     parser.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="horizontal output widths")
     parser.add_argument("--heights", default=",".join(map(str, HEIGHTS)), help="vertical output heights")
-    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--rounds", type=positive, default=60)
     parser.add_argument("--out", type=Path, default=Path("bench/out/cpu-ab"))
     args = parser.parse_args(argv)
     if not cpu_kernel.available():
         parser.error("the C++ extension vlfast._C is not built")
+    names = args.names.split(",")
+    if len(names) != 2:
+        parser.error(f"--names takes two names, got {args.names!r}")
+    baseline_name, candidate_name = names
     candidate = args.candidate or Path(cpu_kernel._C.__file__)
     # Each under a name of its own: an extension imported again under a name already loaded is that module.
     builds = {
@@ -117,18 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"levels {unknown} are not in both builds on this CPU (they have {shared})")
 
-    names = args.names.split(",")
-    if len(names) != 2:
-        parser.error(f"--names takes two names, got {args.names!r}")
-    baseline_name, candidate_name = names
     machine = machine_info()
     load_start = os.getloadavg()
     floor = write_floor()
     image = np.random.default_rng(0).integers(0, 256, (IN_HEIGHT, IN_WIDTH, CHANNELS), dtype=np.uint8)
     lines = [
-        "| pass | level | backend | baseline min / median ms | candidate min / median ms | ratio | gathers |",
+        "| pass | level | backend | baseline min / median ms | candidate min / median ms | ratio | candidate gathers |",
         "|---|---|---|---:|---:|---:|---|",
     ]
+    before = {name: build.simd_level() for name, build in builds.items()}
     try:
         for level in levels:
             for build in builds.values():
@@ -143,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"| {row['ratio']} | {row['gathers']} |"
                         )
                         print(lines[-1], flush=True)
-    finally:  # each build back at its CPU's highest level (a build may be this process's vlfast._C)
-        for build in builds.values():
-            build.set_simd_level(build.simd_levels()[-1])
+    finally:  # each build back at its level (a build may be this process's vlfast._C)
+        for name, build in builds.items():
+            build.set_simd_level(before[name])
     load_end = os.getloadavg()
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "resample.h"
+#include "simd.h"
 
 namespace vlfast {
 
@@ -120,23 +121,13 @@ struct RowKernels {
                      uint8_t* dst);
 };
 
-// The instruction sets the kernels may use, in increasing order: each level's kernels give the
-// portable kernels' bytes. kAvx512 means AVX-512 F, BW, VL, VBMI and VNNI (Ice Lake, Sapphire Rapids, Zen 4).
-enum class SimdLevel : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
-
-// The highest level this CPU has.
-SimdLevel cpu_simd_level();
-// The level the kernels run at now: cpu_simd_level() unless capped.
-SimdLevel simd_level();
-// Caps the level at `cap` (tests and benchmarks cover every level the CPU has); returns simd_level().
-SimdLevel set_simd_level(SimdLevel cap);
-
 // The portable kernels (kernels.cpp).
 extern const RowKernels kPortableKernels;
 // The AVX2 and AVX-512 kernels (kernels_x86.cpp); only run them at their simd_level().
 extern const RowKernels kAvx2Kernels;
 extern const RowKernels kAvx512Kernels;
-// The kernels of `level` (a frame reads simd_level() once, for all its kernels).
+// The kernels of `level`, at most cpu_simd_level() (a frame reads simd_level() once, for all its
+// kernels).
 const RowKernels& row_kernels(SimdLevel level);
 // The AxisKernel of a vertical axis for `kernels`.
 AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);

@@ -419,14 +419,14 @@ VLFAST_AVX2_INLINE void transpose_out_from(const uint8_t* lanes, int64_t j, int6
 }
 
 // `v`, kept in a register: loaded once, it serves every row, where the compiler would otherwise fold
-// the load into each row's multiply and read the table again per row (from L2, where the tables
-// of a row outgrow L1). "x": registers 0-15, which every level has.
+// the load into each row's instruction and read the table again per row (from L2, where the tables
+// of a row outgrow L1).
 VLFAST_AVX2_INLINE __m256i in_register(__m256i v) {
-    asm("" : "+x"(v));
+    asm("" : "+v"(v));
     return v;
 }
 VLFAST_AVX512_INLINE __m512i in_register(__m512i v) {
-    asm("" : "+x"(v));
+    asm("" : "+v"(v));
     return v;
 }
 
@@ -451,7 +451,7 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Gathe
     const uint8_t* entry = tables.entries.data() + u * tables.pairs * tables.pair_bytes;
     for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
         const __m256i* block = reinterpret_cast<const __m256i*>(entry);  // indices, low, high weights
-        const __m256i index = _mm256_load_si256(block), low = in_register(_mm256_load_si256(block + 1));
+        const __m256i index = in_register(_mm256_load_si256(block)), low = in_register(_mm256_load_si256(block + 1));
         const __m256i high = kSplit ? in_register(_mm256_load_si256(block + 2)) : low;
         for (int r = 0; r < kRows; ++r) {
             const __m256i values = _mm256_shuffle_epi8(window[r], index);

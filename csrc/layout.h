@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels.h"
+#include "simd.h"
 
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -37,8 +37,8 @@ struct LayoutKernels {
     void (*lookup)(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst);
 };
 
-// The kernels of `level`: the x86 ones from AVX2 on (the VBMI lookup at the AVX-512 level), else
-// the portable ones.
+// The kernels of `level`, at most cpu_simd_level(): the x86 ones from AVX2 on (the VBMI lookup at
+// the AVX-512 level), else the portable ones.
 const LayoutKernels& layout_kernels(SimdLevel level);
 
 // The table `entries` (channels x kTableSize items of item_size bytes) for `kernels`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import runpy
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,22 +149,53 @@ def test_vlfast_bench_quick_end_to_end(tmp_path: Path) -> None:
 
 
 def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The build-against-build script on this tree's build against itself: every pass at every SIMD level
-    (past the portable one) in the table, equal bytes, and the machine and its write floor in the header."""
+    """The build-against-build script, a copy of this tree's build against the build itself: every pass at
+    every SIMD level past the portable one in the table, the machine and its write floor in the header, the
+    caller's SIMD level left as it was, and differing bytes refused."""
+    _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
     monkeypatch.syspath_prepend(str(BENCH_DIR))  # as `python bench/bench_cpu_ab.py` runs it
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
-    this_build = cpu_kernel._C.__file__
+    baseline = tmp_path / Path(_C.__file__).name
+    shutil.copyfile(_C.__file__, baseline)  # another file: a library of its own, with a SIMD level of its own
+    levels = [level for level in _C.simd_levels() if level != "portable"]
     sizes = ["--widths", "1932", "--heights", "1092", "--rounds", "1"]
-    assert main([this_build, *sizes, "--names", "a,b", "--out", str(tmp_path)]) == 0
+    _C.set_simd_level(_C.simd_levels()[0])  # the caller's cap, which the script must leave alone
+    try:
+        assert main([str(baseline), *sizes, "--names", "a,b", "--out", str(tmp_path)]) == 0
+        assert _C.simd_level() == _C.simd_levels()[0]
+    finally:
+        _C.set_simd_level(_C.simd_levels()[-1])
     header, _, *table = (tmp_path / "ab.md").read_text().splitlines()
     assert "baseline a, candidate b" in header
     assert "write floor 50.6 MB written in" in header
-    levels = [level for level in cpu_kernel._C.simd_levels() if level != "portable"]
     rows = table[2:]
     assert len(rows) == len(levels) * 2 * 2  # horizontal and vertical, both backends
     for level in levels:
         assert sum(f"| {level} |" in row for row in rows) == 4
-    main([this_build, *sizes, "--levels", levels[0], "--out", str(tmp_path)])
-    assert cpu_kernel._C.simd_level() == cpu_kernel._C.simd_levels()[-1]  # the level is restored
+
+    load_build = main.__globals__["load_build"]
+
+    class OneBitOff:
+        """The candidate build, writing one bit differently."""
+
+        def __init__(self, module: object) -> None:
+            self.module = module
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.module, name)
+
+        def resample_axis(self, image: np.ndarray, fields: object, vertical: bool, out: np.ndarray) -> None:
+            self.module.resample_axis(image, fields, vertical, out)
+            out.flat[0] ^= 1
+
+    def load_off(path: Path, name: str) -> object:
+        module = load_build(path, name)
+        return OneBitOff(module) if name == "vlfast_candidate" else module
+
+    monkeypatch.setitem(main.__globals__, "load_build", load_off)
+    with pytest.raises(SystemExit, match="the builds differ"):
+        main([str(baseline), *sizes, "--levels", "portable", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
-        main([this_build, "--levels", "avx1024", "--out", str(tmp_path)])
+        main([str(baseline), "--levels", "avx1024", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main([str(baseline), "--rounds", "0", "--out", str(tmp_path)])
