@@ -93,6 +93,9 @@ def test_bench_cpu_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu.py"))["main"]
     assert main(["--quick", "--repeats", "1", "--out", str(tmp_path)]) == 0
     assert {path.name for path in tmp_path.iterdir()} == {"results.csv", "results.md", "latency.png"}
+    with pytest.raises(SystemExit) as refused:  # a level this CPU lacks: a usage error, before measuring
+        main(["--quick", "--repeats", "1", "--simd-level", "avx1024", "--out", str(tmp_path / "refused")])
+    assert refused.value.code == 2
     note = (tmp_path / "results.md").read_text().split("Memory write bandwidth")[1]
     for condition in ("cold", "hot"):
         assert f"torch fill {torch.get_num_threads()} threads, {condition}:" in note

@@ -266,6 +266,27 @@ def test_bench_writes_its_outputs(
     assert {path.name for path in tmp_path.iterdir()} == {"results.csv", "results.md", "latency.png"}
 
 
+def test_bench_at_a_capped_simd_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    """``--simd-level portable``: the run records the cap (where the CPU has more) and leaves the level as it
+    was; a level this CPU lacks is a one-line error."""
+    from vlfast.engines import cpp
+
+    monkeypatch.setattr(benchmarking, "QUICK_CASES", (Case("tiny", ((56, 84),)),))
+    before = cpp.simd_level()
+    argv = ["bench", "--quick", "--repeats", "1", "--device", "cpu", "--out", str(tmp_path), "--simd-level"]
+    code, out, _ = run([*argv, "portable"], capsys)
+    assert code == 0 and cpp.simd_level() == before
+    highest = cpp.simd_levels()[-1]
+    expected = "portable" if highest == "portable" else f"portable (capped; this CPU has {highest})"
+    assert f"C++ kernels: {expected})" in out
+    code, _, err = run([*argv, "avx1024"], capsys)
+    assert code == 2 and cpp.simd_level() == before
+    levels = ", ".join(cpp.simd_levels())
+    assert err.strip() == f"vlfast: error: this CPU runs the kernels at {levels}, not at 'avx1024'"
+
+
 def test_unwritable_bench_folder_is_one_line_error(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -17,7 +17,7 @@ from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.engines.base import PatchLayout
 from vlfast.engines.reference import ReferenceEngine
-from vlfast.errors import InvalidImageError
+from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.options import OUTPUT_DTYPES
 from vlfast.plans import Backend, ResamplePlan, axis_plan
 from vlfast.tables import TABLE_SIZE
@@ -154,3 +154,27 @@ def test_expand_errors():
     with pytest.raises(ValueError, match="out must be writeable"):
         out.flags.writeable = False
         _C.expand(compact, table, out, 1)
+
+
+def test_capped_simd_level_restores_the_level_it_found():
+    """``engines.cpp.capped_simd_level``: the level inside the block, the one before after it (an exception
+    included), ``None`` changes nothing, and a level this CPU lacks is a typed error naming the ones it has."""
+    levels = cpu_kernel.simd_levels()
+    assert levels == tuple(_C.simd_levels()) and levels[0] == "portable"
+    _C.set_simd_level(levels[0])
+    try:
+        for level in levels:
+            with cpu_kernel.capped_simd_level(level):
+                assert cpu_kernel.simd_level() == level
+            assert cpu_kernel.simd_level() == levels[0]
+        with pytest.raises(KeyError), cpu_kernel.capped_simd_level(levels[-1]):
+            raise KeyError("inside")
+        assert cpu_kernel.simd_level() == levels[0]
+        with cpu_kernel.capped_simd_level(None):
+            assert cpu_kernel.simd_level() == levels[0]
+        with pytest.raises(UnsupportedOptionError, match=r"runs the kernels at portable.*not at 'avx1024'"):
+            with cpu_kernel.capped_simd_level("avx1024"):
+                pass
+        assert cpu_kernel.simd_level() == levels[0]
+    finally:
+        _C.set_simd_level(levels[-1])

@@ -30,12 +30,15 @@ from .assets import shipped_photo_path
 from .defaults import (
     BENCH_FULL_REPEATS,
     BENCH_QUICK_REPEATS,
+    BENCH_SIMD_LEVEL_HELP,
     MERGE_SIZE,
     PATCH_SIZE,
     QWEN25_VL_MAX_PIXELS,
     QWEN25_VL_MIN_PIXELS,
 )
 from .engines import ENGINES, EngineName
+from .engines.cpp import capped_simd_level
+from .errors import UnsupportedOptionError
 from .machine import machine_info
 from .preprocess import preprocess
 from .sizing import smart_resize
@@ -394,6 +397,7 @@ def run_benchmark(
     repeats: int | None = None,
     warmup: int = 1,
     progress: bool = True,
+    simd_level: str | None = None,
 ) -> BenchmarkReport:
     """Measure every available implementation on ``cases`` and write the report into ``out_dir``.
 
@@ -404,6 +408,11 @@ def run_benchmark(
         cases, repeats: override the suite's cases or number of timed runs.
         warmup: untimed rounds first (at least 1; the first one checks exactness).
         progress: show a tqdm progress bar on stderr.
+        simd_level: run the C++ kernels at this level (``vlfast.engines.cpp.simd_levels()``) for the whole
+            run, e.g. ``"avx2"`` on an AVX-512 CPU for what CPUs without it get; recorded in the report.
+
+    Raises:
+        UnsupportedOptionError: this CPU has no ``simd_level``.
     """
     cases = tuple(cases) if cases is not None else (QUICK_CASES if quick else FULL_CASES)
     repeats = repeats if repeats is not None else (BENCH_QUICK_REPEATS if quick else BENCH_FULL_REPEATS)
@@ -411,12 +420,15 @@ def run_benchmark(
         raise ValueError(f"repeats and warmup must be at least 1, got {repeats} and {warmup}")
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # fail before measuring, not after
     implementations, skipped = available_implementations(devices)
-    machine = machine_info()
     from tqdm import tqdm
 
     total = len(cases) * len(implementations) * (warmup + repeats)
     measurements: list[Measurement] = []
-    with tqdm(total=total, desc="vlfast bench", unit="run", file=sys.stderr, disable=not progress) as bar:
+    with (
+        capped_simd_level(simd_level),
+        tqdm(total=total, desc="vlfast bench", unit="run", file=sys.stderr, disable=not progress) as bar,
+    ):
+        machine = machine_info()  # with the level the kernels run at
         for case in cases:
             bar.set_postfix_str(case.name)
             measurements.extend(_measure_case(case, implementations, repeats, warmup, lambda: bar.update(1)))
@@ -601,7 +613,7 @@ def write_report(report: BenchmarkReport, out_dir: Path) -> dict[str, Path]:
 
 
 def suite_parser(description: str, default_out: Path) -> argparse.ArgumentParser:
-    """The options every benchmark script shares: ``--quick``, ``--out``, ``--repeats``."""
+    """The options every benchmark script shares: ``--quick``, ``--out``, ``--repeats``, ``--simd-level``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
     parser.add_argument("--out", type=Path, default=default_out, help=f"output folder (default: {default_out})")
@@ -610,6 +622,7 @@ def suite_parser(description: str, default_out: Path) -> argparse.ArgumentParser
         type=int,
         help=f"timed runs per case (default: {BENCH_FULL_REPEATS}, --quick: {BENCH_QUICK_REPEATS})",
     )
+    parser.add_argument("--simd-level", help=BENCH_SIMD_LEVEL_HELP)
     return parser
 
 
@@ -617,7 +630,12 @@ def run_suite(args: argparse.Namespace, parser: argparse.ArgumentParser, devices
     """Run :func:`run_benchmark` for parsed :func:`suite_parser` options, print the table and the files."""
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    report = run_benchmark(args.out, quick=args.quick, devices=tuple(devices), repeats=args.repeats)
+    try:
+        report = run_benchmark(
+            args.out, quick=args.quick, devices=tuple(devices), repeats=args.repeats, simd_level=args.simd_level
+        )
+    except UnsupportedOptionError as error:
+        parser.error(str(error))
     print(report.files["markdown"].read_text(encoding="utf-8"))
     print(f"wrote {', '.join(str(path) for path in report.files.values())}")
     return 0

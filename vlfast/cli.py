@@ -23,6 +23,7 @@ from .assets import shipped_photo_path
 from .defaults import (
     BENCH_FULL_REPEATS,
     BENCH_QUICK_REPEATS,
+    BENCH_SIMD_LEVEL_HELP,
     MERGE_SIZE,
     QWEN25_VL_MAX_PIXELS,
     QWEN25_VL_MIN_PIXELS,
@@ -317,7 +318,9 @@ def _run_bench(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     from .benchmarking import run_benchmark  # the benchmark engine loads only for this command
 
-    report = run_benchmark(args.out, quick=args.quick, devices=devices, repeats=args.repeats)
+    report = run_benchmark(
+        args.out, quick=args.quick, devices=devices, repeats=args.repeats, simd_level=args.simd_level
+    )
     elapsed = time.perf_counter() - start
     print(report.files["markdown"].read_text(encoding="utf-8"))
     written = ", ".join(str(path) for path in report.files.values())
@@ -478,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help=f"timed runs per case (default: {BENCH_FULL_REPEATS}, --quick: {BENCH_QUICK_REPEATS})",
     )
+    bench.add_argument("--simd-level", help=BENCH_SIMD_LEVEL_HELP)
     bench.set_defaults(handler=_run_bench)
 
     info = commands.add_parser("info", help="versions, devices and available kernels")

@@ -40,3 +40,5 @@ VIDEO_MIN_PIXELS_MARGIN = 1.05
 #: ``vlfast bench``: timed runs per case and implementation after the warm-up (full suite, ``--quick``).
 BENCH_FULL_REPEATS = 15
 BENCH_QUICK_REPEATS = 5
+#: ``vlfast bench --simd-level`` and the scripts': its help (the level names are the extension's).
+BENCH_SIMD_LEVEL_HELP = "run the C++ kernels at this level (avx512, avx2, portable; default: the CPU's highest)"

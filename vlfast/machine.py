@@ -14,7 +14,7 @@ import PIL
 import torch
 
 from . import __version__
-from .engines.cpp import simd_level
+from .engines.cpp import simd_level, simd_levels
 
 __all__ = ["cpu_flags", "cpu_model", "describe_cpu", "library_versions", "machine_info", "nvidia_driver"]
 
@@ -97,6 +97,14 @@ def nvidia_driver() -> str:
     return result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
 
 
+def _kernels_level() -> str:
+    """The C++ kernels' SIMD level, and the CPU's highest where they are capped below it; empty when not built."""
+    level, levels = simd_level(), simd_levels()
+    if level is None:
+        return ""
+    return level if level == levels[-1] else f"{level} (capped; this CPU has {levels[-1]})"
+
+
 def machine_info() -> dict[str, str]:
     """CPU, cores, torch threads, load average, the C++ kernels' SIMD level (empty when not built), GPU and driver
     (empty without one), library versions, date."""
@@ -107,12 +115,10 @@ def machine_info() -> dict[str, str]:
         "cpu_cores": str(os.cpu_count() or 0),
         "torch_threads": str(torch.get_num_threads()),
         "load_average_1m": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "",
-        "cpu_kernels": simd_level() or "",
+        "cpu_kernels": _kernels_level(),
         "gpu": gpu,
         "gpu_driver": nvidia_driver() if gpu else "",
         "cuda": (torch.version.cuda or "") if gpu else "",
     }
     info.update(library_versions())
     return info
-
-

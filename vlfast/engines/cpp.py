@@ -8,7 +8,8 @@ Table entries are copied bit for bit, so one kernel serves every output dtype.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -22,7 +23,16 @@ try:
 except ImportError:  # built without a C++ compiler: the Triton engine may still be available
     _C = None
 
-__all__ = ["CppEngine", "axis_arguments", "available", "default_num_threads", "run_frame", "simd_level"]
+__all__ = [
+    "CppEngine",
+    "axis_arguments",
+    "available",
+    "capped_simd_level",
+    "default_num_threads",
+    "run_frame",
+    "simd_level",
+    "simd_levels",
+]
 
 _NOT_BUILT = "the vlfast C++ extension (vlfast._C) is not built; reinstall vlfast with a C++17 compiler"
 
@@ -48,6 +58,37 @@ def simd_level() -> str | None:
     """The instruction set the kernels run with (``avx512``, ``avx2`` or ``portable``: the CPU's
     highest, unless capped with ``_C.set_simd_level``), or ``None`` when the extension is not built."""
     return None if _C is None else _C.simd_level()
+
+
+def simd_levels() -> tuple[str, ...]:
+    """The instruction sets the kernels can run with on this CPU, lowest first (``portable``, then ``avx2``
+    and ``avx512`` where the CPU has them); empty when the extension is not built."""
+    return () if _C is None else tuple(_C.simd_levels())
+
+
+@contextmanager
+def capped_simd_level(level: str | None) -> Iterator[None]:
+    """Runs the kernels at ``level`` (one of :func:`simd_levels`; ``None``: as they are) inside the block,
+    then at the level they had: e.g. to measure what a CPU without AVX-512 gets. The level is the
+    process's, so frames other threads run meanwhile take it too.
+
+    Raises:
+        DeviceError: the extension is not built.
+        UnsupportedOptionError: this CPU has no ``level``.
+    """
+    if level is None:
+        yield
+        return
+    if _C is None:
+        raise DeviceError(_NOT_BUILT)
+    if level not in simd_levels():
+        raise UnsupportedOptionError(f"this CPU runs the kernels at {', '.join(simd_levels())}, not at {level!r}")
+    before = _C.simd_level()
+    _C.set_simd_level(level)
+    try:
+        yield
+    finally:
+        _C.set_simd_level(before)
 
 
 def default_num_threads() -> int:
