@@ -14,10 +14,10 @@
 // one add for all 8 rows; the result is transposed back. The arithmetic is the plan's,
 // lane by lane, so the bytes are the portable kernel's. Where every group of 4 consecutive
 // output bytes reads taps within one 16-byte window of the input row (GatherTables, kAvx2Gather;
-// with bicubic weights: upscaling, and downscaling by up to 1.2x in RGB rows), it needs no transpose: two groups'
-// windows are one register (one 16-byte load each), and each pair of taps is one vpshufb with
-// precomputed indices, which leaves the 8 outputs' two taps as int16 pairs, one madd and one add.
-// Two rows share each index and weight load; 8 groups make one 32-byte store.
+// with bicubic weights: upscaling, and downscaling by up to 1.2x in RGB rows), it needs no
+// transpose: two groups' windows are one register (one 16-byte load each), and each pair of taps
+// is one vpshufb with precomputed indices, which leaves the 8 outputs' two taps as int16 pairs,
+// one madd and one add. Two rows share each index and weight load; 8 groups make one 32-byte store.
 //
 // The AVX2 passes are bound by byte shuffles (one execution port on Intel cores). Where the
 // CPU has AVX-512 (F, BW, VL, VBMI, VNNI), the AVX-512 kernels do the same arithmetic with fewer
@@ -433,19 +433,20 @@ VLFAST_AVX512_INLINE __m512i in_register(__m512i v) {
 // The sums of gather unit u (kAvx2Gather: groups 2u and 2u + 1, 4 int32 each, one per 128-bit lane)
 // of kRows rows, which share its table entries: each row's two windows are one load each, and each
 // pair of taps is one vpshufb that puts the two taps of each output in the low bytes of an int16
-// pair (index 0x80 zeroes the high ones), then one madd (two with split weights, the high sum
-// shifted into place pair by pair: the wrapped int32 sums are the same).
+// pair (index 0x80 zeroes the high ones), then one madd (two with split weights; the high sums
+// are shifted into place once, at the end: the wrapped int32 sums are the same).
 template <int kRows, bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const GatherTables& tables, int64_t u,
                                          __m256i bias, __m256i* acc) {
     static_assert(kAvx2Gather.lanes == 2 && kAvx2Gather.window == 16, "one window per 128-bit lane");
     const int64_t* windows = tables.windows.data() + kAvx2Gather.lanes * u;
-    __m256i window[kRows];
+    __m256i window[kRows], acc_high[kRows];
     for (int r = 0; r < kRows; ++r) {
         const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[0]));
         const __m128i second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[1]));
         window[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(first), second, 1);
         acc[r] = bias;
+        acc_high[r] = _mm256_setzero_si256();
     }
     const int64_t pairs = kPairs ? kPairs : tables.pairs;
     const uint8_t* entry = tables.entries.data() + u * tables.pairs * tables.pair_bytes;
@@ -456,10 +457,11 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Gathe
         for (int r = 0; r < kRows; ++r) {
             const __m256i values = _mm256_shuffle_epi8(window[r], index);
             acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(values, low));
-            if (kSplit)
-                acc[r] = _mm256_add_epi32(acc[r], _mm256_slli_epi32(_mm256_madd_epi16(values, high), kSplitShift));
+            if (kSplit) acc_high[r] = _mm256_add_epi32(acc_high[r], _mm256_madd_epi16(values, high));
         }
     }
+    if (kSplit)
+        for (int r = 0; r < kRows; ++r) acc[r] = _mm256_add_epi32(acc[r], _mm256_slli_epi32(acc_high[r], kSplitShift));
 }
 
 // The output bytes of the 8 groups from group g, in each of kRows rows: one 32-byte store per row
