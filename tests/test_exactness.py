@@ -233,3 +233,25 @@ def test_options_other_than_the_defaults(backend):
         assert got.pixel_values.dtype == expected["pixel_values"].dtype
         assert torch.equal(got.pixel_values, expected["pixel_values"]), options
         assert torch.equal(got.image_grid_thw, expected["image_grid_thw"])
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_real_photos_at_every_simd_level(backend):
+    """The photos against the stock at each SIMD level this CPU has, not only its highest (which the tests
+    above run): CPUs without AVX-512 run the avx2 kernels, whose horizontal pass gathers these widths."""
+    from vlfast import _C
+    from vlfast.engines import cpp
+    from vlfast.plans import Backend, axis_plan
+    from vlfast.sizing import smart_resize
+
+    photos = {name: real_photos()[name] for name in ("astronaut", "chelsea", "coffee", "rocket")}
+    for level in cpp.simd_levels():
+        gathered = 0
+        with cpp.capped_simd_level(level):
+            for image in photos.values():
+                height, width = image.shape[:2]
+                _, out_width = smart_resize(height, width, **QWEN25_VL)
+                plan = axis_plan(width, out_width, Filter.BICUBIC, Backend(backend))
+                gathered += _C.horizontal_gathers(cpp.axis_arguments(plan), 3)
+                assert_exact([image], backend, QWEN25_VL, dtypes=(torch.float32, torch.bfloat16))
+        assert (gathered > 0) == (level != "portable"), (level, gathered)
