@@ -44,8 +44,11 @@ def load_build(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"{name}._C", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"not an extension module: {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except ImportError as error:  # a missing file, or a build of another Python or platform
+        raise SystemExit(f"cannot load the build {path}: {error}") from error
     return module
 
 

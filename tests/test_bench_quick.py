@@ -202,3 +202,5 @@ def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         main([str(baseline), "--levels", "avx1024", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main([str(baseline), "--rounds", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="cannot load the build"):
+        main([str(tmp_path / "missing.so"), *sizes, "--out", str(tmp_path)])
