@@ -7,11 +7,13 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "expand.h"
 #include "kernels.h"
 #include "resample.h"
+#include "thread_pool.h"
 
 namespace py = pybind11;
 
@@ -326,6 +329,28 @@ void expand(const py::object& compact_object, const py::object& table_object, co
                            static_cast<int>(item_size), out_data, threads);
 }
 
+// The items each slot of parallel_items(count, slots) ran, in the order it ran them; slot i
+// sleeps delays_us[i] microseconds per item. For the scheduler's tests.
+std::vector<std::vector<int64_t>> parallel_items_schedule(int64_t count, const std::vector<int64_t>& delays_us) {
+    const int64_t slots = static_cast<int64_t>(delays_us.size());
+    if (count < 0 || count > (int64_t{1} << 20)) fail("count must be in [0, 2^20], got " + std::to_string(count));
+    if (slots < 1 || slots > vlfast::kMaxThreads)
+        fail("delays_us must name 1 to " + std::to_string(vlfast::kMaxThreads) + " slots, got " +
+             std::to_string(slots));
+    for (int64_t delay : delays_us)
+        if (delay < 0 || delay > 100000) fail("delays_us must be in [0, 100000], got " + std::to_string(delay));
+    std::vector<std::vector<int64_t>> ran(static_cast<size_t>(slots));
+    for (auto& items : ran) items.reserve(static_cast<size_t>(count));  // the threads never allocate
+    py::gil_scoped_release release;
+    vlfast::parallel_items(count, slots, [&](int64_t slot, const std::function<int64_t()>& next) {
+        for (int64_t item; (item = next()) >= 0;) {
+            std::this_thread::sleep_for(std::chrono::microseconds(delays_us[static_cast<size_t>(slot)]));
+            ran[static_cast<size_t>(slot)].push_back(item);
+        }
+    });
+    return ran;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -350,6 +375,10 @@ PYBIND11_MODULE(_C, m) {
           "its row (16 bytes from 64 at AVX-512, 4 from 16 at AVX2; else the transposing or the portable "
           "kernel). For the tests and the "
           "pass benchmark. Raises ValueError on an invalid plan.");
+    m.def("parallel_items_schedule", &parallel_items_schedule, py::arg("count"), py::arg("delays_us"),
+          "The items 0..count-1 each of len(delays_us) threads ran through the kernels' scheduler (a run of "
+          "its own, then steals), a list per slot in the order it ran them; slot i sleeps delays_us[i] us per "
+          "item. For the tests. Raises ValueError on invalid arguments; releases the GIL.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
           "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "

@@ -9,12 +9,13 @@
 // The work unit is one block row (merge_size patch rows): its resized rows are produced
 // into a thread-local band, looked up in the table a cache-sized chunk at a time (layout.h),
 // then its patches, whose output rows are one contiguous stretch, are assembled one by one
-// from runs of table items and written in order. Threads own disjoint ranges of block rows,
-// so they share no output row.
+// from runs of table items and written in order. Each block row is run by one thread
+// (parallel_items: contiguous runs of them), so threads share no output row.
 #include "resample.h"
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <vector>
@@ -322,10 +323,11 @@ VLFAST_AVX512 void write_block_row_avx512(const Frame& f, Scratch& s, int64_t bl
 }
 #endif
 
-void run_block_rows(const Frame& f, Scratch& s, int64_t first, int64_t last) {
+// The block rows next() hands out (parallel_items), until it returns -1.
+void run_block_rows(const Frame& f, Scratch& s, const std::function<int64_t()>& next) {
     const int64_t block_rows = f.target.merge_size * f.target.patch_size;  // resized rows per block row
     const int64_t band_row_bytes = f.out_width * f.image.channels;
-    for (int64_t block_y = first; block_y < last; ++block_y) {
+    for (int64_t block_y; (block_y = next()) >= 0;) {
         for (int64_t y = 0; y < block_rows; y += kRowsPerGroup) {
             const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, block_rows - y));
             uint8_t* dst[kRowsPerGroup];
@@ -380,9 +382,8 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     scratch.reserve(static_cast<size_t>(threads));
     for (int64_t i = 0; i < threads; ++i) scratch.emplace_back(f);
 
-    parallel_for(threads, [&](int64_t i) {
-        run_block_rows(f, scratch[i], block_rows * i / threads, block_rows * (i + 1) / threads);
-    });
+    parallel_items(block_rows, threads,
+                   [&](int64_t slot, const std::function<int64_t()>& next) { run_block_rows(f, scratch[slot], next); });
 }
 
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out) {

@@ -97,7 +97,7 @@ def test_fresh_output_memory(simd):
 
 def test_thread_counts_agree(simd):
     """Threads split the block rows; any split gives the same bytes (336x308 is enough for 3 threads; 1456x1428
-    makes 52 shares, more than the pool has threads, each run by whichever thread claims it)."""
+    asks for 52, more than the pool has: the runs of those that never start are taken by those that do)."""
     rng = np.random.default_rng(11)
     image = make_image(rng, 300, 270)
     table = make_table(torch.float32)
@@ -108,6 +108,56 @@ def test_thread_counts_agree(simd):
             np.testing.assert_array_equal(single, expected_rows(image, plan, table, **QWEN))
             for threads in counts:
                 np.testing.assert_array_equal(run_kernel(image, plan, table, num_threads=threads, **QWEN), single)
+
+
+def runs(items: list[int]) -> list[list[int]]:
+    """``items`` cut into maximal runs of consecutive ascending numbers."""
+    cut: list[list[int]] = []
+    for item in items:
+        if cut and item == cut[-1][-1] + 1:
+            cut[-1].append(item)
+        else:
+            cut.append([item])
+    return cut
+
+
+@pytest.mark.parametrize(
+    "count, delays",
+    [(0, [0, 0]), (1, [0, 0, 0]), (16, [0]), (40, [0, 0]), (40, [100, 100]), (10, [50] * 8), (37, [30, 60, 0])],
+)
+def test_scheduler_runs_every_item_once(count, delays):
+    """Every item runs exactly once, whatever the threads (more slots than the pool has workers: the
+    runs of those that never start are taken); each thread starts at the front of a run of its own."""
+    ran = _C.parallel_items_schedule(count, delays)
+    assert len(ran) == len(delays)
+    assert sorted(item for items in ran for item in items) == list(range(count))
+    if count:
+        assert ran[0][0] == 0  # the caller's own run, front first: nobody takes its front
+    if len(delays) == 1:
+        assert ran == [list(range(count))]
+
+
+def test_scheduler_moves_a_slow_threads_items_to_the_others():
+    """A thread slowed down (descheduled, late to wake) keeps the front of its run; the others take the rest
+    in whole runs from the back, so a frame is not held up by its slowest thread."""
+    slow_worker = _C.parallel_items_schedule(16, [200, 5000])
+    assert slow_worker[0][:8] == list(range(8))  # the caller's own run, in order
+    assert len(slow_worker[1]) < 8 and len(slow_worker[0]) > 8
+    assert slow_worker[1] == list(range(8, 8 + len(slow_worker[1])))  # the front of its own run, no more
+    assert len(runs(slow_worker[0])) <= 5  # taken in whole runs, halving what is left: not item by item
+    slow_caller = _C.parallel_items_schedule(16, [5000, 200])
+    assert slow_caller[1][:8] == list(range(8, 16))  # the worker's own run first, in order
+    assert len(slow_caller[0]) < 8 and len(slow_caller[1]) > 8
+    assert slow_caller[0] == list(range(len(slow_caller[0])))
+
+
+def test_scheduler_arguments_are_checked():
+    with pytest.raises(ValueError, match="count must be in"):
+        _C.parallel_items_schedule(-1, [0])
+    with pytest.raises(ValueError, match="delays_us must name 1 to"):
+        _C.parallel_items_schedule(4, [])
+    with pytest.raises(ValueError, match="delays_us must be in"):
+        _C.parallel_items_schedule(4, [0, -5])
 
 
 def test_concurrent_calls_from_python_threads():
