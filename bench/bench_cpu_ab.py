@@ -1,14 +1,17 @@
-"""Two builds of the C++ kernel side by side in one process: each resampling pass, alternating builds.
+"""Two builds of the C++ kernel side by side in one process: each pass, then whole frames, alternating builds.
 
 Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
-[--widths ...] [--heights ...] [--rounds N] [--out DIR]``.
+[--widths ...] [--heights ...] [--frames ...] [--threads N] [--gaps MS,...] [--rounds N] [--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
 both builds' ``_C`` into one process and times them in alternating rounds (the order flipped each
 round) on the same 1920x1080 RGB image, so that both meet the same minute; it reports each build's
 min and median and the median of the per-round ratios (baseline / candidate: above 1 is faster), and
-checks that both wrote the same bytes. Build a baseline with ``git worktree add /tmp/base REV`` and
+checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
+patch layout, float32, on ``--threads`` threads at the CPU's highest level) are timed the same way,
+each call after ``--gaps`` milliseconds of idle time (0: back to back): threads that slept wake
+slower, and calls come with gaps in serving. Build a baseline with ``git worktree add /tmp/base REV`` and
 ``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
 (``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
 """
@@ -26,17 +29,25 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from bench_cpu_passes import cpu_flags, floor_measurements
+import torch
+from bench_cpu_passes import LAYOUT, QWEN25_MAX_PIXELS, QWEN25_MIN_PIXELS, cpu_flags, floor_measurements, output_rows
 
+from vlfast import normalization_table, smart_resize
 from vlfast.engines import cpp as cpu_kernel
+from vlfast.engines.host_memory import empty_output
 from vlfast.machine import machine_info
-from vlfast.plans import Backend, Filter, axis_plan
+from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan, resample_plan
 
 IN_HEIGHT, IN_WIDTH, CHANNELS = 1080, 1920, 3
 #: Output widths of 1920-wide rows: the Qwen2.5-VL model size of 1080p (up), then 1.5x, 2x and 3.3x down.
 WIDTHS = (1932, 1288, 952, 588)
 #: Output heights of 1080-high columns, likewise.
 HEIGHTS = (1092, 728, 532, 336)
+#: Whole frames: ``WxH`` resized to the Qwen2.5-VL model size, or ``WxH:WxH`` to the size after the colon
+#: (1080p to 588x336: a downscale, compute-bound).
+FRAMES = ("448x448", "1920x1080", "1920x1080:588x336", "3840x2160")
+#: Idle milliseconds before each timed frame.
+GAPS = (0.0, 0.3, 2.0)
 
 
 def load_build(path: Path, name: str) -> ModuleType:
@@ -85,6 +96,56 @@ def compare(
     }
 
 
+def frame_plan(frame: str) -> tuple[np.ndarray, ResamplePlan]:
+    """The image and bicubic torchvision plan of a :data:`FRAMES` entry."""
+    source, _, target = frame.partition(":")
+    width, height = (int(v) for v in source.split("x"))
+    if target:
+        out_w, out_h = (int(v) for v in target.split("x"))
+    else:
+        out_h, out_w = smart_resize(height, width, min_pixels=QWEN25_MIN_PIXELS, max_pixels=QWEN25_MAX_PIXELS)
+    image = np.random.default_rng(0).integers(0, 256, (height, width, CHANNELS), dtype=np.uint8)
+    return image, resample_plan(height, width, out_h, out_w, Filter.BICUBIC, Backend.TORCHVISION)
+
+
+def compare_frame(
+    builds: dict[str, ModuleType], frame: str, threads: int, gap_ms: float, rounds: int
+) -> dict[str, str]:
+    """One frame with both builds in alternating rounds, each call after ``gap_ms`` idle; raises if their
+    bytes differ."""
+    image, plan = frame_plan(frame)
+    table = normalization_table("torchvision", dtype=torch.float32).view(torch.int32).numpy()
+    fields = (cpu_kernel.axis_arguments(plan.horizontal), cpu_kernel.axis_arguments(plan.vertical), plan.vertical_first)
+    patch, merge, temporal = LAYOUT["patch_size"], LAYOUT["merge_size"], LAYOUT["temporal_patch_size"]
+    layout = (patch, merge, temporal, 0, temporal)  # every temporal slot from slot 0: a still image
+    columns = CHANNELS * temporal * patch**2
+    # One output for both (pooled: huge pages, faulted in by round 0), as for the passes.
+    out = empty_output(output_rows(plan), columns, torch.float32).view(torch.int32).numpy()
+    times: dict[str, list[float]] = {name: [] for name in builds}
+    order = list(builds)
+    for r in range(rounds + 1):  # round 0 warms up
+        for name in order if r % 2 else order[::-1]:
+            if gap_ms:
+                time.sleep(gap_ms / 1e3)
+            start = time.perf_counter()
+            builds[name].run_frame(image, *fields, table, out, 0, *layout, threads)
+            if r:
+                times[name].append(time.perf_counter() - start)
+    outs = {name: np.zeros_like(out) for name in builds}
+    for name, build in builds.items():
+        build.run_frame(image, *fields, table, outs[name], 0, *layout, threads)
+    if not np.array_equal(outs["baseline"], outs["candidate"]):
+        raise SystemExit(f"the builds differ: frame {frame}")
+    base, cand = times["baseline"], times["candidate"]
+    ratios = [b / c for b, c in zip(base, cand, strict=True)]
+    return {
+        "size": f"{plan.out_width}x{plan.out_height}",
+        "baseline": f"{min(base) * 1e3:.3f} / {statistics.median(base) * 1e3:.3f}",
+        "candidate": f"{min(cand) * 1e3:.3f} / {statistics.median(cand) * 1e3:.3f}",
+        "ratio": f"{statistics.median(ratios):.2f}",
+    }
+
+
 def write_floor(repeats: int = 15) -> str:
     """The machine's write floor, measured now: NumPy filling the 1080p float32 output's size on one thread
     (``bench_cpu_passes``' floor, the same buffer)."""
@@ -109,8 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", type=Path, help="the candidate's (default: this tree's vlfast._C)")
     parser.add_argument("--names", default="baseline,candidate", help="the two builds' names in the output (commits)")
     parser.add_argument("--levels", help="SIMD levels, comma-separated (default: every level both builds have)")
-    parser.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="horizontal output widths")
-    parser.add_argument("--heights", default=",".join(map(str, HEIGHTS)), help="vertical output heights")
+    parser.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="horizontal output widths ('' for none)")
+    parser.add_argument("--heights", default=",".join(map(str, HEIGHTS)), help="vertical output heights ('' for none)")
+    parser.add_argument("--frames", default=",".join(FRAMES), help="whole frames, WxH or WxH:WxH ('' for none)")
+    parser.add_argument("--threads", type=positive, default=torch.get_num_threads(), help="threads per frame")
+    parser.add_argument("--gaps", default=",".join(map(str, GAPS)), help="idle milliseconds before each frame")
     parser.add_argument("--rounds", type=positive, default=60)
     parser.add_argument("--out", type=Path, default=Path("bench/out/cpu-ab"))
     args = parser.parse_args(argv)
@@ -146,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for build in builds.values():
                 build.set_simd_level(level)
             for vertical, sizes in ((False, args.widths), (True, args.heights)):
-                for out_size in (int(v) for v in sizes.split(",")):
+                for out_size in (int(v) for v in sizes.split(",") if v):
                     for backend in Backend:
                         row = compare(builds, image, vertical, out_size, backend, args.rounds)
                         what = f"{IN_HEIGHT}->{out_size} rows" if vertical else f"{IN_WIDTH}->{out_size} columns"
@@ -158,11 +222,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:  # each build back at its level (a build may be this process's vlfast._C)
         for name, build in builds.items():
             build.set_simd_level(before[name])
+    frames = [frame for frame in args.frames.split(",") if frame]
+    if frames:
+        lines += [
+            "",
+            "| frame | resized to | idle before each (ms) | baseline min / median ms | candidate min / median ms "
+            "| ratio |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+    for frame in frames:
+        for gap in (float(v) for v in args.gaps.split(",")):
+            row = compare_frame(builds, frame, args.threads, gap, args.rounds)
+            lines.append(
+                f"| {frame.partition(':')[0]} | {row['size']} | {gap:g} | {row['baseline']} | {row['candidate']} "
+                f"| {row['ratio']} |"
+            )
+            print(lines[-1], flush=True)
     load_end = os.getloadavg()
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
-        f"baseline {baseline_name}, candidate {candidate_name}; one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB image, "
-        f"bicubic, {args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "
+        f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB "
+        f"image, bicubic; frames: {args.threads} threads, float32, the CPU's highest SIMD level; "
+        f"{args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "
         f"write floor {floor}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
         f"{machine['date']}"
     )

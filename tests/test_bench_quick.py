@@ -153,8 +153,9 @@ def test_vlfast_bench_quick_end_to_end(tmp_path: Path) -> None:
 
 def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The build-against-build script, a copy of this tree's build against the build itself: every pass at
-    every SIMD level past the portable one in the table, the machine and its write floor in the header, the
-    caller's SIMD level left as it was, and differing bytes refused."""
+    every SIMD level past the portable one, then every frame at every idle gap, in the tables, the machine and
+    its write floor in the header, the caller's SIMD level left as it was, and differing bytes (of a pass, of
+    a frame) refused."""
     _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
     monkeypatch.syspath_prepend(str(BENCH_DIR))  # as `python bench/bench_cpu_ab.py` runs it
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
@@ -162,45 +163,54 @@ def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copyfile(_C.__file__, baseline)  # another file: a library of its own, with a SIMD level of its own
     levels = [level for level in _C.simd_levels() if level != "portable"]
     sizes = ["--widths", "1932", "--heights", "1092", "--rounds", "1"]
+    frames = ["--frames", "448x448,640x480:336x224", "--gaps", "0,0.5", "--threads", "2"]
     _C.set_simd_level(_C.simd_levels()[0])  # the caller's cap, which the script must leave alone
     try:
-        assert main([str(baseline), *sizes, "--names", "a,b", "--out", str(tmp_path)]) == 0
+        assert main([str(baseline), *sizes, *frames, "--names", "a,b", "--out", str(tmp_path)]) == 0
         assert _C.simd_level() == _C.simd_levels()[0]
     finally:
         _C.set_simd_level(_C.simd_levels()[-1])
-    header, _, *table = (tmp_path / "ab.md").read_text().splitlines()
+    header, _, *tables = (tmp_path / "ab.md").read_text().splitlines()
     assert "baseline a, candidate b" in header
+    assert "frames: 2 threads, float32" in header
     assert "write floor 50.6 MB written in" in header
-    rows = table[2:]
-    assert len(rows) == len(levels) * 2 * 2  # horizontal and vertical, both backends
+    blank = tables.index("")
+    passes, frame_rows = tables[2:blank], tables[blank + 3 :]
+    assert len(passes) == len(levels) * 2 * 2  # horizontal and vertical, both backends
     for level in levels:
-        assert sum(f"| {level} |" in row for row in rows) == 4
+        assert sum(f"| {level} |" in row for row in passes) == 4
+    assert [row.split(" | ")[:3] for row in frame_rows] == [
+        ["| 448x448", "448x448", "0"],
+        ["| 448x448", "448x448", "0.5"],
+        ["| 640x480", "336x224", "0"],
+        ["| 640x480", "336x224", "0.5"],
+    ]
 
     load_build = main.__globals__["load_build"]
 
     class OneBitOff:
-        """The candidate build, writing one bit differently."""
+        """The candidate build, writing one bit differently in a pass or in a frame."""
 
-        def __init__(self, module: object) -> None:
-            self.module = module
+        def __init__(self, module: object, method: str) -> None:
+            self.module, self.method = module, method
 
         def __getattr__(self, name: str) -> object:
-            return getattr(self.module, name)
+            if name != self.method:
+                return getattr(self.module, name)
 
-        def resample_axis(self, image: np.ndarray, fields: object, vertical: bool, out: np.ndarray) -> None:
-            self.module.resample_axis(image, fields, vertical, out)
-            out.flat[0] ^= 1
+            def off(*args: object) -> None:
+                getattr(self.module, name)(*args)
+                out = args[5] if name == "run_frame" else args[3]
+                out.flat[0] ^= 1
 
-    def load_off(path: Path, name: str) -> object:
-        module = load_build(path, name)
-        return OneBitOff(module) if name == "vlfast_candidate" else module
+            return off
 
-    monkeypatch.setitem(main.__globals__, "load_build", load_off)
-    with pytest.raises(SystemExit, match="the builds differ"):
-        main([str(baseline), *sizes, "--levels", "portable", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
-        main([str(baseline), "--levels", "avx1024", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
-        main([str(baseline), "--rounds", "0", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="cannot load the build"):
-        main([str(tmp_path / "missing.so"), *sizes, "--out", str(tmp_path)])
+    for method, only in (("resample_axis", ["--frames", ""]), ("run_frame", ["--widths", "", "--heights", ""])):
+
+        def load_off(path: Path, name: str, method: str = method) -> object:
+            module = load_build(path, name)
+            return OneBitOff(module, method) if name == "vlfast_candidate" else module
+
+        monkeypatch.setitem(main.__globals__, "load_build", load_off)
+        with pytest.raises(SystemExit, match="the builds differ"):
+            main([str(baseline), *sizes, *frames, *only, "--levels", "portable", "--out", str(tmp_path)])
