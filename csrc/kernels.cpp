@@ -4,6 +4,9 @@
 #include "kernels.h"
 
 #include <algorithm>
+#include <memory>
+#include <utility>
+#include <vector>
 
 namespace vlfast {
 namespace {
@@ -74,13 +77,65 @@ const RowKernels& row_kernels(SimdLevel level) {
 }
 
 AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels) {
-    return {&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
+    auto prepared = std::make_shared<PreparedAxis>();
+    if (kernels.simd) prepared->paired = pair_weights(axis);
+    return {&axis, std::move(prepared)};
 }
 
+namespace {
+
+// A horizontal axis prepared for some kernels over rows of some channels, with a copy of what it
+// was prepared from.
+struct PreparedEntry {
+    const RowKernels* kernels;
+    int64_t channels, in_size, out_size, taps;
+    int precision;
+    std::vector<int32_t> starts, counts, weights;
+    std::shared_ptr<const PreparedAxis> prepared;
+
+    PreparedEntry(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels,
+                  std::shared_ptr<const PreparedAxis> prepared)
+        : kernels(&kernels),
+          channels(channels),
+          in_size(axis.in_size),
+          out_size(axis.out_size),
+          taps(axis.taps),
+          precision(axis.precision),
+          starts(axis.starts, axis.starts + axis.out_size),
+          counts(axis.counts, axis.counts + axis.out_size),
+          weights(axis.weights, axis.weights + axis.out_size * axis.taps),
+          prepared(std::move(prepared)) {}
+
+    bool matches(const AxisCoefficients& axis, const RowKernels& k, int64_t c) const {
+        return kernels == &k && channels == c && in_size == axis.in_size && out_size == axis.out_size &&
+               taps == axis.taps && precision == axis.precision &&
+               std::equal(starts.begin(), starts.end(), axis.starts) &&
+               std::equal(counts.begin(), counts.end(), axis.counts) &&
+               std::equal(weights.begin(), weights.end(), axis.weights);
+    }
+};
+
+// Entries each thread keeps, the most recently used first: a few MB at most (4K tables and copies).
+constexpr size_t kPreparedEntries = 4;
+thread_local std::vector<PreparedEntry> prepared_entries;
+
+}  // namespace
+
 AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels) {
-    AxisKernel kernel{&axis, kernels.simd ? pair_weights(axis) : PairedWeights{}, GatherTables{}};
-    if (kernels.gather != nullptr) kernel.gather = gather_tables(axis, kernel.paired, channels, *kernels.gather);
-    return kernel;
+    if (!kernels.simd) return {&axis, std::make_shared<PreparedAxis>()};
+    auto& entries = prepared_entries;
+    for (size_t i = 0; i < entries.size(); ++i) {
+        if (!entries[i].matches(axis, kernels, channels)) continue;
+        std::rotate(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(i),
+                    entries.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        return {&axis, entries.front().prepared};
+    }
+    auto prepared = std::make_shared<PreparedAxis>();
+    prepared->paired = pair_weights(axis);
+    if (kernels.gather != nullptr) prepared->gather = gather_tables(axis, prepared->paired, channels, *kernels.gather);
+    if (entries.size() == kPreparedEntries) entries.pop_back();
+    entries.insert(entries.begin(), PreparedEntry(axis, kernels, channels, prepared));
+    return {&axis, std::move(prepared)};
 }
 
 // A chunk of int32 accumulators takes one tap at a time, so every inner loop is

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -93,13 +94,21 @@ struct GatherTables {
 GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& paired, int64_t channels,
                            const GatherShape& shape);
 
-// One axis as the row kernels take it: the plan's coefficients and, for the SIMD kernels,
-// their pair_weights (empty for the portable ones) and, for a gathering horizontal kernel,
-// their gather_tables.
-struct AxisKernel {
-    const AxisCoefficients* coefficients = nullptr;
+// What the SIMD kernels take of an axis besides its coefficients: their pair_weights (empty for
+// the portable kernels) and, for a gathering horizontal kernel, their gather_tables.
+struct PreparedAxis {
     PairedWeights paired;
     GatherTables gather;
+};
+
+// One axis as the row kernels take it: the plan's coefficients and their PreparedAxis (shared:
+// horizontal ones are kept for the next frames of the calling thread, horizontal_axis_kernel).
+struct AxisKernel {
+    const AxisCoefficients* coefficients = nullptr;
+    std::shared_ptr<const PreparedAxis> prepared;
+
+    const PairedWeights& paired() const { return prepared->paired; }
+    const GatherTables& gather() const { return prepared->gather; }
 };
 
 // The row kernels of one frame, chosen once (row_kernels): the portable ones, which are
@@ -131,7 +140,10 @@ extern const RowKernels kAvx512Kernels;
 const RowKernels& row_kernels(SimdLevel level);
 // The AxisKernel of a vertical axis for `kernels`.
 AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
-// The AxisKernel of a horizontal axis over rows of `channels` channels for `kernels`.
+// The AxisKernel of a horizontal axis over rows of `channels` channels for `kernels`. The calling
+// thread keeps the last few it prepared for SIMD kernels, by content (level, channels and every
+// coefficient), and hands them out again: their gather tables take 60-150 us to build at 1080p to
+// 4K, before a frame's threads start, and a video's frames or a batch of one size share an axis.
 AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels);
 
 // The portable vertical pass of one output row (the one scalar loop; the AVX2 kernel

@@ -509,14 +509,14 @@ VLFAST_AVX2_INLINE void gather_rows_avx2(const uint8_t* const* src, uint8_t* con
 VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
-    if (kernel.gather.groups > 0) {
-        const GatherTables& tables = kernel.gather;
-        with_weight_form(kernel.paired.split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX2_LAMBDA {
+    if (kernel.gather().groups > 0) {
+        const GatherTables& tables = kernel.gather();
+        with_weight_form(kernel.paired().split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX2_LAMBDA {
             gather_rows_avx2<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
         });
         return;
     }
-    const PairedWeights& paired = kernel.paired;
+    const PairedWeights& paired = kernel.paired();
     // Missing rows repeat the last one: their lanes are computed and never stored.
     const uint8_t* lanes_src[kLanes];
     for (int r = 0; r < kLanes; ++r) lanes_src[r] = src[std::min(r, rows - 1)];
@@ -585,10 +585,10 @@ VLFAST_AVX2_INLINE void vertical_row_impl(const uint8_t* const* rows, const Axis
 // RowKernels::vertical at the AVX2 level.
 VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel& kernel, int64_t output,
                                    int64_t length, uint8_t* dst) {
-    if (kernel.paired.split)
-        vertical_row_impl<true>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+    if (kernel.paired().split)
+        vertical_row_impl<true>(rows, *kernel.coefficients, kernel.paired(), output, length, dst);
     else
-        vertical_row_impl<false>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+        vertical_row_impl<false>(rows, *kernel.coefficients, kernel.paired(), output, length, dst);
 }
 
 // ---- AVX-512 (F, BW, VL, VBMI, VNNI) ----
@@ -765,9 +765,9 @@ VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const*
 VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                           const AxisKernel& kernel, int64_t channels, uint8_t* scratch) {
     const AxisCoefficients& axis = *kernel.coefficients;
-    if (kernel.gather.groups > 0) {
-        const GatherTables& tables = kernel.gather;
-        with_weight_form(kernel.paired.split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX512_LAMBDA {
+    if (kernel.gather().groups > 0) {
+        const GatherTables& tables = kernel.gather();
+        with_weight_form(kernel.paired().split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX512_LAMBDA {
             gather_rows<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
         });
         return;
@@ -781,7 +781,7 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
     transpose_in_from(lanes_src, j, at.in_length, at.transposed_in);
     j = widen_pairs_512(at.transposed_in, at.in_length, channels, at.paired_in);
     widen_pairs(at.transposed_in, j, at.in_length, channels, at.paired_in);
-    resample_lanes_any(at.paired_in, at.transposed_out, axis, kernel.paired, channels);
+    resample_lanes_any(at.paired_in, at.transposed_out, axis, kernel.paired(), channels);
     for (j = 0; j + 64 <= at.out_length; j += 64) transpose_lanes_to_rows_512(at.transposed_out, j, dst, rows);
     transpose_out_from(at.transposed_out, j, at.out_length, dst, rows);
 }
@@ -837,10 +837,10 @@ VLFAST_AVX512_INLINE void vertical_row_impl_512(const uint8_t* const* rows, cons
 // RowKernels::vertical at the AVX-512 level.
 VLFAST_AVX512 void vertical_row_avx512(const uint8_t* const* rows, const AxisKernel& kernel, int64_t output,
                                        int64_t length, uint8_t* dst) {
-    if (kernel.paired.split)
-        vertical_row_impl_512<true>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+    if (kernel.paired().split)
+        vertical_row_impl_512<true>(rows, *kernel.coefficients, kernel.paired(), output, length, dst);
     else
-        vertical_row_impl_512<false>(rows, *kernel.coefficients, kernel.paired, output, length, dst);
+        vertical_row_impl_512<false>(rows, *kernel.coefficients, kernel.paired(), output, length, dst);
 }
 
 #pragma GCC diagnostic pop
@@ -849,7 +849,7 @@ VLFAST_AVX512 void vertical_row_avx512(const uint8_t* const* rows, const AxisKer
 
 // The SIMD horizontal kernels transpose only axes without gather tables.
 int64_t simd_scratch_bytes(const AxisKernel& axis, int64_t channels) {
-    return axis.gather.groups > 0 ? 0 : transposing_scratch_bytes(axis, channels);
+    return axis.gather().groups > 0 ? 0 : transposing_scratch_bytes(axis, channels);
 }
 
 const RowKernels kAvx2Kernels{true, &kAvx2Gather, simd_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};

@@ -416,7 +416,7 @@ void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool ve
 }
 
 bool horizontal_gathers(const AxisCoefficients& axis, int64_t channels) {
-    return horizontal_axis_kernel(axis, row_kernels(simd_level()), channels).gather.groups > 0;
+    return horizontal_axis_kernel(axis, row_kernels(simd_level()), channels).gather().groups > 0;
 }
 
 }  // namespace vlfast

@@ -110,6 +110,51 @@ def test_thread_counts_agree(simd):
                 np.testing.assert_array_equal(run_kernel(image, plan, table, num_threads=threads, **QWEN), single)
 
 
+def test_prepared_axes_are_told_apart_by_content():
+    """Each calling thread keeps its last prepared horizontal axes (gather tables, paired weights) by content:
+    axes of one size whose weights differ (other filters, other backends, one output's taps reversed, in place
+    in the same array), other channel counts and other SIMD levels, run in turns, each get their own."""
+    rng = np.random.default_rng(16)
+    base = make_plan(56, 300, 56, 336, Filter.BICUBIC, Backend.TORCHVISION)
+    weights = base.horizontal.weights.copy()
+    weights[5, : base.horizontal.counts[5]] = weights[5, : base.horizontal.counts[5]][::-1]
+    reversed_taps = replace_axis(base, "horizontal", weights=weights)
+    variants = [
+        base,
+        reversed_taps,
+        make_plan(56, 300, 56, 336, Filter.BICUBIC, Backend.PIL),
+        make_plan(56, 300, 56, 336, Filter.BILINEAR, Backend.TORCHVISION),
+    ]
+    images = {channels: make_image(rng, 56, 300, channels) for channels in (1, 3)}
+    tables = {channels: make_table(torch.float32, channels) for channels in (1, 3)}
+    expected = {
+        (i, channels): expected_rows(images[channels], plan, tables[channels], **QWEN)
+        for i, plan in enumerate(variants)
+        for channels in (1, 3)
+    }
+    assert not np.array_equal(expected[0, 3], expected[1, 3])  # the reversed taps change the rows
+    # One writable weights array, rewritten between calls (a plan's own arrays are read-only).
+    rewritten = np.array(base.horizontal.weights)
+    fields = (*cpu_kernel.axis_arguments(base.horizontal)[:4], rewritten, base.horizontal.precision)
+    table_bits = bits(tables[3])
+
+    def run_rewritten(values: np.ndarray) -> np.ndarray:
+        rewritten[:] = values
+        out = np.full(expected[0, 3].shape, 7, expected[0, 3].dtype)
+        _C.run_frame(images[3], fields, None, False, table_bits, out, 0, 14, 2, 2, 0, 2, 2)
+        return out
+
+    for _ in range(2):
+        for level in LEVELS:
+            with simd_level(level):
+                for i, plan in enumerate(variants):
+                    for channels in (1, 3):
+                        got = run_kernel(images[channels], plan, tables[channels], **QWEN)
+                        np.testing.assert_array_equal(got, expected[i, channels], err_msg=f"{level} {i} {channels}")
+                np.testing.assert_array_equal(run_rewritten(base.horizontal.weights), expected[0, 3])
+                np.testing.assert_array_equal(run_rewritten(weights), expected[1, 3])
+
+
 def runs(items: list[int]) -> list[list[int]]:
     """``items`` cut into maximal runs of consecutive ascending numbers."""
     cut: list[list[int]] = []
