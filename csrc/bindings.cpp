@@ -379,6 +379,10 @@ PYBIND11_MODULE(_C, m) {
           "The items 0..count-1 each of len(delays_us) threads ran through the kernels' scheduler (a run of "
           "its own, then steals), a list per slot in the order it ran them; slot i sleeps delays_us[i] us per "
           "item. For the tests. Raises ValueError on invalid arguments; releases the GIL.");
+    m.def(
+        "prepared_axis_hits", [] { return vlfast::prepared_axis_hits(); },
+        "How many horizontal axes run_frame, resample_axis and horizontal_gathers found prepared (paired "
+        "weights, gather tables) among the last four this thread prepared, so far. For the tests.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
           "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "

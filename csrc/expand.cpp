@@ -31,7 +31,8 @@ void expand_patches(const uint8_t* compact, int64_t rows, int64_t channels, int6
     const int64_t slot_bytes = area * item_size;
     const int64_t row_bytes = channels * temporal * slot_bytes;
     const bool streaming = use_streaming_stores(out, static_cast<size_t>(rows * row_bytes));
-    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(num_threads, rows / kMinRowsPerThread));
+    const int64_t threads =
+        std::max<int64_t>(1, std::min({int64_t{num_threads}, rows / kMinRowsPerThread, pool_threads()}));
     // Row buffers allocated here, so that the threads never throw.
     std::vector<std::vector<uint8_t>> buffers(static_cast<size_t>(threads),
                                               std::vector<uint8_t>(static_cast<size_t>(row_bytes)));

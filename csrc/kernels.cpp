@@ -118,8 +118,11 @@ struct PreparedEntry {
 // Entries each thread keeps, the most recently used first: a few MB at most (4K tables and copies).
 constexpr size_t kPreparedEntries = 4;
 thread_local std::vector<PreparedEntry> prepared_entries;
+thread_local int64_t prepared_hits = 0;
 
 }  // namespace
+
+int64_t prepared_axis_hits() { return prepared_hits; }
 
 AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels) {
     if (!kernels.simd) return {&axis, std::make_shared<PreparedAxis>()};
@@ -128,6 +131,7 @@ AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels
         if (!entries[i].matches(axis, kernels, channels)) continue;
         std::rotate(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(i),
                     entries.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        ++prepared_hits;
         return {&axis, entries.front().prepared};
     }
     auto prepared = std::make_shared<PreparedAxis>();

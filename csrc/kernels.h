@@ -145,6 +145,8 @@ AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& 
 // coefficient), and hands them out again: their gather tables take 60-150 us to build at 1080p to
 // 4K, before a frame's threads start, and a video's frames or a batch of one size share an axis.
 AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels);
+// How many times horizontal_axis_kernel found an axis prepared on this thread (for the tests).
+int64_t prepared_axis_hits();
 
 // The portable vertical pass of one output row (the one scalar loop; the AVX2 kernel
 // takes it for rows shorter than its block).

@@ -376,7 +376,7 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
 
     const int64_t block_rows = f.out_height / block;
     const int64_t by_work = std::max<int64_t>(1, f.out_height * f.out_width / kMinPixelsPerThread);
-    const int64_t threads = std::max<int64_t>(1, std::min({int64_t{num_threads}, block_rows, by_work}));
+    const int64_t threads = std::max<int64_t>(1, std::min({int64_t{num_threads}, block_rows, by_work, pool_threads()}));
 
     std::vector<Scratch> scratch;
     scratch.reserve(static_cast<size_t>(threads));

@@ -9,8 +9,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -28,8 +30,8 @@ namespace {
 
 // How long the caller polls for its workers to finish before it sleeps. A sleeping thread took
 // 15-110 us to resume in the 2-vCPU VMs measured, much of a 448x448 frame (0.3 ms), and the
-// workers' last items end soon after the caller's. Idle workers do not poll: one polling beside
-// another pool's thread, or a decoder, slowed that thread down.
+// workers' last items end soon after the caller's. Idle workers do not poll: a worker polling
+// after each frame slowed 448x448 frames 1-5 ms apart by 5-7%, and another pool's threads.
 constexpr std::chrono::microseconds kSpin{200};
 
 // Polls done() (with CPU pause hints) until it is true or kSpin has passed; returns done().
@@ -116,16 +118,39 @@ bool steal(Batch& batch, int64_t slot) {
     }
 }
 
-// Runs the batch's work on `slot`: its own range front to back, then what it steals.
+// The next item of `slot`: the front of its own range, else of what it steals; -1 when none is left.
+int64_t claim(Batch& batch, int64_t slot) {
+    for (;;) {
+        const int64_t item = claim_front(batch.ranges[slot]);
+        if (item >= 0 || !steal(batch, slot)) return item;
+    }
+}
+
+// Runs the batch's work on a worker's `slot`.
 void run_slot(Batch& batch, int64_t slot) {
-    const std::function<int64_t()> next = [&batch, slot]() -> int64_t {
-        for (;;) {
-            const int64_t item = claim_front(batch.ranges[slot]);
-            if (item >= 0 || !steal(batch, slot)) return item;
-        }
-    };
+    const std::function<int64_t()> next = [&batch, slot] { return claim(batch, slot); };  // stored inline
     (*batch.work)(slot, next);
 }
+
+// Closes `batch` when the caller leaves parallel_items, by an exception too: the workers that joined
+// it before are waited for (they may be running the caller's work), later ones leave it untouched.
+class Closer {
+public:
+    explicit Closer(Batch& batch) : batch_(batch) {}
+    Closer(const Closer&) = delete;
+    Closer& operator=(const Closer&) = delete;
+    ~Closer() {
+        const int64_t joined =
+            std::min(batch_.next_slot.exchange(kClosed, std::memory_order_acq_rel), batch_.slots) - 1;
+        auto all_left = [&] { return batch_.left.load(std::memory_order_acquire) == joined; };
+        if (spin_until(all_left)) return;
+        std::unique_lock<std::mutex> lock(batch_.mutex);
+        batch_.finished.wait(lock, all_left);
+    }
+
+private:
+    Batch& batch_;
+};
 
 // Workers wait for batches; a batch is queued once per worker it asks for. Never destroyed
 // (workers may be waiting when the process exits).
@@ -133,12 +158,12 @@ class Pool {
 public:
     void submit(const std::shared_ptr<Batch>& batch, int64_t helpers) {
         std::lock_guard<std::mutex> lock(mutex_);
-        const int64_t wanted = std::min(helpers, max_workers());
+        const int64_t wanted = std::min(helpers, pool_threads() - 1);
         while (workers_ < wanted) {
             try {
                 std::thread([this] { serve(); }).detach();
-            } catch (const std::system_error&) {
-                break;  // no more threads to be had: the callers take the shares
+            } catch (const std::exception&) {  // system_error, bad_alloc
+                break;  // no more threads to be had: the runs of the slots nobody joins are stolen
             }
             ++workers_;
         }
@@ -147,11 +172,6 @@ public:
     }
 
 private:
-    static int64_t max_workers() {
-        // One worker per other core; more shares than workers are claimed in turn.
-        return std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) - 1);
-    }
-
     void serve() {
         for (;;) {
             std::shared_ptr<Batch> batch;
@@ -162,6 +182,7 @@ private:
                 queue_.pop_front();
             }
             // A batch is queued at most slots - 1 times; a worker that finds it full or closed leaves it.
+            // One worker may join a batch twice in turn (it finds nothing left the second time).
             const int64_t slot = batch->next_slot.fetch_add(1, std::memory_order_acq_rel);
             if (slot >= batch->slots) continue;
             run_slot(*batch, slot);
@@ -199,19 +220,26 @@ Pool& pool() {
 
 }  // namespace
 
+int64_t pool_threads() {
+    // One worker per other core.
+    return std::max<int64_t>(2, static_cast<int64_t>(std::thread::hardware_concurrency()));
+}
+
 void parallel_items(int64_t count, int64_t slots,
                     const std::function<void(int64_t, const std::function<int64_t()>&)>& work) {
+    if (count < 0 || count >= (int64_t{1} << 32)) throw std::length_error("parallel_items: count must be in [0, 2^32)");
     slots = std::max<int64_t>(1, std::min(slots, count));
     auto batch = std::make_shared<Batch>(work, count, slots);
-    if (slots > 1) pool().submit(batch, slots - 1);
-    run_slot(*batch, 0);
-    if (slots == 1) return;
-    // Close the batch: workers that joined before this are waited for, later ones leave it untouched.
-    const int64_t joined = std::min(batch->next_slot.exchange(kClosed, std::memory_order_acq_rel), slots) - 1;
-    auto all_left = [&] { return batch->left.load(std::memory_order_acquire) == joined; };
-    if (spin_until(all_left)) return;
-    std::unique_lock<std::mutex> lock(batch->mutex);
-    batch->finished.wait(lock, all_left);
+    // Item 0 is the caller's, taken out of its range before any worker can see it.
+    int64_t first = -1;
+    if (count > 0) first = claim_front(batch->ranges[0]);
+    const std::function<int64_t()> next = [&batch, &first] {  // stored inline
+        return first >= 0 ? std::exchange(first, int64_t{-1}) : claim(*batch, 0);
+    };
+    if (slots == 1) return work(0, next);
+    const Closer closer(*batch);
+    pool().submit(batch, slots - 1);
+    work(0, next);
 }
 
 }  // namespace vlfast

@@ -97,7 +97,7 @@ def test_fresh_output_memory(simd):
 
 def test_thread_counts_agree(simd):
     """Threads split the block rows; any split gives the same bytes (336x308 is enough for 3 threads; 1456x1428
-    asks for 52, more than the pool has: the runs of those that never start are taken by those that do)."""
+    asks for 52, more than the pool has: it runs on the threads there are)."""
     rng = np.random.default_rng(11)
     image = make_image(rng, 300, 270)
     table = make_table(torch.float32)
@@ -155,6 +155,30 @@ def test_prepared_axes_are_told_apart_by_content():
                 np.testing.assert_array_equal(run_rewritten(weights), expected[1, 3])
 
 
+def test_prepared_axes_are_found_again():
+    """The last four prepared axes are found again (a hit gives the same bytes), the least recently used one
+    is dropped for a fifth: K1-K4, then K1 (a hit), K5 (drops K2), K2 (a miss), K4 (a hit)."""
+    skip_unless("avx2")  # the portable kernels prepare nothing
+    rng = np.random.default_rng(17)
+    image = make_image(rng, 56, 301)
+    table = make_table(torch.float32)
+    keys = [make_plan(56, 301, 56, width, Filter.BICUBIC, Backend.TORCHVISION) for width in (308, 336, 364, 392, 420)]
+    expected = [expected_rows(image, plan, table, **QWEN) for plan in keys]
+
+    def hits_of(indices: tuple[int, ...]) -> int:
+        before = _C.prepared_axis_hits()
+        for index in indices:
+            np.testing.assert_array_equal(run_kernel(image, keys[index], table, **QWEN), expected[index])
+        return _C.prepared_axis_hits() - before
+
+    with simd_level(highest_level()):
+        hits_of((0, 1, 2, 3))  # whatever this thread held before, K1-K4 now
+        assert hits_of((0,)) == 1
+        assert hits_of((4,)) == 0
+        assert hits_of((1,)) == 0
+        assert hits_of((3,)) == 1
+
+
 def runs(items: list[int]) -> list[list[int]]:
     """``items`` cut into maximal runs of consecutive ascending numbers."""
     cut: list[list[int]] = []
@@ -172,12 +196,12 @@ def runs(items: list[int]) -> list[list[int]]:
 )
 def test_scheduler_runs_every_item_once(count, delays):
     """Every item runs exactly once, whatever the threads (more slots than the pool has workers: the
-    runs of those that never start are taken); each thread starts at the front of a run of its own."""
+    runs of those that never start are taken); the caller runs item 0 first."""
     ran = _C.parallel_items_schedule(count, delays)
     assert len(ran) == len(delays)
     assert sorted(item for items in ran for item in items) == list(range(count))
     if count:
-        assert ran[0][0] == 0  # the caller's own run, front first: nobody takes its front
+        assert ran[0][0] == 0  # taken by the caller before any worker sees the batch
     if len(delays) == 1:
         assert ran == [list(range(count))]
 
@@ -185,12 +209,12 @@ def test_scheduler_runs_every_item_once(count, delays):
 def test_scheduler_moves_a_slow_threads_items_to_the_others():
     """A thread slowed down (descheduled, late to wake) keeps the front of its run; the others take the rest
     in whole runs from the back, so a frame is not held up by its slowest thread."""
-    slow_worker = _C.parallel_items_schedule(16, [200, 5000])
+    slow_worker = _C.parallel_items_schedule(16, [100, 50000])
     assert slow_worker[0][:8] == list(range(8))  # the caller's own run, in order
     assert len(slow_worker[1]) < 8 and len(slow_worker[0]) > 8
     assert slow_worker[1] == list(range(8, 8 + len(slow_worker[1])))  # the front of its own run, no more
     assert len(runs(slow_worker[0])) <= 5  # taken in whole runs, halving what is left: not item by item
-    slow_caller = _C.parallel_items_schedule(16, [5000, 200])
+    slow_caller = _C.parallel_items_schedule(16, [50000, 100])
     assert slow_caller[1][:8] == list(range(8, 16))  # the worker's own run first, in order
     assert len(slow_caller[0]) < 8 and len(slow_caller[1]) > 8
     assert slow_caller[0] == list(range(len(slow_caller[0])))
