@@ -97,7 +97,7 @@ def compare(
 
 
 def frame_plan(frame: str) -> tuple[np.ndarray, ResamplePlan]:
-    """The image and bicubic torchvision plan of a :data:`FRAMES` entry."""
+    """The image and bicubic torchvision plan of a :data:`FRAMES` entry (:func:`frame_list` checked it)."""
     source, _, target = frame.partition(":")
     width, height = (int(v) for v in source.split("x"))
     if target:
@@ -114,13 +114,14 @@ def compare_frame(
     """One frame with both builds in alternating rounds, each call after ``gap_ms`` idle; raises if their
     bytes differ."""
     image, plan = frame_plan(frame)
-    table = normalization_table("torchvision", dtype=torch.float32).view(torch.int32).numpy()
-    fields = (cpu_kernel.axis_arguments(plan.horizontal), cpu_kernel.axis_arguments(plan.vertical), plan.vertical_first)
-    patch, merge, temporal = LAYOUT["patch_size"], LAYOUT["merge_size"], LAYOUT["temporal_patch_size"]
-    layout = (patch, merge, temporal, 0, temporal)  # every temporal slot from slot 0: a still image
-    columns = CHANNELS * temporal * patch**2
+    table = normalization_table("torchvision", dtype=torch.float32)
+    columns = CHANNELS * LAYOUT["temporal_patch_size"] * LAYOUT["patch_size"] ** 2
+
+    def arguments(out: torch.Tensor) -> tuple:
+        return cpu_kernel.frame_arguments(image, plan, table, out, 0, num_threads=threads, **LAYOUT)
+
     # One output for both (pooled: huge pages, faulted in by round 0), as for the passes.
-    out = empty_output(output_rows(plan), columns, torch.float32).view(torch.int32).numpy()
+    shared = arguments(empty_output(output_rows(plan), columns, torch.float32))
     times: dict[str, list[float]] = {name: [] for name in builds}
     order = list(builds)
     for r in range(rounds + 1):  # round 0 warms up
@@ -128,13 +129,13 @@ def compare_frame(
             if gap_ms:
                 time.sleep(gap_ms / 1e3)
             start = time.perf_counter()
-            builds[name].run_frame(image, *fields, table, out, 0, *layout, threads)
+            builds[name].run_frame(*shared)
             if r:
                 times[name].append(time.perf_counter() - start)
-    outs = {name: np.zeros_like(out) for name in builds}
+    outs = {name: torch.zeros((output_rows(plan), columns), dtype=torch.float32) for name in builds}
     for name, build in builds.items():
-        build.run_frame(image, *fields, table, outs[name], 0, *layout, threads)
-    if not np.array_equal(outs["baseline"], outs["candidate"]):
+        build.run_frame(*arguments(outs[name]))
+    if not torch.equal(outs["baseline"].view(torch.int32), outs["candidate"].view(torch.int32)):
         raise SystemExit(f"the builds differ: frame {frame}")
     base, cand = times["baseline"], times["candidate"]
     ratios = [b / c for b, c in zip(base, cand, strict=True)]
@@ -156,6 +157,34 @@ def write_floor(repeats: int = 15) -> str:
     return f"{size / 1e6:.1f} MB written in {median * 1e3:.2f} ms ({size / median / 1e9:.1f} GB/s, one thread)"
 
 
+def frame_list(text: str) -> list[str]:
+    """An argparse type: comma-separated ``WxH`` or ``WxH:WxH`` frames (none for ''), each size positive and
+    an output size a multiple of the patch block."""
+    block = LAYOUT["patch_size"] * LAYOUT["merge_size"]
+    frames = [frame for frame in text.split(",") if frame]
+    for frame in frames:
+        try:
+            sizes = [[int(v) for v in size.split("x")] for size in frame.split(":")]
+        except ValueError:
+            sizes = []
+        if not 1 <= len(sizes) <= 2 or any(len(size) != 2 or min(size) < 1 for size in sizes):
+            raise argparse.ArgumentTypeError(f"a frame is WxH or WxH:WxH with positive sides, got {frame!r}")
+        if len(sizes) == 2 and any(side % block for side in sizes[1]):
+            raise argparse.ArgumentTypeError(f"an output size must be a multiple of {block} on each side: {frame!r}")
+    return frames
+
+
+def gap_list(text: str) -> list[float]:
+    """An argparse type: comma-separated idle milliseconds, each finite and at least 0."""
+    try:
+        gaps = [float(v) for v in text.split(",")]
+    except ValueError:
+        gaps = [-1.0]
+    if not all(0 <= gap < float("inf") for gap in gaps):
+        raise argparse.ArgumentTypeError(f"gaps are milliseconds >= 0, comma-separated, got {text!r}")
+    return gaps
+
+
 def positive(text: str) -> int:
     """An argparse type: an integer of at least 1."""
     value = int(text)
@@ -172,9 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--levels", help="SIMD levels, comma-separated (default: every level both builds have)")
     parser.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="horizontal output widths ('' for none)")
     parser.add_argument("--heights", default=",".join(map(str, HEIGHTS)), help="vertical output heights ('' for none)")
-    parser.add_argument("--frames", default=",".join(FRAMES), help="whole frames, WxH or WxH:WxH ('' for none)")
+    parser.add_argument(
+        "--frames", type=frame_list, default=",".join(FRAMES), help="whole frames, WxH or WxH:WxH ('' for none)"
+    )
     parser.add_argument("--threads", type=positive, default=torch.get_num_threads(), help="threads per frame")
-    parser.add_argument("--gaps", default=",".join(map(str, GAPS)), help="idle milliseconds before each frame")
+    parser.add_argument(
+        "--gaps", type=gap_list, default=",".join(map(str, GAPS)), help="idle milliseconds before each frame"
+    )
     parser.add_argument("--rounds", type=positive, default=60)
     parser.add_argument("--out", type=Path, default=Path("bench/out/cpu-ab"))
     args = parser.parse_args(argv)
@@ -222,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:  # each build back at its level (a build may be this process's vlfast._C)
         for name, build in builds.items():
             build.set_simd_level(before[name])
-    frames = [frame for frame in args.frames.split(",") if frame]
+    frames = args.frames
     if frames:
         lines += [
             "",
@@ -231,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "|---|---|---:|---:|---:|---:|",
         ]
     for frame in frames:
-        for gap in (float(v) for v in args.gaps.split(",")):
+        for gap in args.gaps:
             row = compare_frame(builds, frame, args.threads, gap, args.rounds)
             lines.append(
                 f"| {frame.partition(':')[0]} | {row['size']} | {gap:g} | {row['baseline']} | {row['candidate']} "

@@ -201,7 +201,7 @@ def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             def off(*args: object) -> None:
                 getattr(self.module, name)(*args)
                 out = args[5] if name == "run_frame" else args[3]
-                out.flat[0] ^= 1
+                out.view(np.uint8).flat[0] ^= 1  # one bit, whatever the dtype
 
             return off
 
@@ -214,3 +214,25 @@ def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setitem(main.__globals__, "load_build", load_off)
         with pytest.raises(SystemExit, match="the builds differ"):
             main([str(baseline), *sizes, *frames, *only, "--levels", "portable", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--frames", "448x"], "a frame is WxH or WxH:WxH"),
+        (["--frames", "640x480:300x200"], "must be a multiple of 28"),
+        (["--frames", "0x448"], "positive sides"),
+        (["--gaps", "0,fast"], "gaps are milliseconds >= 0"),
+        (["--gaps", "-1"], "gaps are milliseconds >= 0"),
+    ],
+)
+def test_bench_cpu_ab_frame_options_are_checked(
+    option: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A frame or gap the script cannot run is a usage error naming it, before anything is loaded or timed."""
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "missing.so"), *option, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -29,6 +29,7 @@ __all__ = [
     "available",
     "capped_simd_level",
     "default_num_threads",
+    "frame_arguments",
     "run_frame",
     "simd_level",
     "simd_levels",
@@ -117,6 +118,52 @@ def _numpy_bits(tensor: torch.Tensor, name: str) -> np.ndarray:
     return (tensor if bit_view == tensor.dtype else tensor.view(bit_view)).numpy()
 
 
+def frame_arguments(
+    image: np.ndarray,
+    plan: ResamplePlan,
+    table: torch.Tensor,
+    out: torch.Tensor,
+    row_offset: int,
+    *,
+    patch_size: int,
+    merge_size: int,
+    temporal_patch_size: int,
+    slot_begin: int = 0,
+    slot_count: int | None = None,
+    num_threads: int | None = None,
+) -> tuple:
+    """:func:`run_frame`'s arguments, checked as it checks them, in the form the extension's ``run_frame``
+    takes them: for a caller holding another build of the extension (``bench/bench_cpu_ab.py``).
+
+    Raises:
+        InvalidImageError, UnsupportedOptionError: as :func:`run_frame`.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
+        raise InvalidImageError(
+            f"the plan resizes {plan.in_height}x{plan.in_width} images but the image is "
+            f"{image.shape[0]}x{image.shape[1]}"
+        )
+    if table.dtype != out.dtype:
+        raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
+    return (
+        image,
+        axis_arguments(plan.horizontal),
+        axis_arguments(plan.vertical),
+        plan.vertical_first,
+        _numpy_bits(table, "table"),
+        _numpy_bits(out, "out"),
+        row_offset,
+        patch_size,
+        merge_size,
+        temporal_patch_size,
+        slot_begin,
+        temporal_patch_size - slot_begin if slot_count is None else slot_count,
+        num_threads if num_threads is not None else default_num_threads(),
+    )
+
+
 def run_frame(
     image: np.ndarray,
     plan: ResamplePlan,
@@ -152,35 +199,21 @@ def run_frame(
     """
     if _C is None:
         raise DeviceError(_NOT_BUILT)
-    if not isinstance(image, np.ndarray):
-        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
-        raise InvalidImageError(
-            f"the plan resizes {plan.in_height}x{plan.in_width} images but the image is "
-            f"{image.shape[0]}x{image.shape[1]}"
-        )
-    if table.dtype != out.dtype:
-        raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
-    table_bits = _numpy_bits(table, "table")
-    out_bits = _numpy_bits(out, "out")
-    if slot_count is None:
-        slot_count = temporal_patch_size - slot_begin
+    arguments = frame_arguments(
+        image,
+        plan,
+        table,
+        out,
+        row_offset,
+        patch_size=patch_size,
+        merge_size=merge_size,
+        temporal_patch_size=temporal_patch_size,
+        slot_begin=slot_begin,
+        slot_count=slot_count,
+        num_threads=num_threads,
+    )
     try:
-        _C.run_frame(
-            image,
-            axis_arguments(plan.horizontal),
-            axis_arguments(plan.vertical),
-            plan.vertical_first,
-            table_bits,
-            out_bits,
-            row_offset,
-            patch_size,
-            merge_size,
-            temporal_patch_size,
-            slot_begin,
-            slot_count,
-            num_threads if num_threads is not None else default_num_threads(),
-        )
+        _C.run_frame(*arguments)
     except (ValueError, TypeError) as error:  # TypeError: fields of a plan that are not ints or arrays
         raise InvalidImageError(str(error)) from None
 
