@@ -118,7 +118,7 @@ def compare_frame(
     columns = CHANNELS * LAYOUT["temporal_patch_size"] * LAYOUT["patch_size"] ** 2
 
     def arguments(out: torch.Tensor) -> tuple:
-        return cpu_kernel.frame_arguments(image, plan, table, out, 0, num_threads=threads, **LAYOUT)
+        return (*cpu_kernel.frame_arguments(image, plan, table, out, 0, **LAYOUT), threads)
 
     # One output for both (pooled: huge pages, faulted in by round 0), as for the passes.
     shared = arguments(empty_output(output_rows(plan), columns, torch.float32))

@@ -62,6 +62,29 @@ py::array as_array(const py::handle& object, const std::string& name) {
 
 bool is_c_contiguous(const py::array& array) { return (array.flags() & py::array::c_style) != 0; }
 
+// num_threads checked (>= 1), at most vlfast::kMaxThreads.
+int checked_threads(int64_t num_threads) {
+    if (num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(num_threads));
+    return static_cast<int>(std::min<int64_t>(num_threads, vlfast::kMaxThreads));
+}
+
+// The bytes [begin, end) that `array` (non-negative strides) spans.
+std::pair<const uint8_t*, const uint8_t*> extent(const py::array& array) {
+    const uint8_t* begin = static_cast<const uint8_t*>(array.data());
+    int64_t last = 0;
+    for (py::ssize_t i = 0; i < array.ndim(); ++i) last += (array.shape(i) - 1) * array.strides(i);
+    return {begin, begin + last + array.itemsize()};
+}
+
+// Fails unless `out` shares no byte with any of `inputs` (named by `names`).
+void check_no_overlap(const py::array& out, std::initializer_list<const py::array*> inputs, const char* names) {
+    const auto [out_begin, out_end] = extent(out);
+    for (const py::array* input : inputs) {
+        const auto [begin, end] = extent(*input);
+        if (out_begin < end && begin < out_end) fail(std::string("out must not overlap ") + names);
+    }
+}
+
 // "1, 2 or 4": vlfast::kItemSizes in words.
 std::string item_sizes_text() {
     std::string text;
@@ -157,11 +180,21 @@ vlfast::ImageView image_view(const py::array& image) {
             image.strides(0), image.strides(1),         image.strides(2)};
 }
 
-void run_frame(const py::object& image_object, const std::optional<AxisArguments>& horizontal_plan,
-               const std::optional<AxisArguments>& vertical_plan, bool vertical_first, const py::object& table_object,
-               const py::object& out_object, int64_t row_offset,
-               int64_t patch_size, int64_t merge_size, int64_t temporal_patch_size, int64_t slot_begin,
-               int64_t slot_count, int64_t num_threads) {
+// One frame's arguments, validated: the arrays are kept (alive while the GIL is released), the plans copied.
+struct FrameCall {
+    py::array image, table, out;
+    Axis horizontal, vertical;
+    vlfast::FrameJob job{};
+};
+
+// run_frame's arguments (less num_threads), as the extension takes one frame.
+using FrameArguments = std::tuple<py::object, std::optional<AxisArguments>, std::optional<AxisArguments>, bool,
+                                  py::object, py::object, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+
+// Validates one frame's arguments into `call` (which must not move afterwards: the job points into it).
+void read_frame(const FrameArguments& arguments, FrameCall& call) {
+    const auto& [image_object, horizontal_plan, vertical_plan, vertical_first, table_object, out_object, row_offset,
+                 patch_size, merge_size, temporal_patch_size, slot_begin, slot_count] = arguments;
     // Layout parameters first: every size below is bounded by them and by real arrays.
     using vlfast::kMaxLayoutParameter;
     auto check_range = [](int64_t value, int64_t low, int64_t high, const char* name) {
@@ -174,10 +207,9 @@ void run_frame(const py::object& image_object, const std::optional<AxisArguments
     check_range(temporal_patch_size, 1, kMaxLayoutParameter, "temporal_patch_size");
     check_range(slot_begin, 0, temporal_patch_size - 1, "slot_begin");
     check_range(slot_count, 1, temporal_patch_size - slot_begin, "slot_count");
-    if (num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(num_threads));
     if (row_offset < 0) fail("row_offset must be >= 0, got " + std::to_string(row_offset));
 
-    py::array table = as_array(table_object, "table");
+    py::array table = call.table = as_array(table_object, "table");
     if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1)
         fail("table must have shape (channels, " + std::to_string(vlfast::kTableSize) + "), got " + shape_of(table));
     const int64_t item_size = table.itemsize();
@@ -188,12 +220,13 @@ void run_frame(const py::object& image_object, const std::optional<AxisArguments
     if (!is_c_contiguous(table)) fail("table must be C-contiguous");
     const int64_t channels = table.shape(0);
 
-    py::array image = as_array(image_object, "image");
+    py::array image = call.image = as_array(image_object, "image");
     const vlfast::ImageView view = image_view(image);
     if (view.channels != channels)
         fail("image has " + std::to_string(view.channels) + " channels but the table has " + std::to_string(channels));
 
-    Axis horizontal, vertical;
+    Axis& horizontal = call.horizontal;
+    Axis& vertical = call.vertical;
     const bool has_horizontal = horizontal_plan.has_value(), has_vertical = vertical_plan.has_value();
     if (has_horizontal) read_axis(*horizontal_plan, "horizontal plan", view.width, "width", horizontal);
     if (has_vertical) read_axis(*vertical_plan, "vertical plan", view.height, "height", vertical);
@@ -204,7 +237,7 @@ void run_frame(const py::object& image_object, const std::optional<AxisArguments
         fail("resized size " + std::to_string(out_height) + "x" + std::to_string(out_width) +
              " is not a multiple of patch_size*merge_size=" + std::to_string(factor));
 
-    py::array out = as_array(out_object, "out");
+    py::array out = call.out = as_array(out_object, "out");
     if (out.ndim() != 2) fail("out must have 2 dimensions, got shape " + shape_of(out));
     if (!is_c_contiguous(out)) fail("out must be C-contiguous");
     if (!out.writeable()) fail("out must be writeable");
@@ -223,6 +256,7 @@ void run_frame(const py::object& image_object, const std::optional<AxisArguments
         fail("out has " + std::to_string(out.shape(0)) + " rows but this frame writes rows " +
              std::to_string(row_offset) + ".." + std::to_string(last));
     }
+    check_no_overlap(out, {&image, &table}, "image or table");
 
     const vlfast::PatchTarget target{static_cast<uint8_t*>(out.mutable_data()),
                                      static_cast<const uint8_t*>(table.data()),
@@ -233,10 +267,51 @@ void run_frame(const py::object& image_object, const std::optional<AxisArguments
                                      static_cast<int>(temporal_patch_size),
                                      static_cast<int>(slot_begin),
                                      static_cast<int>(slot_count)};
-    const int threads = static_cast<int>(std::min<int64_t>(num_threads, vlfast::kMaxThreads));
+    call.job = {view, has_horizontal ? &horizontal.coefficients : nullptr,
+                has_vertical ? &vertical.coefficients : nullptr, vertical_first, target};
+}
+
+void run_frame(const py::object& image, const std::optional<AxisArguments>& horizontal,
+               const std::optional<AxisArguments>& vertical, bool vertical_first, const py::object& table,
+               const py::object& out, int64_t row_offset, int64_t patch_size, int64_t merge_size,
+               int64_t temporal_patch_size, int64_t slot_begin, int64_t slot_count, int64_t num_threads) {
+    const int threads = checked_threads(num_threads);
+    FrameCall call;
+    read_frame({image, horizontal, vertical, vertical_first, table, out, row_offset, patch_size, merge_size,
+                temporal_patch_size, slot_begin, slot_count},
+               call);
     py::gil_scoped_release release;
-    vlfast::run_frame(view, has_horizontal ? &horizontal.coefficients : nullptr,
-                      has_vertical ? &vertical.coefficients : nullptr, vertical_first, target, threads);
+    vlfast::run_frame(call.job, threads);
+}
+
+// Validated frames: an error names the frame's index.
+struct FrameCalls {
+    explicit FrameCalls(const std::vector<FrameArguments>& frames) : calls(frames.size()) {
+        jobs.reserve(frames.size());
+        for (size_t i = 0; i < frames.size(); ++i) {
+            try {
+                read_frame(frames[i], calls[i]);
+            } catch (const std::invalid_argument& error) {
+                fail("frame " + std::to_string(i) + ": " + error.what());
+            }
+            jobs.push_back(calls[i].job);
+        }
+    }
+    std::vector<FrameCall> calls;  // never resized: the jobs point into the calls
+    std::vector<vlfast::FrameJob> jobs;
+};
+
+// Every frame validated (nothing is written when one is not), then run.
+void run_frames(const std::vector<FrameArguments>& frames, int64_t num_threads) {
+    const int threads = checked_threads(num_threads);
+    const FrameCalls checked(frames);
+    py::gil_scoped_release release;
+    vlfast::run_frames(checked.jobs, threads);
+}
+
+// The frames run_frames runs side by side: for the tests.
+std::vector<size_t> frames_side_by_side(const std::vector<FrameArguments>& frames, int64_t num_threads) {
+    return vlfast::side_by_side(FrameCalls(frames).jobs, checked_threads(num_threads));
 }
 
 // One pass of `plan` (an AxisPlan) over a C-contiguous uint8 image into `out`, on the
@@ -284,7 +359,7 @@ bool horizontal_gathers(const AxisArguments& plan, int64_t channels) {
 // `out` (rows, C * T * area), T = out's columns / compact's.
 void expand(const py::object& compact_object, const py::object& table_object, const py::object& out_object,
             int64_t num_threads) {
-    if (num_threads < 1) fail("num_threads must be >= 1, got " + std::to_string(num_threads));
+    const int threads = checked_threads(num_threads);
     py::array compact = as_array(compact_object, "compact");
     if (compact.dtype().kind() != 'u' || compact.itemsize() != 1)
         fail("compact must be uint8, got " + str(compact.dtype()));
@@ -313,17 +388,11 @@ void expand(const py::object& compact_object, const py::object& table_object, co
     if (out.shape(0) != rows || out.shape(1) < 1 || out.shape(1) % columns)
         fail("out must have shape (" + std::to_string(rows) + ", T * " + std::to_string(columns) + "), got " +
              shape_of(out));
-    const uint8_t* out_begin = static_cast<const uint8_t*>(out.data());
-    for (const py::array* input : {&compact, &table}) {
-        const uint8_t* begin = static_cast<const uint8_t*>(input->data());
-        if (out_begin < begin + input->nbytes() && begin < out_begin + out.nbytes())
-            fail("out must not overlap compact or table");
-    }
+    check_no_overlap(out, {&compact, &table}, "compact or table");
     const int64_t temporal = out.shape(1) / columns;
     const uint8_t* compact_data = static_cast<const uint8_t*>(compact.data());
     const uint8_t* table_data = static_cast<const uint8_t*>(table.data());
     uint8_t* out_data = static_cast<uint8_t*>(out.mutable_data());
-    const int threads = static_cast<int>(std::min<int64_t>(num_threads, vlfast::kMaxThreads));
     py::gil_scoped_release release;
     vlfast::expand_patches(compact_data, rows, channels, columns / channels, temporal, table_data,
                            static_cast<int>(item_size), out_data, threads);
@@ -363,6 +432,14 @@ PYBIND11_MODULE(_C, m) {
           "starts, counts, weights, precision) or None, look it up in `table` (C, 256) and write its "
           "patch rows into `out` from `row_offset`, temporal slots slot_begin..slot_begin+slot_count-1. "
           "Raises ValueError on invalid arguments; releases the GIL while it runs.");
+    m.def("run_frames", &run_frames, py::arg("frames"), py::arg("num_threads"),
+          "Run a list of frames, each a tuple of run_frame's arguments less num_threads, on up to num_threads "
+          "threads: frames too small to split run side by side, a frame per thread, when no two write the same "
+          "bytes. Every frame is checked first (ValueError naming the frame's index); releases the GIL while "
+          "they run.");
+    m.def("frames_side_by_side", &frames_side_by_side, py::arg("frames"), py::arg("num_threads"),
+          "The indices of the frames run_frames(frames, num_threads) runs side by side, a frame per thread (empty: "
+          "each frame on its own, in order). For the tests.");
     m.def("resample_axis", &resample_axis, py::arg("image"), py::arg("plan"), py::arg("vertical"), py::arg("out"),
           "One pass of `plan` (an AxisPlan's fields, as run_frame takes them) over a C-contiguous uint8 (H, W, C) "
           "image into `out`, uint8 (H', W, C) "

@@ -15,9 +15,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <tuple>
 #include <vector>
 
 #include "constants.h"
@@ -344,28 +347,103 @@ void run_block_rows(const Frame& f, Scratch& s, const std::function<int64_t()>& 
     s.writer.finish();
 }
 
+// Block rows of the frame `job` writes: (resized height / block) of them.
+int64_t frame_block_rows(const FrameJob& job) {
+    const int64_t height = job.vertical ? job.vertical->out_size : job.image.height;
+    return height / (int64_t{job.target.patch_size} * job.target.merge_size);
+}
+
+// Threads `job` is split over, at most `num_threads`: no more than it has block rows, or than its
+// output pixels pay for, or than the pool runs at once.
+int64_t frame_threads(const FrameJob& job, int64_t num_threads) {
+    const int64_t height = job.vertical ? job.vertical->out_size : job.image.height;
+    const int64_t width = job.horizontal ? job.horizontal->out_size : job.image.width;
+    const int64_t by_work = std::max<int64_t>(1, height * width / kMinPixelsPerThread);
+    return std::max<int64_t>(1, std::min({num_threads, frame_block_rows(job), by_work, pool_threads()}));
+}
+
+// A stretch of memory a job reads (its image, its table) or writes (its rows of the output; `out`,
+// `row_bytes` and the slots say which bytes of them).
+struct Span {
+    uintptr_t begin, end;
+    bool written;
+    const uint8_t* out;
+    int64_t row_bytes;
+    int slot_begin, slot_end;
+};
+
+// The output rows `job` writes to.
+Span written_span(const FrameJob& job) {
+    const PatchTarget& t = job.target;
+    const int64_t row_bytes = patch_row_items(job.image.channels, t.temporal_patch_size, t.patch_size) * t.item_size;
+    const int64_t height = job.vertical ? job.vertical->out_size : job.image.height;
+    const int64_t width = job.horizontal ? job.horizontal->out_size : job.image.width;
+    const int64_t rows = (height / t.patch_size) * (width / t.patch_size);
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(t.out + t.row_offset * row_bytes);
+    return {begin, begin + static_cast<uintptr_t>(rows * row_bytes), true, t.out, row_bytes, t.slot_begin,
+            t.slot_begin + t.slot_count};
+}
+
+Span read_span(const uint8_t* data, int64_t bytes) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+    return {begin, begin + static_cast<uintptr_t>(bytes), false, nullptr, 0, 0, 0};
+}
+
+// Whether two of `jobs` may not run at once: one writes a byte the other reads or writes, except
+// where they write the same rows of one output in different temporal slots (the frames of one clip).
+bool any_conflict(const std::vector<FrameJob>& jobs) {
+    std::vector<Span> spans;
+    spans.reserve(3 * jobs.size());
+    for (const FrameJob& job : jobs) {
+        const ImageView& image = job.image;
+        const int64_t last = (image.height - 1) * image.stride_y + (image.width - 1) * image.stride_x +
+                             (image.channels - 1) * image.stride_c;
+        spans.push_back(written_span(job));
+        spans.push_back(read_span(image.data, last + 1));
+        spans.push_back(read_span(job.target.table, image.channels * kTableSize * job.target.item_size));
+    }
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+        return std::tie(a.begin, a.end, a.written) < std::tie(b.begin, b.end, b.written);
+    });
+    // One table or image read by many jobs is one span.
+    spans.erase(std::unique(spans.begin(), spans.end(),
+                            [](const Span& a, const Span& b) {
+                                return !a.written && !b.written && a.begin == b.begin && a.end == b.end;
+                            }),
+                spans.end());
+    for (size_t i = 0; i < spans.size(); ++i) {
+        for (size_t j = i + 1; j < spans.size() && spans[j].begin < spans[i].end; ++j) {
+            const Span &a = spans[i], &b = spans[j];
+            if (!a.written && !b.written) continue;
+            const bool same_rows = a.written && b.written && a.out == b.out && a.row_bytes == b.row_bytes &&
+                                   a.begin == b.begin && a.end == b.end;
+            if (!same_rows || (a.slot_begin < b.slot_end && b.slot_begin < a.slot_end)) return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace
 
-void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const AxisCoefficients* vertical,
-               bool vertical_first, const PatchTarget& target, int num_threads) {
+void run_frame(const FrameJob& job, int num_threads) {
+    const ImageView& image = job.image;
+    const PatchTarget& target = job.target;
     Frame f;
     f.image = image;
-    f.horizontal = horizontal;
-    f.vertical = vertical;
-    f.vertical_first = vertical_first;
+    f.horizontal = job.horizontal;
+    f.vertical = job.vertical;
+    f.vertical_first = job.vertical_first;
     f.target = target;
-    f.out_height = vertical ? vertical->out_size : image.height;
-    f.out_width = horizontal ? horizontal->out_size : image.width;
+    f.out_height = f.vertical ? f.vertical->out_size : image.height;
+    f.out_width = f.horizontal ? f.horizontal->out_size : image.width;
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
     const SimdLevel level = simd_level();  // once: every kernel of the frame at one level
     f.kernels = &row_kernels(level);
-    if (horizontal != nullptr) f.horizontal_kernel = horizontal_axis_kernel(*horizontal, *f.kernels, image.channels);
-    if (vertical != nullptr) f.vertical_kernel = vertical_axis_kernel(*vertical, *f.kernels);
-    const int64_t row_bytes =
-        patch_row_items(image.channels, target.temporal_patch_size, target.patch_size) * target.item_size;
-    const int64_t frame_rows = (f.out_height / target.patch_size) * (f.out_width / target.patch_size);
-    f.streaming =
-        use_streaming_stores(target.out + target.row_offset * row_bytes, static_cast<size_t>(frame_rows * row_bytes));
+    if (f.horizontal != nullptr)
+        f.horizontal_kernel = horizontal_axis_kernel(*f.horizontal, *f.kernels, image.channels);
+    if (f.vertical != nullptr) f.vertical_kernel = vertical_axis_kernel(*f.vertical, *f.kernels);
+    const Span out = written_span(job);
+    f.streaming = use_streaming_stores(reinterpret_cast<uint8_t*>(out.begin), static_cast<size_t>(out.end - out.begin));
 
     f.layout = &layout_kernels(level);
     f.layout_level = level;
@@ -374,16 +452,49 @@ void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const
     const int64_t chunk_blocks = kChunkValueBytes / target.item_size / image.channels / block / block;
     f.chunk_pixels = std::min(f.out_width, std::max<int64_t>(1, chunk_blocks) * block);
 
-    const int64_t block_rows = f.out_height / block;
-    const int64_t by_work = std::max<int64_t>(1, f.out_height * f.out_width / kMinPixelsPerThread);
-    const int64_t threads = std::max<int64_t>(1, std::min({int64_t{num_threads}, block_rows, by_work, pool_threads()}));
-
+    const int64_t threads = frame_threads(job, num_threads);
     std::vector<Scratch> scratch;
     scratch.reserve(static_cast<size_t>(threads));
     for (int64_t i = 0; i < threads; ++i) scratch.emplace_back(f);
 
-    parallel_items(block_rows, threads,
+    parallel_items(frame_block_rows(job), threads,
                    [&](int64_t slot, const std::function<int64_t()>& next) { run_block_rows(f, scratch[slot], next); });
+}
+
+std::vector<size_t> side_by_side(const std::vector<FrameJob>& jobs, int num_threads) {
+    std::vector<size_t> small;
+    for (size_t i = 0; i < jobs.size(); ++i)
+        if (frame_threads(jobs[i], num_threads) == 1) small.push_back(i);
+    if (std::min<int64_t>({num_threads, static_cast<int64_t>(small.size()), pool_threads()}) < 2 || any_conflict(jobs))
+        small.clear();
+    return small;
+}
+
+void run_frames(const std::vector<FrameJob>& jobs, int num_threads) {
+    const std::vector<size_t> small = side_by_side(jobs, num_threads);
+    std::vector<char> ran(jobs.size(), 0);
+    if (!small.empty()) {
+        // A thread's run_frame(job, 1) never waits for another thread, and what it throws (bad_alloc)
+        // is passed to the caller, after every other frame has run.
+        std::exception_ptr error;
+        std::mutex error_mutex;
+        const int64_t count = static_cast<int64_t>(small.size());
+        parallel_items(count, std::min<int64_t>({num_threads, count, pool_threads()}),
+                       [&](int64_t, const std::function<int64_t()>& next) {
+                           for (int64_t i; (i = next()) >= 0;) {
+                               try {
+                                   run_frame(jobs[small[static_cast<size_t>(i)]], 1);
+                               } catch (...) {
+                                   const std::lock_guard<std::mutex> lock(error_mutex);
+                                   if (!error) error = std::current_exception();
+                               }
+                           }
+                       });
+        if (error) std::rethrow_exception(error);
+        for (const size_t i : small) ran[i] = 1;
+    }
+    for (size_t i = 0; i < jobs.size(); ++i)
+        if (!ran[i]) run_frame(jobs[i], num_threads);
 }
 
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out) {

@@ -2,7 +2,9 @@
 // the Qwen2-VL patch layout. Everything here trusts its inputs: bindings.cpp validates.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace vlfast {
 
@@ -45,11 +47,29 @@ struct PatchTarget {
     int slot_count;
 };
 
-// Resize `image` with the optional axis passes (nullptr: the axis keeps its size) in
-// the given order, look every byte up in the table and write the frame's patch rows.
-// Splits the patch rows over up to `num_threads` threads (the caller's thread included).
-void run_frame(const ImageView& image, const AxisCoefficients* horizontal, const AxisCoefficients* vertical,
-               bool vertical_first, const PatchTarget& target, int num_threads);
+// One frame: `image` resized with the optional axis passes (nullptr: the axis keeps its size) in
+// the given order, every byte looked up in the table, the patch rows written to `target`.
+struct FrameJob {
+    ImageView image;
+    const AxisCoefficients* horizontal;
+    const AxisCoefficients* vertical;
+    bool vertical_first;
+    PatchTarget target;
+};
+
+// Runs `job`, its patch rows split over up to `num_threads` threads (the caller's thread included;
+// a small frame uses fewer).
+void run_frame(const FrameJob& job, int num_threads);
+
+// Runs every job, on up to `num_threads` threads. Frames too small to split (one thread each) run
+// side by side, a whole frame per thread, then the others one after another, each split over the
+// threads; unless a job writes a byte that another reads or writes (other than the temporal slots
+// of the same rows): then all run in order, as run_frame one by one would.
+void run_frames(const std::vector<FrameJob>& jobs, int num_threads);
+
+// The indices of the jobs run_frames(jobs, num_threads) runs side by side, in order; empty when
+// it runs every job on its own (fewer than two small frames or threads, or jobs in conflict).
+std::vector<std::size_t> side_by_side(const std::vector<FrameJob>& jobs, int num_threads);
 
 // One axis pass over a whole image whose rows are width * channels contiguous bytes, on
 // this thread, with the kernels of simd_level(), into `out` (rows of the resized axis,

@@ -40,6 +40,8 @@ def test_suites_cover_the_documented_cases() -> None:
     assert {(448, 448), (720, 1280), (1080, 1920), (2160, 3840)} <= sizes
     assert any(max(h, w) / min(h, w) >= 10 for h, w in sizes), "a very wide image"
     assert any(case.batch == 8 and len(set(case.sizes)) == 8 for case in FULL_CASES)
+    # a batch of images too small to split over threads (under 65,536 pixels each, already at the model's size)
+    assert any(case.batch >= 16 and all(h * w < 65536 for h, w in case.sizes) for case in QUICK_CASES)
     assert set(QUICK_CASES) < set(FULL_CASES)
 
 

@@ -33,6 +33,7 @@ from simd_levels import LEVELS, highest_level, simd_level, skip_unless
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
+from vlfast.engines.base import FrameJob, PatchLayout
 from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan
 from vlfast.reference import apply_axis
@@ -244,6 +245,140 @@ def test_concurrent_calls_from_python_threads():
 def test_helpers():
     assert cpu_kernel.available()
     assert cpu_kernel.default_num_threads() == torch.get_num_threads()
+
+
+# --- batches of frames: run_frames -----------------------------------------------------------------
+
+
+def rows_of(plan: ResamplePlan, patch_size: int = 14) -> int:
+    return (plan.out_height // patch_size) * (plan.out_width // patch_size)
+
+
+def batch_frames(images, plans, table: torch.Tensor, out: torch.Tensor, slots=None) -> tuple[list[tuple], list[int]]:
+    """The extension's frame tuples of ``images`` resized with ``plans`` into consecutive rows of ``out`` (QWEN
+    layout), each filling ``slots[i]`` (slot_begin, slot_count) or every slot; and each frame's first row
+    (frames with one slot each share the rows of the frame before them)."""
+    frames, offsets, row = [], [], 0
+    for i, (image, plan) in enumerate(zip(images, plans, strict=True)):
+        begin, count = slots[i] if slots else (0, None)
+        if begin > 0:
+            row -= rows_of(plan)
+        offsets.append(row)
+        frame = cpu_kernel.frame_arguments(image, plan, table, out, row, slot_begin=begin, slot_count=count, **QWEN)
+        frames.append(frame)
+        row += rows_of(plan)
+    return frames, offsets
+
+
+def test_small_frames_run_side_by_side(simd):
+    """Frames too small for two threads each run a frame per thread (all of them here), the one large enough to
+    split runs on its own; every frame's rows are the reference's."""
+    rng = np.random.default_rng(21)
+    sizes = [(60, 70, 56, 84), (100, 90, 112, 84), (56, 56, 56, 56), (33, 47, 56, 56), (200, 150, 196, 140)]
+    sizes += [(17, 300, 28, 280), (90, 60, 84, 56), (300, 270, 336, 308)]  # the last is split: 103,488 pixels
+    images = [make_image(rng, h, w) for h, w, _, _ in sizes]
+    plans = [make_plan(h, w, oh, ow, vertical_first=i % 2 == 1) for i, (h, w, oh, ow) in enumerate(sizes)]
+    for dtype in (torch.float32, torch.bfloat16, torch.uint8):
+        table = make_table(dtype)
+        out = torch.full((sum(rows_of(plan) for plan in plans), 1176), unwritten(dtype), dtype=dtype)
+        frames, offsets = batch_frames(images, plans, table, out)
+        assert _C.frames_side_by_side(frames, 2) == list(range(len(sizes) - 1))
+        assert _C.frames_side_by_side(frames, 1) == []
+        _C.run_frames(frames, 2)
+        for image, plan, offset in zip(images, plans, offsets, strict=True):
+            expected = expected_rows(image, plan, table, **QWEN)
+            np.testing.assert_array_equal(bits(out)[offset : offset + len(expected)], expected)
+
+
+def test_frames_of_one_clip_run_side_by_side(simd):
+    """The frames of a clip write the same rows in different temporal slots: side by side too (the third frame,
+    the clip's last, fills both slots of the next rows, as the stock pads a clip)."""
+    rng = np.random.default_rng(22)
+    images = [make_image(rng, 70, 90) for _ in range(3)]
+    plans = [make_plan(70, 90, 56, 84)] * 3
+    table = make_table(torch.float32)
+    rows = rows_of(plans[0])
+    out = torch.full((2 * rows, 1176), unwritten(torch.float32))
+    frames, offsets = batch_frames(images, plans, table, out, slots=[(0, 1), (1, 1), (0, 2)])
+    assert offsets == [0, 0, rows]
+    assert _C.frames_side_by_side(frames, 2) == [0, 1, 2]
+    _C.run_frames(frames, 2)
+    first, second = (expected_rows(image, plans[0], table, **QWEN).reshape(rows, 3, 2, 196) for image in images[:2])
+    clip = np.concatenate([first[:, :, :1], second[:, :, 1:]], axis=2).reshape(rows, -1)
+    np.testing.assert_array_equal(bits(out)[:rows], clip)
+    np.testing.assert_array_equal(bits(out)[rows:], expected_rows(images[2], plans[0], table, **QWEN))
+
+
+def test_frames_in_conflict_run_in_order():
+    """Frames that write what another writes or reads run one after another, in order, as run_frame one by one:
+    the last writer of a row wins, and a frame reading another's output reads it written."""
+    rng = np.random.default_rng(23)
+    images = [make_image(rng, 60, 70) for _ in range(3)]
+    plan = make_plan(60, 70, 56, 84)
+    table = make_table(torch.float32)
+    rows = rows_of(plan)
+    out = torch.empty((rows, 1176))
+    frames = [cpu_kernel.frame_arguments(image, plan, table, out, 0, **QWEN) for image in images]
+    assert _C.frames_side_by_side(frames, 2) == []
+    _C.run_frames(frames, 2)
+    np.testing.assert_array_equal(bits(out), expected_rows(images[2], plan, table, **QWEN))
+
+    # The second frame's image is bytes of the first frame's output.
+    square = make_plan(28, 28, 28, 28)
+    first_out = torch.empty((rows, 1176))
+    second_out = torch.empty((rows_of(square), 1176))
+    read_back = first_out.numpy().view(np.uint8)[:1].reshape(-1)[: 28 * 28 * 3].reshape(28, 28, 3)
+    frames = [
+        cpu_kernel.frame_arguments(images[0], plan, table, first_out, 0, **QWEN),
+        cpu_kernel.frame_arguments(read_back, square, table, second_out, 0, **QWEN),
+    ]
+    assert _C.frames_side_by_side(frames, 2) == []
+    _C.run_frames(frames, 2)
+    np.testing.assert_array_equal(bits(first_out), expected_rows(images[0], plan, table, **QWEN))
+    np.testing.assert_array_equal(bits(second_out), expected_rows(read_back.copy(), square, table, **QWEN))
+
+
+def test_frames_are_all_checked_before_any_runs():
+    """A bad frame anywhere in the list: ValueError naming it, and no frame written."""
+    rng = np.random.default_rng(24)
+    images = [make_image(rng, 60, 70) for _ in range(4)]
+    plans = [make_plan(60, 70, 56, 84)] * 4
+    table = make_table(torch.float32)
+    out = torch.full((4 * rows_of(plans[0]), 1176), unwritten(torch.float32))
+    frames, _ = batch_frames(images, plans, table, out)
+    frames[2] = (images[2].astype(np.float32), *frames[2][1:])
+    with pytest.raises(ValueError, match="^frame 2: image must be uint8, got float32$"):
+        _C.run_frames(frames, 2)
+    assert np.isnan(out.numpy()).all()
+    with pytest.raises(ValueError, match="num_threads must be >= 1, got 0"):
+        _C.run_frames(frames[:2], 0)
+    assert _C.frames_side_by_side([], 2) == []
+    _C.run_frames([], 2)  # nothing to run
+
+
+def test_engine_errors_name_the_frame():
+    """Through the engine, a frame the extension refuses is an InvalidImageError naming its index."""
+    rng = np.random.default_rng(25)
+    image = make_image(rng, 60, 70)
+    plan = make_plan(60, 70, 56, 84)
+    table = make_table(torch.float32)
+    out = torch.empty(2 * rows_of(plan), 1176)
+    bad = replace_axis(plan, "horizontal", starts=np.full_like(plan.horizontal.starts, 69))
+    jobs = [FrameJob(torch.from_numpy(image), plan, 0, 0, 2), FrameJob(torch.from_numpy(image), bad, 24, 0, 2)]
+    message = "^frame 1: horizontal plan starts \\+ counts exceed the input size 70 at output 0$"
+    with pytest.raises(InvalidImageError, match=message):
+        cpu_kernel.CppEngine().run(jobs, table, out, PatchLayout(14, 2, 2))
+
+
+def test_error_out_overlaps_image_or_table(frame):
+    """The kernel never reads what it writes."""
+    image, plan, table, out = frame
+    inside = out.numpy().view(np.uint8).reshape(-1)[: 60 * 70 * 3].reshape(60, 70, 3)
+    with pytest.raises(InvalidImageError, match="out must not overlap image or table"):
+        call(inside, plan, table, out)
+    flat = torch.empty(24 * 1176 + 3 * 256)
+    with pytest.raises(InvalidImageError, match="out must not overlap image or table"):
+        call(image, plan, flat[24 * 1176 - 256 : 24 * 1176 + 512].view(3, 256), flat[: 24 * 1176].view(24, 1176))
 
 
 # --- single passes: each SIMD level against the reference ---------------------------------------------

@@ -217,6 +217,18 @@ def test_batch_is_the_concatenation_of_single_results(backend):
 
 
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_batch_of_small_images(backend, config):
+    """Images too small to split over threads run side by side in the C++ engine, a whole image per thread: a
+    batch of them, resized and not, of different sizes, with one large enough to split among them."""
+    rng = np.random.default_rng(12)
+    sizes = [(224, 224), (37, 91), (200, 150), (56, 56), (90, 17), (120, 250), (28, 28), (160, 90), (64, 300)]
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+    images.insert(4, data.astronaut())
+    assert_exact(images, backend, config, dtypes=(torch.float32, torch.bfloat16))
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
 def test_options_other_than_the_defaults(backend):
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (123, 201, 3), dtype=np.uint8)

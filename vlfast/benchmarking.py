@@ -111,6 +111,9 @@ MIXED_SIZES: tuple[tuple[int, int], ...] = (
     (1440, 2560),
     (400, 3000),
 )
+#: Thumbnails, as ``(height, width)``: each too small to split over threads (a multi-image request, a dataset
+#: of small images); 16 of each.
+SMALL_SIZES: tuple[tuple[int, int], ...] = ((224, 224),) * 16 + ((160, 240),) * 16
 FULL_CASES: tuple[Case, ...] = (
     _single(448, 448),
     _single(1280, 720),
@@ -118,12 +121,14 @@ FULL_CASES: tuple[Case, ...] = (
     _single(3840, 2160),
     _single(4000, 200),
     Case("mixed-8", MIXED_SIZES),
+    Case("small-32", SMALL_SIZES),
 )
 QUICK_CASES: tuple[Case, ...] = (
     _single(448, 448),
     _single(1920, 1080),
     _single(4000, 200),
     Case("mixed-8", MIXED_SIZES),
+    Case("small-32", SMALL_SIZES),
 )
 
 

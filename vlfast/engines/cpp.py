@@ -1,8 +1,9 @@
-"""The C++ CPU engine: one call per image or video frame, writing straight into the output.
+"""The C++ CPU engine: one call for all the images or video frames of a batch, writing straight into the output.
 
 The extension ``vlfast._C`` resizes a uint8 HWC frame with a :class:`~vlfast.plans.ResamplePlan`,
 looks every byte up in a ``(C, 256)`` table and writes the frame's patch rows (see
-:mod:`vlfast.layout`), in one pass over the output, on several threads, without the GIL.
+:mod:`vlfast.layout`), in one pass over the output, on several threads, without the GIL: each frame
+split over the threads, or frames too small to split side by side, a frame per thread.
 Table entries are copied bit for bit, so one kernel serves every output dtype.
 """
 
@@ -130,10 +131,10 @@ def frame_arguments(
     temporal_patch_size: int,
     slot_begin: int = 0,
     slot_count: int | None = None,
-    num_threads: int | None = None,
 ) -> tuple:
-    """:func:`run_frame`'s arguments, checked as it checks them, in the form the extension's ``run_frame``
-    takes them: for a caller holding another build of the extension (``bench/bench_cpu_ab.py``).
+    """:func:`run_frame`'s frame, checked as it checks it, in the form the extension takes one frame: the
+    arguments of its ``run_frame`` less ``num_threads``, an item of its ``run_frames`` list. For
+    :class:`CppEngine` and for a caller holding another build of the extension (``bench/bench_cpu_ab.py``).
 
     Raises:
         InvalidImageError, UnsupportedOptionError: as :func:`run_frame`.
@@ -160,8 +161,17 @@ def frame_arguments(
         temporal_patch_size,
         slot_begin,
         temporal_patch_size - slot_begin if slot_count is None else slot_count,
-        num_threads if num_threads is not None else default_num_threads(),
     )
+
+
+def _run_checked(function: str, *arguments: object) -> None:
+    """The extension's ``function(*arguments)``, its argument errors raised as :class:`InvalidImageError`."""
+    if _C is None:
+        raise DeviceError(_NOT_BUILT)
+    try:
+        getattr(_C, function)(*arguments)
+    except (ValueError, TypeError) as error:  # TypeError: fields of a plan that are not ints or arrays
+        raise InvalidImageError(str(error)) from None
 
 
 def run_frame(
@@ -197,9 +207,7 @@ def run_frame(
         UnsupportedOptionError: an output dtype the kernel cannot write.
         DeviceError: the extension is not built.
     """
-    if _C is None:
-        raise DeviceError(_NOT_BUILT)
-    arguments = frame_arguments(
+    frame = frame_arguments(
         image,
         plan,
         table,
@@ -210,16 +218,12 @@ def run_frame(
         temporal_patch_size=temporal_patch_size,
         slot_begin=slot_begin,
         slot_count=slot_count,
-        num_threads=num_threads,
     )
-    try:
-        _C.run_frame(*arguments)
-    except (ValueError, TypeError) as error:  # TypeError: fields of a plan that are not ints or arrays
-        raise InvalidImageError(str(error)) from None
+    _run_checked("run_frame", *frame, default_num_threads() if num_threads is None else num_threads)
 
 
 class CppEngine:
-    """The C++ kernel: host frames in, a host output, one call per frame on several threads."""
+    """The C++ kernel: host frames in, a host output, one call for all frames, on several threads."""
 
     name = EngineName.CPP
 
@@ -232,9 +236,10 @@ class CppEngine:
         return torch.device("cpu")
 
     def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
+        """All ``jobs`` in one call of the extension, which runs frames too small to split side by side."""
         check_jobs(jobs, table, out, layout, MAX_CHANNELS)
-        for job in jobs:
-            run_frame(
+        frames = [
+            frame_arguments(
                 job.pixels.numpy(),
                 job.plan,
                 table,
@@ -246,18 +251,19 @@ class CppEngine:
                 slot_begin=job.slot_begin,
                 slot_count=job.slot_count,
             )
+            for job in jobs
+        ]
+        _run_checked("run_frames", frames, default_num_threads())
 
     def expand(self, compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
         if _C is None:
             raise DeviceError(_NOT_BUILT)
         if table.dtype != out.dtype:
             raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
-        try:
-            _C.expand(
-                _numpy_bits(compact, "compact"),
-                _numpy_bits(table, "table"),
-                _numpy_bits(out, "out"),
-                default_num_threads(),
-            )
-        except ValueError as error:
-            raise InvalidImageError(str(error)) from None
+        _run_checked(
+            "expand",
+            _numpy_bits(compact, "compact"),
+            _numpy_bits(table, "table"),
+            _numpy_bits(out, "out"),
+            default_num_threads(),
+        )
