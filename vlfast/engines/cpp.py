@@ -236,7 +236,8 @@ class CppEngine:
         return torch.device("cpu")
 
     def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
-        """All ``jobs`` in one call of the extension, which runs frames too small to split side by side."""
+        """All ``jobs`` in one call of the extension: ``run_frames``, which runs frames too small to split side
+        by side, or ``run_frame`` for a single job (whose call costs ~5 us less)."""
         check_jobs(jobs, table, out, layout, MAX_CHANNELS)
         frames = [
             frame_arguments(
@@ -253,7 +254,10 @@ class CppEngine:
             )
             for job in jobs
         ]
-        _run_checked("run_frames", frames, default_num_threads())
+        if len(frames) == 1:
+            _run_checked("run_frame", *frames[0], default_num_threads())
+        else:
+            _run_checked("run_frames", frames, default_num_threads())
 
     def expand(self, compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
         if _C is None:
