@@ -1,33 +1,44 @@
 """Per-call cost of ``vlfast.preprocess`` on the CPU, before and after a change, in one process.
 
-Usage: ``python bench/bench_overhead.py BASELINE_DIR [--calls N] [--hd-calls N]``, where ``BASELINE_DIR`` holds
-another checkout's ``vlfast`` package (with its ``_C`` built), e.g. ``git worktree add /tmp/old <commit>``.
-It is imported as ``vlfast_baseline`` beside this tree's ``vlfast``; both and the stock
-``transformers.Qwen2VLImageProcessor`` (torchvision backend) preprocess one photo with Qwen2.5-VL settings at
-448x448 and 1920x1080, in rotating blocks of calls: each engine back to back ("alone") and each call right
-after a stock call ("after stock", what an interleaved caller sees). Prints a Markdown table of medians.
+Usage: ``python bench/bench_overhead.py BASELINE_DIR [--cases NAMES] [--calls N] [--hd-calls N]``, where
+``BASELINE_DIR`` holds another checkout's ``vlfast`` package (with its ``_C`` built), e.g. ``git worktree add
+/tmp/old <commit>``. It is imported as ``vlfast_baseline`` beside this tree's ``vlfast``; both and the stock
+``transformers.Qwen2VLImageProcessor`` (torchvision backend) preprocess each case with Qwen2.5-VL settings, in
+rotating blocks of calls: each engine back to back ("alone") and each call right after a stock call ("after
+stock", what an interleaved caller sees). Cases: the benchmark suite's (``vlfast.benchmarking.FULL_CASES``,
+default ``448x448,1920x1080``) and ``video-32x320x180`` (a clip of 32 frames through the drop-in
+``VideoProcessor``, against the stock ``Qwen2VLVideoProcessor``). Both outputs are checked bit for bit.
+Prints a Markdown table of medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import torch
 
 import vlfast
-from vlfast.benchmarking import _fit_photo, _source_photos, _transformers
+from vlfast.benchmarking import _STOCK_SIZE, FULL_CASES, Case, _transformers, case_images
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
+from vlfast.processor import VideoProcessor
 
 #: Consecutive calls of one engine and setting before the next one takes over.
 BLOCK = 5
-SIZES = ((448, 448), (1080, 1920))
+#: A clip of small frames: 32 frames of 320x180, each too small to split over threads.
+VIDEO = "video-32x320x180"
+VIDEO_FRAMES = 32
+CASES = {case.name: case for case in FULL_CASES}
+#: Cases of more input pixels than this get --hd-calls calls per setting, the others --calls.
+HD_MEGAPIXELS = 1.0
 
 
 def import_baseline(directory: Path) -> ModuleType:
@@ -68,30 +79,60 @@ def measure(runners: dict[str, Callable[[], object]], stock: Callable[[], object
     return {label: statistics.median(values) for label, values in times.items()}
 
 
-def main() -> None:
+def case_list(text: str) -> list[str]:
+    """``--cases``: names of :data:`CASES` or :data:`VIDEO`, comma-separated."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CASES and name != VIDEO]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown cases {unknown}; choose from {[*CASES, VIDEO]}")
+    return names
+
+
+def case_runners(
+    name: str, baseline: ModuleType
+) -> tuple[dict[str, Callable[[], torch.Tensor]], Callable[[], object], float]:
+    """The baseline's and this tree's calls of case ``name``, the stock's, and the case's input megapixels."""
+    options = dict(min_pixels=QWEN25_VL_MIN_PIXELS, max_pixels=QWEN25_VL_MAX_PIXELS)
+    if name == VIDEO:
+        from transformers import Qwen2VLVideoProcessor
+
+        clip = np.stack(case_images(Case(VIDEO, ((180, 320),) * VIDEO_FRAMES)))
+        old = importlib.import_module("vlfast_baseline.processor").VideoProcessor(**options)
+        new = VideoProcessor(**options)
+        stock = Qwen2VLVideoProcessor(size=dict(_STOCK_SIZE))
+        runners = {
+            "baseline": lambda: old(clip, return_tensors="pt")["pixel_values_videos"],
+            "this tree": lambda: new(clip, return_tensors="pt")["pixel_values_videos"],
+        }
+        return runners, lambda: stock(clip, return_tensors="pt", cap_pixels_per_frame=False), clip.size / 3 / 1e6
+    case = CASES[name]
+    images = case_images(case)
+    runners = {
+        "baseline": lambda: baseline.preprocess(images, backend="torchvision", **options).pixel_values,
+        "this tree": lambda: vlfast.preprocess(images, backend="torchvision", **options).pixel_values,
+    }
+    return runners, _transformers("Qwen2VLImageProcessor", None)(images), case.megapixels
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", type=Path, help="directory of the checkout to compare with")
-    parser.add_argument("--calls", type=int, default=300, help="calls per setting at 448x448")
-    parser.add_argument("--hd-calls", type=int, default=40, help="calls per setting at 1920x1080")
-    args = parser.parse_args()
+    parser.add_argument("--cases", type=case_list, default="448x448,1920x1080", help="cases, comma-separated")
+    parser.add_argument("--calls", type=int, default=300, help=f"calls per setting up to {HD_MEGAPIXELS} MP of input")
+    parser.add_argument("--hd-calls", type=int, default=40, help="calls per setting above that")
+    args = parser.parse_args(argv)
     baseline = import_baseline(args.baseline)
-    options = dict(backend="torchvision", min_pixels=QWEN25_VL_MIN_PIXELS, max_pixels=QWEN25_VL_MAX_PIXELS)
-    print("| size | setting | baseline ms | this tree ms | stock ms | stock / this tree |")
+    print("| case | setting | baseline ms | this tree ms | stock ms | stock / this tree |")
     print("|---|---|---:|---:|---:|---:|")
-    for height, width in SIZES:
-        image = _fit_photo(_source_photos()[0], height, width)
-        stock = _transformers("Qwen2VLImageProcessor", None)([image])
-        ours = vlfast.preprocess([image], **options).pixel_values
-        assert np.array_equal(ours.numpy(), baseline.preprocess([image], **options).pixel_values.numpy())
-        runners = {
-            "baseline": lambda image=image: baseline.preprocess([image], **options),
-            "this tree": lambda image=image: vlfast.preprocess([image], **options),
-        }
-        medians = measure(runners, stock, args.calls if height == 448 else args.hd_calls)
+    for name in args.cases:
+        runners, stock, megapixels = case_runners(name, baseline)
+        if not torch.equal(runners["baseline"](), runners["this tree"]()):
+            raise SystemExit(f"{name}: the baseline and this tree differ")
+        medians = measure(runners, stock, args.calls if megapixels <= HD_MEGAPIXELS else args.hd_calls)
         for setting in ("alone", "after stock"):
             old, new = medians[f"baseline {setting}"], medians[f"this tree {setting}"]
             print(
-                f"| {width}x{height} | {setting} | {old * 1e3:.3f} | {new * 1e3:.3f} | {medians['stock'] * 1e3:.3f} "
+                f"| {name} | {setting} | {old * 1e3:.3f} | {new * 1e3:.3f} | {medians['stock'] * 1e3:.3f} "
                 f"| {medians['stock'] / new:.2f}x |"
             )
 

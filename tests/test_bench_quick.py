@@ -238,3 +238,21 @@ def test_bench_cpu_ab_frame_options_are_checked(
         main([str(tmp_path / "missing.so"), *option, "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_overhead_compares_a_baseline_case_by_case(capsys: pytest.CaptureFixture) -> None:
+    """The before/after script, this tree against itself: a row per case and setting, the outputs checked; a case
+    it does not know is a usage error naming the ones it does."""
+    main = runpy.run_path(str(BENCH_DIR / "bench_overhead.py"))["main"]
+    main([str(BENCH_DIR.parent), "--cases", "small-32,video-32x320x180", "--calls", "5", "--hd-calls", "5"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| small") or "| video" in line]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| small-32", "alone"],
+        ["| small-32", "after stock"],
+        ["| video-32x320x180", "alone"],
+        ["| video-32x320x180", "after stock"],
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(BENCH_DIR.parent), "--cases", "448x448,tiny"])
+    assert exit_info.value.code == 2
+    assert "unknown cases ['tiny']; choose from" in capsys.readouterr().err
