@@ -181,8 +181,13 @@ vlfast::ImageView image_view(const py::array& image) {
 }
 
 // One frame's arguments, validated: the arrays are kept (alive while the GIL is released), the plans copied.
+// Never copied or moved: the job points into it.
 struct FrameCall {
-    py::array image, table, out;
+    FrameCall() = default;
+    FrameCall(const FrameCall&) = delete;
+    FrameCall& operator=(const FrameCall&) = delete;
+
+    py::object image, table, out;
     Axis horizontal, vertical;
     vlfast::FrameJob job{};
 };
@@ -209,7 +214,8 @@ void read_frame(const FrameArguments& arguments, FrameCall& call) {
     check_range(slot_count, 1, temporal_patch_size - slot_begin, "slot_count");
     if (row_offset < 0) fail("row_offset must be >= 0, got " + std::to_string(row_offset));
 
-    py::array table = call.table = as_array(table_object, "table");
+    const py::array table = as_array(table_object, "table");
+    call.table = table;
     if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1)
         fail("table must have shape (channels, " + std::to_string(vlfast::kTableSize) + "), got " + shape_of(table));
     const int64_t item_size = table.itemsize();
@@ -220,7 +226,8 @@ void read_frame(const FrameArguments& arguments, FrameCall& call) {
     if (!is_c_contiguous(table)) fail("table must be C-contiguous");
     const int64_t channels = table.shape(0);
 
-    py::array image = call.image = as_array(image_object, "image");
+    const py::array image = as_array(image_object, "image");
+    call.image = image;
     const vlfast::ImageView view = image_view(image);
     if (view.channels != channels)
         fail("image has " + std::to_string(view.channels) + " channels but the table has " + std::to_string(channels));
@@ -237,7 +244,8 @@ void read_frame(const FrameArguments& arguments, FrameCall& call) {
         fail("resized size " + std::to_string(out_height) + "x" + std::to_string(out_width) +
              " is not a multiple of patch_size*merge_size=" + std::to_string(factor));
 
-    py::array out = call.out = as_array(out_object, "out");
+    py::array out = as_array(out_object, "out");
+    call.out = out;
     if (out.ndim() != 2) fail("out must have 2 dimensions, got shape " + shape_of(out));
     if (!is_c_contiguous(out)) fail("out must be C-contiguous");
     if (!out.writeable()) fail("out must be writeable");
@@ -284,15 +292,28 @@ void run_frame(const py::object& image, const std::optional<AxisArguments>& hori
     vlfast::run_frame(call.job, threads);
 }
 
-// Validated frames: an error names the frame's index.
+// Validated frames, each an item of `frames` (a sequence of run_frame's arguments less num_threads): an
+// error names the frame's index.
 struct FrameCalls {
-    explicit FrameCalls(const std::vector<FrameArguments>& frames) : calls(frames.size()) {
-        jobs.reserve(frames.size());
-        for (size_t i = 0; i < frames.size(); ++i) {
+    explicit FrameCalls(const py::sequence& frames) : calls(static_cast<size_t>(py::len(frames))) {
+        jobs.reserve(calls.size());
+        for (size_t i = 0; i < calls.size(); ++i) {
+            const std::string name = "frame " + std::to_string(i) + ": ";
+            FrameArguments arguments;
             try {
-                read_frame(frames[i], calls[i]);
+                arguments = frames[i].cast<FrameArguments>();
+            } catch (const py::cast_error&) {
+                const py::object item = frames[i];
+                std::string got = str(py::type::handle_of(item).attr("__name__"));
+                if (py::hasattr(item, "__len__")) got += " of " + std::to_string(py::len(item)) + " items";
+                throw py::type_error(name + "expected a tuple of run_frame's " +
+                                     std::to_string(std::tuple_size_v<FrameArguments>) +
+                                     " arguments less num_threads, of the types it takes; got " + got);
+            }
+            try {
+                read_frame(arguments, calls[i]);
             } catch (const std::invalid_argument& error) {
-                fail("frame " + std::to_string(i) + ": " + error.what());
+                fail(name + error.what());
             }
             jobs.push_back(calls[i].job);
         }
@@ -302,7 +323,7 @@ struct FrameCalls {
 };
 
 // Every frame validated (nothing is written when one is not), then run.
-void run_frames(const std::vector<FrameArguments>& frames, int64_t num_threads) {
+void run_frames(const py::sequence& frames, int64_t num_threads) {
     const int threads = checked_threads(num_threads);
     const FrameCalls checked(frames);
     py::gil_scoped_release release;
@@ -310,8 +331,9 @@ void run_frames(const std::vector<FrameArguments>& frames, int64_t num_threads) 
 }
 
 // The frames run_frames runs side by side: for the tests.
-std::vector<size_t> frames_side_by_side(const std::vector<FrameArguments>& frames, int64_t num_threads) {
-    return vlfast::side_by_side(FrameCalls(frames).jobs, checked_threads(num_threads));
+std::vector<size_t> frames_side_by_side(const py::sequence& frames, int64_t num_threads) {
+    const int threads = checked_threads(num_threads);
+    return vlfast::side_by_side(FrameCalls(frames).jobs, threads);
 }
 
 // One pass of `plan` (an AxisPlan) over a C-contiguous uint8 image into `out`, on the

@@ -102,7 +102,7 @@ struct PreparedAxis {
 };
 
 // One axis as the row kernels take it: the plan's coefficients and their PreparedAxis (shared:
-// horizontal ones are kept for the next frames of the calling thread, horizontal_axis_kernel).
+// horizontal ones are kept for the next frames the thread that prepared them starts, horizontal_axis_kernel).
 struct AxisKernel {
     const AxisCoefficients* coefficients = nullptr;
     std::shared_ptr<const PreparedAxis> prepared;
@@ -140,8 +140,9 @@ extern const RowKernels kAvx512Kernels;
 const RowKernels& row_kernels(SimdLevel level);
 // The AxisKernel of a vertical axis for `kernels`.
 AxisKernel vertical_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels);
-// The AxisKernel of a horizontal axis over rows of `channels` channels for `kernels`. The calling
-// thread keeps the last few it prepared for SIMD kernels, by content (level, channels and every
+// The AxisKernel of a horizontal axis over rows of `channels` channels for `kernels`. The thread
+// starting the frame (the caller, or a pool worker running small frames side by side) keeps the
+// last few it prepared for SIMD kernels, by content (level, channels and every
 // coefficient), and hands them out again: their gather tables take 60-150 us to build at 1080p to
 // 4K, before a frame's threads start, and a video's frames or a batch of one size share an axis.
 AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels& kernels, int64_t channels);

@@ -368,8 +368,8 @@ struct Span {
     uintptr_t begin, end;
     bool written;
     const uint8_t* out;
-    int64_t row_bytes;
-    int slot_begin, slot_end;
+    int64_t row_bytes, channels;
+    int temporal_patch_size, slot_begin, slot_end;
 };
 
 // The output rows `job` writes to.
@@ -380,17 +380,18 @@ Span written_span(const FrameJob& job) {
     const int64_t width = job.horizontal ? job.horizontal->out_size : job.image.width;
     const int64_t rows = (height / t.patch_size) * (width / t.patch_size);
     const uintptr_t begin = reinterpret_cast<uintptr_t>(t.out + t.row_offset * row_bytes);
-    return {begin, begin + static_cast<uintptr_t>(rows * row_bytes), true, t.out, row_bytes, t.slot_begin,
-            t.slot_begin + t.slot_count};
+    return {begin, begin + static_cast<uintptr_t>(rows * row_bytes), true, t.out, row_bytes, job.image.channels,
+            t.temporal_patch_size, t.slot_begin, t.slot_begin + t.slot_count};
 }
 
 Span read_span(const uint8_t* data, int64_t bytes) {
     const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
-    return {begin, begin + static_cast<uintptr_t>(bytes), false, nullptr, 0, 0, 0};
+    return {begin, begin + static_cast<uintptr_t>(bytes), false, nullptr, 0, 0, 0, 0, 0};
 }
 
 // Whether two of `jobs` may not run at once: one writes a byte the other reads or writes, except
-// where they write the same rows of one output in different temporal slots (the frames of one clip).
+// where they write different temporal slots of the same rows of one output in one layout (the frames
+// of one clip: the same rows, channels and temporal slots per row, so a slot is the same bytes in both).
 bool any_conflict(const std::vector<FrameJob>& jobs) {
     std::vector<Span> spans;
     spans.reserve(3 * jobs.size());
@@ -415,8 +416,9 @@ bool any_conflict(const std::vector<FrameJob>& jobs) {
         for (size_t j = i + 1; j < spans.size() && spans[j].begin < spans[i].end; ++j) {
             const Span &a = spans[i], &b = spans[j];
             if (!a.written && !b.written) continue;
-            const bool same_rows = a.written && b.written && a.out == b.out && a.row_bytes == b.row_bytes &&
-                                   a.begin == b.begin && a.end == b.end;
+            const bool same_rows = a.written && b.written && a.out == b.out && a.begin == b.begin &&
+                                   a.end == b.end && a.row_bytes == b.row_bytes && a.channels == b.channels &&
+                                   a.temporal_patch_size == b.temporal_patch_size;
             if (!same_rows || (a.slot_begin < b.slot_end && b.slot_begin < a.slot_end)) return true;
         }
     }

@@ -337,6 +337,33 @@ def test_frames_in_conflict_run_in_order():
     np.testing.assert_array_equal(bits(first_out), expected_rows(images[0], plan, table, **QWEN))
     np.testing.assert_array_equal(bits(second_out), expected_rows(read_back.copy(), square, table, **QWEN))
 
+    # Two outputs that are views of one buffer, the second's rows half way down the first's.
+    buffer = torch.empty((2 * rows, 1176))
+    frames = [
+        cpu_kernel.frame_arguments(images[0], plan, table, buffer, 0, **QWEN),
+        cpu_kernel.frame_arguments(images[1], plan, table, buffer[rows // 2 :], 0, **QWEN),
+    ]
+    assert _C.frames_side_by_side(frames, 2) == []
+    _C.run_frames(frames, 2)
+    np.testing.assert_array_equal(bits(buffer)[: rows // 2], expected_rows(images[0], plan, table, **QWEN)[: rows // 2])
+    np.testing.assert_array_equal(
+        bits(buffer)[rows // 2 : rows // 2 + rows], expected_rows(images[1], plan, table, **QWEN)
+    )
+
+    # Other slots of the same rows, in another layout (6 channels, 1 slot: rows as long as 3 channels, 2 slots):
+    # slot 0 there is not slot 0 here.
+    six = make_image(rng, 60, 70, channels=6)
+    six_table = make_table(torch.float32, channels=6)
+    out = torch.empty((rows, 1176))
+    frames = [
+        cpu_kernel.frame_arguments(images[0], plan, table, out, 0, slot_begin=1, slot_count=1, **QWEN),
+        cpu_kernel.frame_arguments(six, plan, six_table, out, 0, patch_size=14, merge_size=2, temporal_patch_size=1),
+    ]
+    assert _C.frames_side_by_side(frames, 2) == []
+    _C.run_frames(frames, 2)
+    layout = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 1}
+    np.testing.assert_array_equal(bits(out), expected_rows(six, plan, six_table, **layout))
+
 
 def test_frames_are_all_checked_before_any_runs():
     """A bad frame anywhere in the list: ValueError naming it, and no frame written."""
@@ -352,6 +379,12 @@ def test_frames_are_all_checked_before_any_runs():
     assert np.isnan(out.numpy()).all()
     with pytest.raises(ValueError, match="num_threads must be >= 1, got 0"):
         _C.run_frames(frames[:2], 0)
+    message = "^frame 1: expected a tuple of run_frame's 12 arguments less num_threads, of the types it takes; got "
+    with pytest.raises(TypeError, match=message + "int$"):
+        _C.run_frames([frames[0], 7], 2)
+    with pytest.raises(TypeError, match=message + "tuple of 12 items$"):
+        _C.run_frames([frames[0], (*frames[1][:-1], 2.5)], 2)
+    assert np.isnan(out.numpy()).all()
     assert _C.frames_side_by_side([], 2) == []
     _C.run_frames([], 2)  # nothing to run
 
