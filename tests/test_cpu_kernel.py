@@ -365,6 +365,34 @@ def test_frames_in_conflict_run_in_order():
     np.testing.assert_array_equal(bits(out), expected_rows(six, plan, six_table, **layout))
 
 
+def test_batches_from_several_python_threads_at_once():
+    """Batches of small frames from 3 Python threads at once share the one pool: each gets its own bytes."""
+    rng = np.random.default_rng(26)
+    sizes = [(60, 70, 56, 84), (100, 90, 112, 84), (33, 47, 56, 56), (90, 60, 84, 56)] * 3
+    table = make_table(torch.float32)
+
+    def batch(seed: int) -> tuple[list[np.ndarray], list[ResamplePlan]]:
+        local = np.random.default_rng(seed)
+        return [make_image(local, h, w) for h, w, _, _ in sizes], [make_plan(*size) for size in sizes]
+
+    def run(seed: int) -> np.ndarray:
+        images, plans = batch(seed)
+        out = torch.full((sum(rows_of(plan) for plan in plans), 1176), unwritten(torch.float32))
+        for _ in range(5):
+            frames, _ = batch_frames(images, plans, table, out)
+            _C.run_frames(frames, 2)
+        return bits(out)
+
+    seeds = [int(seed) for seed in rng.integers(0, 2**31, 9)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(run, seeds))
+    for seed, result in zip(seeds, results, strict=True):
+        images, plans = batch(seed)
+        pairs = zip(images, plans, strict=True)
+        expected = np.concatenate([expected_rows(image, plan, table, **QWEN) for image, plan in pairs])
+        np.testing.assert_array_equal(result, expected)
+
+
 def test_frames_are_all_checked_before_any_runs():
     """A bad frame anywhere in the list: ValueError naming it, and no frame written."""
     rng = np.random.default_rng(24)
