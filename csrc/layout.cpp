@@ -189,6 +189,8 @@ LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size
     const int64_t bytes = channels * kTableSize * item_size;
     table.entries.resize(static_cast<size_t>((bytes + 3) / 4));
     std::memcpy(table.entries.data(), entries, static_cast<size_t>(bytes));
+    table.identity = item_size == 1;
+    for (int64_t i = 0; table.identity && i < bytes; ++i) table.identity = entries[i] == i % kTableSize;
     if (kernels.byte_planes) {
         table.planes.resize(static_cast<size_t>(bytes));
         for (int64_t c = 0; c < channels; ++c)

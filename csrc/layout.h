@@ -23,6 +23,8 @@ namespace vlfast {
 struct LookupTable {
     int64_t channels = 0;
     int item_size = 0;
+    // Every channel's entries are bytes equal to their index (the compact hand-off's table): a lookup is a copy.
+    bool identity = false;
     std::vector<uint32_t> entries;  // channels x kTableSize items of item_size bytes, packed (an aligned copy)
     // The VBMI kernel's: per channel, item_size planes of kTableSize bytes (plane k: byte k of each item).
     std::vector<uint8_t> planes;

@@ -246,7 +246,8 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 // s.band) as table items, in output order: the block row's output rows are one contiguous
 // stretch. The band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in
 // cache): each band row of the chunk is split into channel planes and looked up plane row by
-// plane row into s.values (channel x band row x chunk items), then each patch is assembled in
+// plane row into s.values (channel x band row x chunk items; an identity table's planes are split
+// straight into it), then each patch is assembled in
 // s.patch (channels x slot_count x patch_size^2 items) from runs of patch_size items, one copy
 // per temporal slot. It is then written whole when the frame fills every slot, else as one
 // run per channel.
@@ -276,6 +277,14 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
         const int64_t width = std::min(chunk_pixels, f.out_width - x0);
         for (int64_t y = 0; y < band_rows; ++y) {
             const uint8_t* row = band + y * band_row_bytes + x0 * channels;
+            if (f.table.identity) {  // the planes are the items: split straight into s.values
+                uint8_t* value_row = values + y * value_row_bytes;
+                if (channels > 1)
+                    layout.deinterleave(row, width, channels, value_row, band_rows * value_row_bytes);
+                else
+                    std::memcpy(value_row, row, static_cast<size_t>(width));
+                continue;
+            }
             const uint8_t* split = row;
             if (channels > 1) {
                 layout.deinterleave(row, width, channels, planes, chunk_pixels);

@@ -247,6 +247,29 @@ def test_helpers():
     assert cpu_kernel.default_num_threads() == torch.get_num_threads()
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_identity_table_is_copied_not_looked_up(simd, channels):
+    """A uint8 table whose entries equal their index (the compact hand-off's) skips the lookup: the same bytes as
+    the reference, resized or not, whole slots or one; a table one entry off is looked up as any other."""
+    rng = np.random.default_rng(27)
+    image = make_image(rng, 70, 90, channels)
+    identity = torch.arange(256, dtype=torch.uint8).repeat(channels, 1)
+    almost = identity.clone()
+    almost[channels - 1, 200] = 201
+    compact = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 1}
+    for plan in (make_plan(70, 90, 56, 84), make_plan(56, 84, 56, 84)):
+        source = image if plan.horizontal else image[:56, :84]
+        for table in (identity, almost):
+            for layout in (compact, QWEN):
+                got = run_kernel(source, plan, table, **layout)
+                np.testing.assert_array_equal(got, expected_rows(source, plan, table, **layout))
+        slots = torch.zeros((rows_of(plan), channels * 2 * 196), dtype=torch.uint8)
+        cpu_kernel.run_frame(source, plan, identity, slots, 0, slot_begin=1, **QWEN)
+        expected = expected_rows(source, plan, identity, **QWEN).reshape(rows_of(plan), channels, 2, 196).copy()
+        expected[:, :, 0] = 0
+        np.testing.assert_array_equal(bits(slots), expected.reshape(rows_of(plan), -1))
+
+
 # --- batches of frames: run_frames -----------------------------------------------------------------
 
 
