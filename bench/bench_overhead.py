@@ -1,13 +1,16 @@
 """Per-call cost of ``vlfast.preprocess`` on the CPU, before and after a change, in one process.
 
-Usage: ``python bench/bench_overhead.py BASELINE_DIR [--cases NAMES] [--calls N] [--hd-calls N]``, where
+Usage: ``python bench/bench_overhead.py BASELINE_DIR [--cases NAMES] [--compact] [--simd-level L] [--calls N]
+[--hd-calls N]``, where
 ``BASELINE_DIR`` holds another checkout's ``vlfast`` package (with its ``_C`` built), e.g. ``git worktree add
 /tmp/old <commit>``. It is imported as ``vlfast_baseline`` beside this tree's ``vlfast``; both and the stock
 ``transformers.Qwen2VLImageProcessor`` (torchvision backend) preprocess each case with Qwen2.5-VL settings, in
 rotating blocks of calls: each engine back to back ("alone") and each call right after a stock call ("after
 stock", what an interleaved caller sees). Cases: the benchmark suite's (``vlfast.benchmarking.FULL_CASES``,
 default ``448x448,1920x1080``) and ``video-32x320x180`` (a clip of 32 frames through the drop-in
-``VideoProcessor``, against the stock ``Qwen2VLVideoProcessor``). Both outputs are checked bit for bit.
+``VideoProcessor``, against the stock ``Qwen2VLVideoProcessor``). ``--compact``: both trees return the compact
+hand-off (uint8, images only; the stock column stays the stock's float32 call); ``--simd-level``: both trees'
+kernels capped at that level. Both outputs are checked bit for bit.
 Prints a Markdown table of medians.
 """
 
@@ -29,6 +32,7 @@ import torch
 import vlfast
 from vlfast.benchmarking import _STOCK_SIZE, FULL_CASES, Case, _transformers, case_images
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
+from vlfast.engines import cpp as cpu_kernel
 from vlfast.processor import VideoProcessor
 
 #: Consecutive calls of one engine and setting before the next one takes over.
@@ -89,7 +93,7 @@ def case_list(text: str) -> list[str]:
 
 
 def case_runners(
-    name: str, baseline: ModuleType
+    name: str, baseline: ModuleType, compact: bool = False
 ) -> tuple[dict[str, Callable[[], torch.Tensor]], Callable[[], object], float]:
     """The baseline's and this tree's calls of case ``name``, the stock's, and the case's input megapixels."""
     options = dict(min_pixels=QWEN25_VL_MIN_PIXELS, max_pixels=QWEN25_VL_MAX_PIXELS)
@@ -107,9 +111,10 @@ def case_runners(
         return runners, lambda: stock(clip, return_tensors="pt", cap_pixels_per_frame=False), clip.size / 3 / 1e6
     case = CASES[name]
     images = case_images(case)
+    options = dict(options, backend="torchvision", compact=compact)
     runners = {
-        "baseline": lambda: baseline.preprocess(images, backend="torchvision", **options).pixel_values,
-        "this tree": lambda: vlfast.preprocess(images, backend="torchvision", **options).pixel_values,
+        "baseline": lambda: baseline.preprocess(images, **options).pixel_values,
+        "this tree": lambda: vlfast.preprocess(images, **options).pixel_values,
     }
     return runners, _transformers("Qwen2VLImageProcessor", None)(images), case.megapixels
 
@@ -118,14 +123,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", type=Path, help="directory of the checkout to compare with")
     parser.add_argument("--cases", type=case_list, default="448x448,1920x1080", help="cases, comma-separated")
+    parser.add_argument("--compact", action="store_true", help="the compact hand-off (uint8), images only")
+    parser.add_argument("--simd-level", help="both trees' kernels at this level (avx512, avx2, portable)")
     parser.add_argument("--calls", type=int, default=300, help=f"calls per setting up to {HD_MEGAPIXELS} MP of input")
     parser.add_argument("--hd-calls", type=int, default=40, help="calls per setting above that")
     args = parser.parse_args(argv)
+    if args.compact and VIDEO in args.cases:
+        parser.error(f"--compact is for images; {VIDEO} is a clip")
+    if args.simd_level is not None and args.simd_level not in cpu_kernel.simd_levels():
+        parser.error(f"this CPU runs the kernels at {', '.join(cpu_kernel.simd_levels())}, not {args.simd_level!r}")
     baseline = import_baseline(args.baseline)
+    capped = importlib.import_module("vlfast_baseline.engines.cpp").capped_simd_level
+    with capped(args.simd_level), cpu_kernel.capped_simd_level(args.simd_level):
+        compare(args, baseline)
+
+
+def compare(args: argparse.Namespace, baseline: ModuleType) -> None:
+    """Print the table of ``main``'s cases."""
     print("| case | setting | baseline ms | this tree ms | stock ms | stock / this tree |")
     print("|---|---|---:|---:|---:|---:|")
     for name in args.cases:
-        runners, stock, megapixels = case_runners(name, baseline)
+        runners, stock, megapixels = case_runners(name, baseline, args.compact)
         if not torch.equal(runners["baseline"](), runners["this tree"]()):
             raise SystemExit(f"{name}: the baseline and this tree differ")
         medians = measure(runners, stock, args.calls if megapixels <= HD_MEGAPIXELS else args.hd_calls)

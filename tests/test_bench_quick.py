@@ -252,7 +252,17 @@ def test_bench_overhead_compares_a_baseline_case_by_case(capsys: pytest.CaptureF
         ["| video-32x320x180", "alone"],
         ["| video-32x320x180", "after stock"],
     ]
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(BENCH_DIR.parent), "--cases", "448x448,tiny"])
-    assert exit_info.value.code == 2
-    assert "unknown cases ['tiny']; choose from" in capsys.readouterr().err
+    main([str(BENCH_DIR.parent), "--cases", "448x448", "--compact", "--simd-level", "portable", "--calls", "5"])
+    assert [line.split(" | ")[:2] for line in capsys.readouterr().out.splitlines() if line.startswith("| 448")] == [
+        ["| 448x448", "alone"],
+        ["| 448x448", "after stock"],
+    ]
+    for options, message in (
+        (["--cases", "448x448,tiny"], "unknown cases ['tiny']; choose from"),
+        (["--cases", "video-32x320x180", "--compact"], "--compact is for images"),
+        (["--simd-level", "avx9"], "not 'avx9'"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(BENCH_DIR.parent), *options])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
