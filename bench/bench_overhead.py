@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import ModuleType
 
@@ -111,7 +112,8 @@ def case_runners(
         return runners, lambda: stock(clip, return_tensors="pt", cap_pixels_per_frame=False), clip.size / 3 / 1e6
     case = CASES[name]
     images = case_images(case)
-    options = dict(options, backend="torchvision", compact=compact)
+    # compact only when asked: checkouts before the compact hand-off have no such option
+    options = dict(options, backend="torchvision", **({"compact": True} if compact else {}))
     runners = {
         "baseline": lambda: baseline.preprocess(images, **options).pixel_values,
         "this tree": lambda: vlfast.preprocess(images, **options).pixel_values,
@@ -131,11 +133,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.compact and VIDEO in args.cases:
         parser.error(f"--compact is for images; {VIDEO} is a clip")
     if args.simd_level is not None and args.simd_level not in cpu_kernel.simd_levels():
-        parser.error(f"this CPU runs the kernels at {', '.join(cpu_kernel.simd_levels())}, not {args.simd_level!r}")
+        parser.error(f"this CPU runs this tree's kernels at {cpu_kernel.simd_levels()}, not {args.simd_level!r}")
     baseline = import_baseline(args.baseline)
-    capped = importlib.import_module("vlfast_baseline.engines.cpp").capped_simd_level
-    with capped(args.simd_level), cpu_kernel.capped_simd_level(args.simd_level):
+    with baseline_capped(args.simd_level), cpu_kernel.capped_simd_level(args.simd_level):
         compare(args, baseline)
+
+
+def baseline_capped(level: str | None) -> AbstractContextManager[object]:
+    """The baseline's kernels capped at ``level`` (``None``: nothing to do, whatever the checkout's age)."""
+    if level is None:
+        return nullcontext()
+    capped = getattr(importlib.import_module("vlfast_baseline.engines.cpp"), "capped_simd_level", None)
+    if capped is None:
+        raise SystemExit("the baseline checkout cannot cap its SIMD level (no engines.cpp.capped_simd_level)")
+    return capped(level)
 
 
 def compare(args: argparse.Namespace, baseline: ModuleType) -> None:

@@ -268,6 +268,13 @@ def test_identity_table_is_copied_not_looked_up(simd, channels):
         expected = expected_rows(source, plan, identity, **QWEN).reshape(rows_of(plan), channels, 2, 196).copy()
         expected[:, :, 0] = 0
         np.testing.assert_array_equal(bits(slots), expected.reshape(rows_of(plan), -1))
+    # Rows wider than one chunk of the band (160 kB of items: 5,824 grey, 1,932 RGB or 1,456 RGBA pixels).
+    wide = make_image(rng, 28, 28 * 212, channels)
+    plan = make_plan(28, 28 * 212, 28, 28 * 212)
+    for layout in (compact, QWEN):
+        np.testing.assert_array_equal(
+            run_kernel(wide, plan, identity, **layout), expected_rows(wide, plan, identity, **layout)
+        )
 
 
 # --- batches of frames: run_frames -----------------------------------------------------------------
