@@ -96,6 +96,17 @@ def _frame_in_child(image: np.ndarray, plan: ResamplePlan, table_bits: np.ndarra
     return out
 
 
+def _batch_in_child(image: np.ndarray, plan: ResamplePlan, table_bits: np.ndarray) -> np.ndarray:
+    """Six copies of one small frame side by side (``_C.run_frames``) through the extension alone."""
+    rows = (plan.out_height // 14) * (plan.out_width // 14)
+    out = np.full((6 * rows, 3 * 2 * 196), 7, np.int32)
+    fields = cpu_kernel.axis_arguments(plan.horizontal), cpu_kernel.axis_arguments(plan.vertical)
+    frames = [(image, *fields, plan.vertical_first, table_bits, out, i * rows, 14, 2, 2, 0, 2) for i in range(6)]
+    assert _C.frames_side_by_side(frames, 2) == list(range(6))
+    _C.run_frames(frames, 2)
+    return out
+
+
 def test_thread_pool_survives_fork():
     """A forked child (multiprocessing's fork start method) has none of the parent's pool workers:
     its calls start workers of their own and write the same rows."""
@@ -106,10 +117,16 @@ def test_thread_pool_survives_fork():
     plan = ResamplePlan(300, 200, 280, 224, horizontal, vertical, False)
     table_bits = rng.integers(-(2**31), 2**31, (3, 256), dtype=np.int32)
     expected = _frame_in_child(image, plan, table_bits)  # the parent's pool now has its workers
+    across, down = axis_plan(200, 112, "bicubic", "pil"), axis_plan(300, 140, "bicubic", "pil")
+    small = ResamplePlan(300, 200, 140, 112, across, down, False)
+    batch = _batch_in_child(image, small, table_bits)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         child = pool.apply_async(_frame_in_child, (image, plan, table_bits)).get(timeout=60)
+        child_batch = pool.apply_async(_batch_in_child, (image, small, table_bits)).get(timeout=60)
     assert np.array_equal(child, expected)
     assert not np.array_equal(expected, np.full_like(expected, 7))
+    assert np.array_equal(child_batch, batch)
+    assert not (batch == 7).all(axis=1).any(), "a row left unwritten"
 
 
 @pytest.mark.parametrize("level", LEVELS)
