@@ -356,18 +356,19 @@ void run_block_rows(const Frame& f, Scratch& s, const std::function<int64_t()>& 
     s.writer.finish();
 }
 
+// The size of `job`'s frame once resized: an axis without a pass keeps its size.
+int64_t resized_height(const FrameJob& job) { return job.vertical ? job.vertical->out_size : job.image.height; }
+int64_t resized_width(const FrameJob& job) { return job.horizontal ? job.horizontal->out_size : job.image.width; }
+
 // Block rows of the frame `job` writes: (resized height / block) of them.
 int64_t frame_block_rows(const FrameJob& job) {
-    const int64_t height = job.vertical ? job.vertical->out_size : job.image.height;
-    return height / (int64_t{job.target.patch_size} * job.target.merge_size);
+    return resized_height(job) / (int64_t{job.target.patch_size} * job.target.merge_size);
 }
 
 // Threads `job` is split over, at most `num_threads`: no more than it has block rows, or than its
 // output pixels pay for, or than the pool runs at once.
 int64_t frame_threads(const FrameJob& job, int64_t num_threads) {
-    const int64_t height = job.vertical ? job.vertical->out_size : job.image.height;
-    const int64_t width = job.horizontal ? job.horizontal->out_size : job.image.width;
-    const int64_t by_work = std::max<int64_t>(1, height * width / kMinPixelsPerThread);
+    const int64_t by_work = std::max<int64_t>(1, resized_height(job) * resized_width(job) / kMinPixelsPerThread);
     return std::max<int64_t>(1, std::min({num_threads, frame_block_rows(job), by_work, pool_threads()}));
 }
 
@@ -385,9 +386,7 @@ struct Span {
 Span written_span(const FrameJob& job) {
     const PatchTarget& t = job.target;
     const int64_t row_bytes = patch_row_items(job.image.channels, t.temporal_patch_size, t.patch_size) * t.item_size;
-    const int64_t height = job.vertical ? job.vertical->out_size : job.image.height;
-    const int64_t width = job.horizontal ? job.horizontal->out_size : job.image.width;
-    const int64_t rows = (height / t.patch_size) * (width / t.patch_size);
+    const int64_t rows = (resized_height(job) / t.patch_size) * (resized_width(job) / t.patch_size);
     const uintptr_t begin = reinterpret_cast<uintptr_t>(t.out + t.row_offset * row_bytes);
     return {begin, begin + static_cast<uintptr_t>(rows * row_bytes), true, t.out, row_bytes, job.image.channels,
             t.temporal_patch_size, t.slot_begin, t.slot_begin + t.slot_count};
@@ -445,8 +444,8 @@ void run_frame(const FrameJob& job, int num_threads) {
     f.vertical = job.vertical;
     f.vertical_first = job.vertical_first;
     f.target = target;
-    f.out_height = f.vertical ? f.vertical->out_size : image.height;
-    f.out_width = f.horizontal ? f.horizontal->out_size : image.width;
+    f.out_height = resized_height(job);
+    f.out_width = resized_width(job);
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
     const SimdLevel level = simd_level();  // once: every kernel of the frame at one level
     f.kernels = &row_kernels(level);
