@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import PIL.Image
 import pytest
 import skimage.data
@@ -213,6 +214,8 @@ def test_a_failing_source_is_a_typed_error_naming_it(files, tmp_path, workers):
 def test_bad_worker_counts_are_typed_errors(files, workers):
     with pytest.raises(UnsupportedOptionError, match="workers must be a positive integer or None"):
         vlfast.preprocess([str(files[0])], workers=workers)
+    with pytest.raises(UnsupportedOptionError, match="workers must be a positive integer or None"):
+        vlfast.preprocess([np.zeros((56, 56, 3), np.uint8)], workers=workers)  # nothing to decode: still checked
 
 
 def test_default_workers_are_the_cores_this_process_may_use(monkeypatch):

@@ -99,9 +99,11 @@ def load_images(
         the error :func:`vlfast.load_image` raises for the first failing source in order (same type), its
         ``source_index`` set to ``i`` and, in a batch of ``n > 1``, its message starting ``"image {i} of {n}: "``.
     """
+    pending = [index for index, item in enumerate(items) if is_source(item)]
+    if not pending and workers is None:  # nothing to decode (the cores are not asked for)
+        return list(items)
     workers = check_workers(workers)
     count = len(items)
-    pending = [index for index, item in enumerate(items) if is_source(item)]
     if workers == 1 or len(pending) <= 1:
         return [_load(item, index, count, backend, policy) for index, item in enumerate(items)]
     loaded: list[Any] = list(items)

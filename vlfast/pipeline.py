@@ -17,6 +17,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, TypedDict
 
+import numpy as np
 import torch
 
 from .defaults import (
@@ -263,4 +264,4 @@ def run_clips(
         normalization=options.normalization,
         max_output_bytes=options.max_output_bytes,
     )
-    return out, torch.tensor(grids, dtype=torch.int64).reshape(-1, 3)
+    return out, torch.from_numpy(np.array(grids, dtype=np.int64).reshape(-1, 3))

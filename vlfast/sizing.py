@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from functools import lru_cache
 
 from .defaults import (
     IMAGE_MAX_PIXELS,
@@ -179,6 +180,7 @@ class SizeRule(str, Enum):
             ) from None
 
 
+@lru_cache(maxsize=1024, typed=True)  # every call of a batch asks it, mostly for sizes seen before
 def target_size(
     rule: SizeRule,
     num_frames: int,

@@ -139,6 +139,25 @@ def frame_arguments(
     Raises:
         InvalidImageError, UnsupportedOptionError: as :func:`run_frame`.
     """
+    if table.dtype != out.dtype:
+        raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
+    table_bits, out_bits = _numpy_bits(table, "table"), _numpy_bits(out, "out")
+    layout = (patch_size, merge_size, temporal_patch_size)
+    return _frame(image, plan, table_bits, out_bits, row_offset, layout, slot_begin, slot_count)
+
+
+def _frame(
+    image: np.ndarray,
+    plan: ResamplePlan,
+    table_bits: np.ndarray,
+    out_bits: np.ndarray,
+    row_offset: int,
+    layout: tuple[int, int, int],
+    slot_begin: int,
+    slot_count: int | None,
+) -> tuple:
+    """:func:`frame_arguments` of a table and an output already viewed as NumPy bits (a batch views them once);
+    ``layout``: ``(patch_size, merge_size, temporal_patch_size)``."""
     if not isinstance(image, np.ndarray):
         raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
     if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
@@ -146,19 +165,16 @@ def frame_arguments(
             f"the plan resizes {plan.in_height}x{plan.in_width} images but the image is "
             f"{image.shape[0]}x{image.shape[1]}"
         )
-    if table.dtype != out.dtype:
-        raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
+    temporal_patch_size = layout[2]
     return (
         image,
         axis_arguments(plan.horizontal),
         axis_arguments(plan.vertical),
         plan.vertical_first,
-        _numpy_bits(table, "table"),
-        _numpy_bits(out, "out"),
+        table_bits,
+        out_bits,
         row_offset,
-        patch_size,
-        merge_size,
-        temporal_patch_size,
+        *layout,
         slot_begin,
         temporal_patch_size - slot_begin if slot_count is None else slot_count,
     )
@@ -239,18 +255,18 @@ class CppEngine:
         """All ``jobs`` in one call of the extension: ``run_frames``, which runs frames too small to split side
         by side, or ``run_frame`` for a single job (whose call costs ~5 us less)."""
         check_jobs(jobs, table, out, layout, MAX_CHANNELS)
+        table_bits, out_bits = _numpy_bits(table, "table"), _numpy_bits(out, "out")  # once for the batch
+        sizes = (layout.patch_size, layout.merge_size, layout.temporal_patch_size)
         frames = [
-            frame_arguments(
+            _frame(
                 job.pixels.numpy(),
                 job.plan,
-                table,
-                out,
+                table_bits,
+                out_bits,
                 job.row_offset,
-                patch_size=layout.patch_size,
-                merge_size=layout.merge_size,
-                temporal_patch_size=layout.temporal_patch_size,
-                slot_begin=job.slot_begin,
-                slot_count=job.slot_count,
+                sizes,
+                job.slot_begin,
+                job.slot_count,
             )
             for job in jobs
         ]
