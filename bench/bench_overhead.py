@@ -1,7 +1,7 @@
 """Per-call cost of ``vlfast.preprocess`` on the CPU, before and after a change, in one process.
 
-Usage: ``python bench/bench_overhead.py BASELINE_DIR [--cases NAMES] [--compact] [--simd-level L] [--calls N]
-[--hd-calls N]``, where
+Usage: ``python bench/bench_overhead.py BASELINE_DIR [--cases NAMES] [--compact] [--simd-level L] [--stub-kernel]
+[--calls N] [--hd-calls N]``, where
 ``BASELINE_DIR`` holds another checkout's ``vlfast`` package (with its ``_C`` built), e.g. ``git worktree add
 /tmp/old <commit>``. It is imported as ``vlfast_baseline`` beside this tree's ``vlfast``; both and the stock
 ``transformers.Qwen2VLImageProcessor`` (torchvision backend) preprocess each case with Qwen2.5-VL settings, in
@@ -10,7 +10,9 @@ stock", what an interleaved caller sees). Cases: the benchmark suite's (``vlfast
 default ``448x448,1920x1080``) and ``video-32x320x180`` (a clip of 32 frames through the drop-in
 ``VideoProcessor``, against the stock ``Qwen2VLVideoProcessor``). ``--compact``: both trees return the compact
 hand-off (uint8, images only; the stock column stays the stock's float32 call); ``--simd-level``: both trees'
-kernels capped at that level. Both outputs are checked bit for bit.
+kernels capped at that level; ``--stub-kernel``: after the outputs are checked, both trees' extension calls do
+nothing, so the medians are the Python around them alone (the plumbing a change to it moves: on a noisy 2-vCPU VM two
+copies of one tree read up to ~25% apart whole, but within ~1% stubbed). Both outputs are checked bit for bit.
 Prints a Markdown table of medians.
 """
 
@@ -22,8 +24,8 @@ import importlib.util
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import ModuleType
 
@@ -127,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cases", type=case_list, default="448x448,1920x1080", help="cases, comma-separated")
     parser.add_argument("--compact", action="store_true", help="the compact hand-off (uint8), images only")
     parser.add_argument("--simd-level", help="both trees' kernels at this level (avx512, avx2, portable)")
+    parser.add_argument(
+        "--stub-kernel", action="store_true", help="time the Python around the extension calls only (they do nothing)"
+    )
     parser.add_argument("--calls", type=int, default=300, help=f"calls per setting up to {HD_MEGAPIXELS} MP of input")
     parser.add_argument("--hd-calls", type=int, default=40, help="calls per setting above that")
     args = parser.parse_args(argv)
@@ -149,6 +154,41 @@ def baseline_capped(level: str | None) -> AbstractContextManager[object]:
     return capped(level)
 
 
+class _StubKernel:
+    """An extension module whose frame calls do nothing: what a call then takes is the Python around them."""
+
+    def __init__(self, extension: ModuleType) -> None:
+        self._extension = extension
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._extension, name)
+
+    def run_frame(self, *arguments: object) -> None:
+        pass
+
+    def run_frames(self, *arguments: object) -> None:
+        pass
+
+
+@contextmanager
+def stubbed_kernels(stub: bool) -> Iterator[None]:
+    """Both trees' ``engines.cpp._C`` replaced by :class:`_StubKernel` inside the block (``stub``), else as they are."""
+    if not stub:
+        yield
+        return
+    modules = [importlib.import_module(f"{package}.engines.cpp") for package in ("vlfast", "vlfast_baseline")]
+    if any(getattr(module, "_C", None) is None for module in modules):
+        raise SystemExit("--stub-kernel needs both trees' engines.cpp._C (the built extension)")
+    extensions = [module._C for module in modules]
+    for module, extension in zip(modules, extensions, strict=True):
+        module._C = _StubKernel(extension)
+    try:
+        yield
+    finally:
+        for module, extension in zip(modules, extensions, strict=True):
+            module._C = extension
+
+
 def compare(args: argparse.Namespace, baseline: ModuleType) -> None:
     """Print the table of ``main``'s cases."""
     print("| case | setting | baseline ms | this tree ms | stock ms | stock / this tree |")
@@ -157,12 +197,13 @@ def compare(args: argparse.Namespace, baseline: ModuleType) -> None:
         runners, stock, megapixels = case_runners(name, baseline, args.compact)
         if not torch.equal(runners["baseline"](), runners["this tree"]()):
             raise SystemExit(f"{name}: the baseline and this tree differ")
-        medians = measure(runners, stock, args.calls if megapixels <= HD_MEGAPIXELS else args.hd_calls)
+        with stubbed_kernels(args.stub_kernel):
+            medians = measure(runners, stock, args.calls if megapixels <= HD_MEGAPIXELS else args.hd_calls)
         for setting in ("alone", "after stock"):
             old, new = medians[f"baseline {setting}"], medians[f"this tree {setting}"]
+            ratio = "-" if args.stub_kernel else f"{medians['stock'] / new:.2f}x"  # no pixels written: no ratio
             print(
-                f"| {name} | {setting} | {old * 1e3:.3f} | {new * 1e3:.3f} | {medians['stock'] * 1e3:.3f} "
-                f"| {medians['stock'] / new:.2f}x |"
+                f"| {name} | {setting} | {old * 1e3:.3f} | {new * 1e3:.3f} | {medians['stock'] * 1e3:.3f} | {ratio} |"
             )
 
 

@@ -257,6 +257,12 @@ def test_bench_overhead_compares_a_baseline_case_by_case(capsys: pytest.CaptureF
         ["| 448x448", "alone"],
         ["| 448x448", "after stock"],
     ]
+    extension = cpu_kernel._C
+    main([str(BENCH_DIR.parent), "--cases", "448x448", "--stub-kernel", "--calls", "5"])
+    stubbed = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 448")]
+    assert [row[:2] for row in stubbed] == [["| 448x448", "alone"], ["| 448x448", "after stock"]]
+    assert all(row[-1] == "- |" for row in stubbed)  # no pixels written, no ratio to the stock
+    assert cpu_kernel._C is extension  # the extension is back
     for options, message in (
         (["--cases", "448x448,tiny"], "unknown cases ['tiny']; choose from"),
         (["--cases", "video-32x320x180", "--compact"], "--compact is for images"),
