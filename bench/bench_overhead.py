@@ -12,7 +12,7 @@ default ``448x448,1920x1080``) and ``video-32x320x180`` (a clip of 32 frames thr
 hand-off (uint8, images only; the stock column stays the stock's float32 call); ``--simd-level``: both trees'
 kernels capped at that level; ``--stub-kernel``: after the outputs are checked, both trees' extension calls do
 nothing, so the medians are the Python around them alone (the plumbing a change to it moves: on a noisy 2-vCPU VM two
-copies of one tree read up to ~25% apart whole, but within ~1% stubbed). Both outputs are checked bit for bit.
+copies of one tree read up to ~45% apart whole, but within ~2% stubbed). Both outputs are checked bit for bit.
 Prints a Markdown table of medians.
 """
 
