@@ -378,6 +378,25 @@ def test_compact_npz_shards_expand_to_the_stock_and_failures_are_reported(
     assert torch.equal(expanded, stock["pixel_values"])
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_an_image_over_the_shard_size_is_reported_and_the_others_written(
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], needs_cpp_kernel: None
+) -> None:
+    """An image whose pixel_values alone exceed --shard-mb is one error line naming it; the run goes on."""
+    PIL.Image.fromarray(np.zeros((720, 1280, 3), np.uint8)).save(photo_folder / "big.png")  # 21.5 MiB of float32
+    out = tmp_path / "photos.safetensors"
+    code, stdout, stderr = run(["preprocess", str(photo_folder), "--out", str(out), "--shard-mb", "5"], capsys)
+    assert code == cli.EXIT_ERROR
+    assert (
+        "vlfast: error: big.png: its pixel_values would take 21.5 MiB (728x1288), over max_chunk_bytes=5.0 MiB "
+        "(a chunk holds whole images); raise max_chunk_bytes or lower max_pixels (--shard-mb sets max_chunk_bytes "
+        "in MiB)" in stderr
+    )
+    assert "4/4" in stderr and "; 1 failed" in stdout  # every image counted, the big one as failed
+    index = json.loads((tmp_path / "photos.index.json").read_text())
+    assert [entry["sources"] for entry in index["shards"]] == [["a.jpg", "c.webp"], ["sub/b.png"]]
+
+
 @pytest.mark.parametrize(
     "extra, fragment",
     [

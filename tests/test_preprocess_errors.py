@@ -110,9 +110,27 @@ def test_chunks_are_whole_images_within_the_budget_and_equal_one_call():
     assert torch.equal(torch.cat([chunk.image_grid_thw for chunk in chunks]), whole.image_grid_thw)
 
 
-def test_a_single_image_over_the_chunk_budget_raises():
-    with pytest.raises(ImageTooLargeError, match="over max_output_bytes"):
+def test_a_single_image_over_the_chunk_budget_raises_or_is_reported():
+    """Found before the image runs: raised, or handed to ``on_error`` while the images that fit still run."""
+    with pytest.raises(
+        ImageTooLargeError, match=r"^its pixel_values would take 0\.1 MiB \(56x84\), over max_chunk_bytes"
+    ):
         list(vlfast.preprocess_in_chunks([RGB, RGB], max_chunk_bytes=100))
+    small, large = RGB[:28, :28], np.zeros((112, 112, 3), np.uint8)
+    reported = []
+    budget = 16 * 1176 * 4  # one 28x28 image (resized to 56x56: 16 rows)
+    chunks = list(
+        vlfast.preprocess_in_chunks(
+            [small, large, small], max_chunk_bytes=budget, on_error=lambda index, error: reported.append((index, error))
+        )
+    )
+    assert [(index, type(error)) for index, error in reported] == [(1, ImageTooLargeError)]
+    assert str(reported[0][1]).startswith("its pixel_values would take 0.3 MiB (112x112), over max_chunk_bytes=0.1 MiB")
+    assert len(chunks) == 2
+    assert torch.equal(torch.cat([c.pixel_values for c in chunks]), vlfast.preprocess([small, small]).pixel_values)
+    for bad in (0, "1", 1.5):
+        with pytest.raises(UnsupportedOptionError, match="max_chunk_bytes must be a positive integer"):
+            list(vlfast.preprocess_in_chunks([RGB], max_chunk_bytes=bad))
 
 
 @pytest.mark.parametrize(

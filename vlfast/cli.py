@@ -31,7 +31,7 @@ from .defaults import (
 from .engines import EngineName, select_engine
 from .engines.cpp import simd_level
 from .engines.triton_engine import interpreting
-from .errors import VlfastError
+from .errors import ImageTooLargeError, VlfastError
 from .hf.families import MODEL_FAMILIES as FAMILIES
 from .io import load_image
 from .machine import library_versions, machine_info
@@ -228,6 +228,11 @@ def _print_record(record: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
+def _shard_hint(error: VlfastError) -> str:
+    """What to change on the command line for an image too large for a shard (max_chunk_bytes is --shard-mb)."""
+    return " (--shard-mb sets max_chunk_bytes in MiB)" if isinstance(error, ImageTooLargeError) else ""
+
+
 def _run_shards(args: argparse.Namespace) -> int:
     """``preprocess DIR... --out FILE``: the images (files, and the image files under folders) to shards, with a
     progress bar on stderr and a summary (:mod:`vlfast.shards`)."""
@@ -260,7 +265,9 @@ def _run_shards(args: argparse.Namespace) -> int:
             min_pixels=args.min_pixels,
             max_pixels=args.max_pixels,
             progress=bar.update,
-            on_error=lambda name, error: bar.write(f"vlfast: error: {name}: {error}", file=sys.stderr),
+            on_error=lambda name, error: bar.write(
+                f"vlfast: error: {name}: {error}{_shard_hint(error)}", file=sys.stderr
+            ),
         )
     result = summary.as_dict()
     if args.json:

@@ -9,10 +9,11 @@ import torch
 from typing_extensions import Unpack
 
 from .defaults import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
-from .errors import InvalidImageError, UnsupportedOptionError, VlfastError
+from .errors import ImageTooLargeError, InvalidImageError, UnsupportedOptionError, VlfastError
 from .inputs import ImageLike, is_image_like, to_rgb_uint8
 from .io import ImageSource
 from .loader import SourceStream, is_source, load_images
+from .options import check_positive_ints
 from .pipeline import PipelineKwargs, PipelineOptions, pipeline_options, run_clips
 from .plans import Backend
 
@@ -110,11 +111,12 @@ def preprocess_in_chunks(
     **options: Unpack[PipelineKwargs],
 ) -> Iterator[Preprocessed]:
     """:func:`preprocess` a batch too large for one output, as consecutive chunks of whole images
-    whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that
-    raises :class:`ImageTooLargeError`). ``compact`` and ``options`` are :func:`preprocess`'s. Sources (any iterable of
-    them, read lazily) are decoded up to ``workers`` ahead of the kernel, and settled before a CPU kernel
-    runs (:class:`vlfast.loader.SourceStream`). With ``on_error``, an image that fails (to load, or to be
-    sized) is handed to it as ``on_error(index, error)`` and left out of the chunks instead of raising.
+    whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that is an
+    :class:`ImageTooLargeError`, raised or handed to ``on_error``). ``compact`` and ``options`` are
+    :func:`preprocess`'s. Sources (any iterable of them, read lazily) are decoded up to ``workers`` ahead of
+    the kernel, and settled before a CPU kernel runs (:class:`vlfast.loader.SourceStream`). With ``on_error``,
+    an image that fails (to load, to be sized, or to fit a chunk) is handed to it as ``on_error(index, error)``
+    and left out of the chunks instead of raising.
 
     Example:
         >>> for chunk in vlfast.preprocess_in_chunks(frames, max_chunk_bytes=2**30, device="cuda"):
@@ -122,6 +124,7 @@ def preprocess_in_chunks(
     """
     if compact and options.get("dtype") is not None:
         raise UnsupportedOptionError(f"compact=True returns uint8 patches; leave dtype unset (got {options['dtype']})")
+    check_positive_ints(max_chunk_bytes=max_chunk_bytes)
     resolved = replace(image_options(backend, **options), max_output_bytes=max_chunk_bytes)
     resolved = resolved.compacted() if compact else resolved
     row_bytes = resolved.layout.columns() * resolved.dtype.itemsize
@@ -135,12 +138,18 @@ def preprocess_in_chunks(
             try:
                 picture = _picture(image, resolved)
                 height, width = model_input_size(int(picture.shape[0]), int(picture.shape[1]), resolved)
+                size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
+                if size > max_chunk_bytes:
+                    raise ImageTooLargeError(
+                        f"its pixel_values would take {size / 2**20:.1f} MiB ({height}x{width}), over "
+                        f"max_chunk_bytes={max_chunk_bytes / 2**20:.1f} MiB (a chunk holds whole images); "
+                        "raise max_chunk_bytes or lower max_pixels"
+                    )
             except VlfastError as error:
                 if on_error is None:
                     raise
                 on_error(index, error)
                 continue
-            size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
             if chunk and chunk_bytes + size > max_chunk_bytes:
                 if on_host:
                     stream.settle()  # the C++ kernel gets the cores: no decode runs beside it
