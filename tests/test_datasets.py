@@ -96,10 +96,15 @@ def test_rows_with_several_images(files):
 
 
 @pytest.mark.parametrize("compact", [True, False])
-def test_stored_map_gives_the_stock_pixel_values(files, compact):
-    stored = hf_datasets.preprocess_dataset(
-        hf_datasets.undecoded(image_dataset(files)), "image", batch_size=3, compact=compact
-    )
+@pytest.mark.parametrize("formatted", [None, "transform", "torch"])
+def test_stored_map_gives_the_stock_pixel_values(files, compact, formatted):
+    """Also from a dataset that has a transform set (the README's order) or a format: the column is read as stored."""
+    dataset = hf_datasets.undecoded(image_dataset(files))
+    if formatted == "transform":
+        dataset.set_transform(hf_datasets.image_transform("image"))
+    elif formatted == "torch":
+        dataset = dataset.with_format("torch")
+    stored = hf_datasets.preprocess_dataset(dataset, "image", batch_size=3, compact=compact)
     assert "image" not in stored.column_names and "label" in stored.column_names
     rows = stored.with_format("numpy")  # widens uint8 to int64; collate gives uint8 back
     model_input = collate([rows[i] for i in range(len(files))])

@@ -59,8 +59,9 @@ def preprocess_dataset(
     """``dataset.map`` storing vlfast's columns (by default ``compact`` uint8 patches: 8x fewer bytes than
     float32; :func:`vlfast.expand_patches` gives the stock ``pixel_values`` where the model runs), without
     the image column unless ``keep_images``. ``options`` are :func:`vlfast.preprocess`'s; vlfast uses its
-    own threads, so ``num_proc`` is left to the caller."""
-    return dataset.map(
+    own threads, so ``num_proc`` is left to the caller. The columns are read as stored, whatever format or
+    transform ``dataset`` has (``map`` would pass each batch through it first); the result has no format."""
+    return dataset.with_format(None).map(
         image_transform(column, compact=compact, **options),
         batched=True,
         batch_size=batch_size,
