@@ -393,3 +393,31 @@ def test_lossless_transport_of_in_memory_images(photo, backend):
         received = vlfast.preprocess(load_image(uri, backend=backend), backend=backend).pixel_values
         assert torch.equal(received, vlfast.preprocess(image, backend=backend).pixel_values)
         assert torch.equal(received, stock_pixel_values(backend, uri))
+
+
+def test_read_only_pixels_run_without_a_warning_and_without_a_copy() -> None:
+    """``np.asarray(pil_image)`` is read-only: vlfast reads it as it is, silently (torch warns about writing to
+    such a tensor once per process, so the calls run in a fresh interpreter with warnings as errors)."""
+    import subprocess
+    import sys
+
+    script = """
+import warnings
+warnings.simplefilter("error")
+import numpy as np, PIL.Image, torch, vlfast
+from vlfast.inputs import to_rgb_uint8
+pixels = np.asarray(PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)))
+assert not pixels.flags.writeable
+assert to_rgb_uint8(pixels).data_ptr() == pixels.ctypes.data  # a view, no copy
+assert torch.equal(vlfast.preprocess(pixels).pixel_values, vlfast.preprocess(pixels.copy()).pixel_values)
+def video(clip):
+    return vlfast.VideoProcessor()(videos=[clip], return_tensors="pt")["pixel_values_videos"]
+frames = [pixels] * 2
+clip = np.stack(frames)
+clip.setflags(write=False)
+assert torch.equal(video(frames), video([f.copy() for f in frames])) and torch.equal(video(clip), video(frames))
+print("silent")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "silent"

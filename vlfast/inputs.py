@@ -11,6 +11,7 @@ arrays, which those releases fail on or keep as they are, are refused.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from .errors import DecodeError, DeviceError, InvalidImageError, UnsupportedMode
 from .plans import Backend, parse_backend
 from .releases import inferred_channel_counts, installed_version, rgb_conversion_composites
 
-__all__ = ["ImageLike", "is_image_like", "parse_channel_format", "pil_array", "to_rgb_uint8"]
+__all__ = ["ImageLike", "is_image_like", "parse_channel_format", "pil_array", "pixels_view", "to_rgb_uint8"]
 
 ImageLike = PIL.Image.Image | np.ndarray | torch.Tensor
 _CHANNEL_COUNTS = (1, 3, 4)
@@ -41,7 +42,19 @@ def pil_array(image: PIL.Image.Image) -> np.ndarray:
     return np.asarray(image).copy()
 
 
+def pixels_view(array: np.ndarray) -> torch.Tensor:
+    """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too, without torch's warning
+    that writing to it would be undefined: vlfast only reads the pixels it is given."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        return torch.from_numpy(array)
+
+
 def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
+    """The pixels of ``image`` as the stock converts them, viewed read-only (``np.asarray``: no copy to make them
+    writable, which took longer than the whole kernel at 1080p)."""
     try:
         image.load()
     except OSError as error:
@@ -50,20 +63,20 @@ def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
         raise InvalidImageError(f"the PIL image cannot be read: {error} (was it closed?)") from error
     try:
         if not do_convert_rgb:
-            array = pil_array(image)
+            array = np.asarray(image)
         elif rgb_conversion_composites() and ("A" in image.getbands() or image.info.get("transparency") is not None):
             rgba = image.convert("RGBA")
             white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            array = pil_array(PIL.Image.alpha_composite(white, rgba).convert("RGB"))
+            array = np.asarray(PIL.Image.alpha_composite(white, rgba).convert("RGB"))
         else:  # convert("RGB") of an RGB image is a copy: skip it
-            array = pil_array(image if image.mode == "RGB" else image.convert("RGB"))
+            array = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     except (ValueError, OSError) as error:
         raise UnsupportedModeError(f"cannot convert a PIL image of mode {image.mode!r} to RGB: {error}") from error
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise UnsupportedModeError(
             f"PIL image of mode {image.mode!r} is not 8-bit RGB; pass do_convert_rgb=True to convert it"
         )
-    return torch.from_numpy(array)
+    return pixels_view(array)
 
 
 def parse_channel_format(input_data_format: object) -> bool | None:
@@ -153,7 +166,7 @@ def to_rgb_uint8(
             )
         if isinstance(image, np.ndarray):
             # torch cannot view negative strides (np.fliplr, [::-1]): copy those.
-            tensor = torch.from_numpy(image if min(image.strides, default=0) >= 0 else image.copy())
+            tensor = pixels_view(image if min(image.strides, default=0) >= 0 else image.copy())
         else:
             if image.layout != torch.strided:
                 raise InvalidImageError(f"images must be dense tensors, got layout {image.layout}")

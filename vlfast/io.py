@@ -278,8 +278,8 @@ def _pillow_pixels(image: PIL.Image.Image, origin: str, exif_transpose: bool, ba
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # the same pixels, one copy fewer
     except (ValueError, OSError) as error:
         raise UnsupportedModeError(f"{origin}: cannot convert mode {image.mode!r} to RGB ({_reason(error)})") from error
-    if rgb.info.get("transparency") is not None:
-        return to_rgb_uint8(rgb, Backend.PIL).permute(2, 0, 1)
+    if rgb.info.get("transparency") is not None:  # a copy: the caller gets pixels of its own, writable
+        return to_rgb_uint8(rgb, Backend.PIL).permute(2, 0, 1).clone()
     return torch.from_numpy(pil_array(rgb)).permute(2, 0, 1)
 
 

@@ -30,7 +30,7 @@ from typing_extensions import Unpack
 
 from .defaults import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, VIDEO_MIN_PIXELS_MARGIN, VIDEO_TOKEN_BUDGET_SHARE
 from .errors import InvalidImageError, UnsupportedModeError
-from .inputs import ImageLike, parse_channel_format, pil_array
+from .inputs import ImageLike, parse_channel_format, pixels_view
 from .pipeline import PipelineKwargs, PipelineOptions, pipeline_options, run_clips
 from .plans import Backend
 from .sizing import SizeRule
@@ -70,10 +70,10 @@ class PreprocessedVideos:
 def _frame_tensor(frame: ImageLike) -> torch.Tensor:
     """One frame of a list, as the stock processor stacks them (``np.array(frame)``); PIL modes other than
     RGB/RGBA, which the stock processor cannot handle, are converted to RGB by Pillow."""
-    if isinstance(frame, PIL.Image.Image):
-        return torch.from_numpy(pil_array(frame if frame.mode in ("RGB", "RGBA") else frame.convert("RGB")))
+    if isinstance(frame, PIL.Image.Image):  # read-only views: the frames are stacked into a tensor of their own
+        return pixels_view(np.asarray(frame if frame.mode in ("RGB", "RGBA") else frame.convert("RGB")))
     if isinstance(frame, np.ndarray):
-        frame = torch.from_numpy(frame)
+        frame = pixels_view(frame)
     if not isinstance(frame, torch.Tensor):
         raise InvalidImageError(f"video frames must be PIL images, arrays or tensors, got {type(frame).__name__}")
     return frame.unsqueeze(-1) if frame.ndim == 2 else frame
@@ -113,7 +113,7 @@ def video_frames(video: VideoLike, *, do_convert_rgb: bool = True, input_data_fo
             )
         clip = torch.stack(frames)
     elif isinstance(video, np.ndarray):
-        clip = torch.from_numpy(video)
+        clip = pixels_view(video)
     elif isinstance(video, torch.Tensor):
         clip = video
     else:
