@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import vlfast
-from vlfast.benchmarking import _STOCK_SIZE, FULL_CASES, Case, _transformers, case_images
+from vlfast.benchmarking import _STOCK_SIZE, FULL_CASES, Case, _transformers, case_images, case_inputs
 from vlfast.defaults import QWEN25_VL_MAX_PIXELS, QWEN25_VL_MIN_PIXELS
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.processor import VideoProcessor
@@ -113,7 +113,7 @@ def case_runners(
         }
         return runners, lambda: stock(clip, return_tensors="pt", cap_pixels_per_frame=False), clip.size / 3 / 1e6
     case = CASES[name]
-    images = case_images(case)
+    images = case_inputs(case)
     # compact only when asked: checkouts before the compact hand-off have no such option
     options = dict(options, backend="torchvision", **({"compact": True} if compact else {}))
     runners = {

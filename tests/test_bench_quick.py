@@ -20,6 +20,7 @@ from vlfast.benchmarking import (
     Case,
     available_implementations,
     case_images,
+    case_inputs,
     run_benchmark,
 )
 from vlfast.engines import cpp as cpu_kernel
@@ -43,6 +44,7 @@ def test_suites_cover_the_documented_cases() -> None:
     # a batch of images too small to split over threads (under 65,536 pixels each, already at the model's size)
     assert any(case.batch >= 16 and all(h * w < 65536 for h, w in case.sizes) for case in QUICK_CASES)
     assert set(QUICK_CASES) < set(FULL_CASES)
+    assert any(case.pil and case.sizes == ((1080, 1920),) for case in FULL_CASES), "1080p as PIL images"
 
 
 def test_case_images_are_real_photos_of_the_case_size() -> None:
@@ -50,6 +52,15 @@ def test_case_images_are_real_photos_of_the_case_size() -> None:
     assert [image.shape for image in images] == [(200, 4000, 3), (57, 31, 3)]
     assert all(image.dtype == np.uint8 and image.flags.c_contiguous for image in images)
     assert images[0].std() > 10, "a photo, not a flat color"
+
+
+def test_pil_cases_give_pil_images_of_the_same_pixels() -> None:
+    case = Case("pil", ((57, 31), (20, 40)), pil=True)
+    inputs = case_inputs(case)
+    assert all(isinstance(image, PIL.Image.Image) and image.mode == "RGB" for image in inputs)
+    assert all(np.array_equal(np.asarray(a), b) for a, b in zip(inputs, case_images(case), strict=True))
+    assert case_inputs(Case("arrays", case.sizes))[0].shape == (57, 31, 3)
+    assert case.description == "2 images (PIL)" and Case("one", ((20, 40),), pil=True).description == "40x20 (PIL)"
 
 
 def test_cpu_implementations() -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "Measurement",
     "available_implementations",
     "case_images",
+    "case_inputs",
     "run_benchmark",
     "write_report",
 ]
@@ -63,10 +64,12 @@ _FACTOR = PATCH_SIZE * MERGE_SIZE
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark input: a batch of images, each ``(height, width)``."""
+    """One benchmark input: a batch of images, each ``(height, width)``; given as PIL images (what transformers
+    and serving engines hand a processor) with ``pil``, else as uint8 NumPy arrays."""
 
     name: str
     sizes: tuple[tuple[int, int], ...]
+    pil: bool = False
 
     @property
     def batch(self) -> int:
@@ -89,11 +92,11 @@ class Case:
 
     @property
     def description(self) -> str:
-        """``WxH`` for a single image, else the number of images."""
+        """``WxH`` for a single image, else the number of images; ``(PIL)`` for PIL inputs."""
         if self.batch == 1:
             height, width = self.sizes[0]
-            return f"{width}x{height}"
-        return f"{self.batch} images"
+            return f"{width}x{height}" + " (PIL)" * self.pil
+        return f"{self.batch} images" + " (PIL)" * self.pil
 
 
 def _single(width: int, height: int) -> Case:
@@ -118,6 +121,7 @@ FULL_CASES: tuple[Case, ...] = (
     _single(448, 448),
     _single(1280, 720),
     _single(1920, 1080),
+    Case("1920x1080-pil", ((1080, 1920),), pil=True),
     _single(3840, 2160),
     _single(4000, 200),
     Case("mixed-8", MIXED_SIZES),
@@ -161,9 +165,15 @@ def _fit_photo(photo: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def case_images(case: Case) -> list[np.ndarray]:
-    """The uint8 ``(H, W, 3)`` inputs of ``case``, cycling through the source photos."""
+    """The uint8 ``(H, W, 3)`` pixels of ``case``, cycling through the source photos."""
     photos = _source_photos()
     return [_fit_photo(photos[i % len(photos)], h, w) for i, (h, w) in enumerate(case.sizes)]
+
+
+def case_inputs(case: Case) -> list[np.ndarray] | list[PIL.Image.Image]:
+    """What a call of ``case`` is given: :func:`case_images`, as PIL RGB images for a ``pil`` case."""
+    images = case_images(case)
+    return [PIL.Image.fromarray(image) for image in images] if case.pil else images
 
 
 # ---------------------------------------------------------------------------
@@ -190,14 +200,14 @@ class Implementation:
 
 
 def _vlfast(device: str, engine: str, source: str = "host") -> Callable[[list[np.ndarray]], Runner]:
-    """``source``: the images as NumPy arrays (``"host"``), pinned host tensors (``"pinned"``)
-    or tensors already on the GPU (``"device"``), converted before timing."""
+    """``source``: the images as the case gives them (``"host"``: NumPy arrays or PIL images), pinned host
+    tensors (``"pinned"``) or tensors already on the GPU (``"device"``), converted before timing."""
 
-    def bind(images: list[np.ndarray]) -> Runner:
+    def bind(images: list[np.ndarray] | list[PIL.Image.Image]) -> Runner:
         if source == "pinned":
-            images = [torch.from_numpy(image).pin_memory() for image in images]
+            images = [torch.from_numpy(np.array(image)).pin_memory() for image in images]
         elif source == "device":
-            images = [torch.from_numpy(image).to(device) for image in images]
+            images = [torch.from_numpy(np.array(image)).to(device) for image in images]
 
         def run() -> torch.Tensor:
             return preprocess(
@@ -351,7 +361,7 @@ def _measure_case(
     warmup: int,
     advance: Callable[[], None],
 ) -> list[Measurement]:
-    images = case_images(case)
+    images = case_inputs(case)
     runners = [impl.bind(images) for impl in implementations]
     measurements = [Measurement(case, impl) for impl in implementations]
     for round_index in range(warmup):
