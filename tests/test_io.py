@@ -104,6 +104,7 @@ def test_pil_backend_is_transformers_load_image(zoo, name):
     ours = load_image(zoo[name], backend="pil")
     stock = np.asarray(Qwen2VLImageProcessorPil().convert_to_rgb(stock_load_image(str(zoo[name]))))
     assert np.array_equal(hwc(ours), stock)
+    assert torch.equal(load_image(zoo[name], backend="pil", copy=False), ours)  # a view, the same pixels
 
 
 @pytest.mark.parametrize("name", sorted(set(_image_zoo(PIL.Image.new("RGB", (4, 4)))) - TORCHVISION_UNSUPPORTED))
@@ -114,6 +115,24 @@ def test_torchvision_backend_is_load_image_as_tensor(zoo, name):
             load_image(zoo[name])
         return
     assert torch.equal(load_image(zoo[name]), stock)
+    assert torch.equal(load_image(zoo[name], copy=False), stock)
+
+
+def test_copy_false_views_pillows_pixels_and_copy_gives_pixels_of_their_own(zoo):
+    """The default copy is memory of the caller's own (writing it changes nothing else); copy=False is
+    a view of a read-only array (np.asarray of the Pillow image), which writing would corrupt."""
+    from vlfast import io as vlfast_io
+
+    seen = []
+    original = vlfast_io.pixels_view
+    vlfast_io.pixels_view = lambda array: seen.append(array.flags.writeable) or original(array)
+    try:
+        load_image(zoo["png"], backend="pil", copy=False)
+        assert seen == [False]
+        load_image(zoo["png"], backend="pil")
+        assert seen == [False]  # the default copies (pil_array), not a view
+    finally:
+        vlfast_io.pixels_view = original
 
 
 def png_file(width: int, height: int, depth: int, color_type: int, rows: list[bytes], chunks: bytes = b"") -> bytes:

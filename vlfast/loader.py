@@ -80,7 +80,7 @@ def _load(item: Any, index: int, count: int | None, backend: Backend | str, poli
     if not is_source(item):
         return item
     try:
-        return load_image(item, backend=backend, policy=policy)
+        return load_image(item, backend=backend, policy=policy, copy=False)  # only read by the kernels
     except VlfastError as error:
         raise _named(error, index, count) from error
 
