@@ -388,9 +388,9 @@ def test_an_image_over_the_shard_size_is_reported_and_the_others_written(
     code, stdout, stderr = run(["preprocess", str(photo_folder), "--out", str(out), "--shard-mb", "5"], capsys)
     assert code == cli.EXIT_ERROR
     assert (
-        "vlfast: error: big.png: its pixel_values would take 21.5 MiB (728x1288), over max_chunk_bytes=5.0 MiB "
-        "(a chunk holds whole images); raise max_chunk_bytes or lower max_pixels (--shard-mb sets max_chunk_bytes "
-        "in MiB)" in stderr
+        "vlfast: error: big.png: image 1: its pixel_values would take 21.5 MiB (728x1288), over max_chunk_bytes="
+        "5.0 MiB (a chunk holds whole images); raise max_chunk_bytes or lower max_pixels (--shard-mb sets "
+        "max_chunk_bytes in MiB)\n" in stderr
     )
     assert "4/4" in stderr and "; 1 failed" in stdout  # every image counted, the big one as failed
     index = json.loads((tmp_path / "photos.index.json").read_text())

@@ -105,6 +105,7 @@ def test_stored_map_gives_the_stock_pixel_values(files, compact, formatted):
     elif formatted == "torch":
         dataset = dataset.with_format("torch")
     stored = hf_datasets.preprocess_dataset(dataset, "image", batch_size=3, compact=compact)
+    assert stored.format["type"] == ("torch" if formatted == "torch" else None)  # a format is kept, a transform not
     assert "image" not in stored.column_names and "label" in stored.column_names
     rows = stored.with_format("numpy")  # widens uint8 to int64; collate gives uint8 back
     model_input = collate([rows[i] for i in range(len(files))])
@@ -116,6 +117,18 @@ def test_stored_map_gives_the_stock_pixel_values(files, compact, formatted):
         pixel_values = vlfast.expand_patches(pixel_values, model_input["image_grid_thw"], vlfast.ImageProcessor())
     assert torch.equal(pixel_values, stock["pixel_values"])
     assert torch.equal(model_input["image_grid_thw"], stock["image_grid_thw"])
+
+
+def test_stored_map_of_a_dataset_dict_goes_split_by_split(files):
+    dataset = hf_datasets.undecoded(image_dataset(files))
+    dataset.set_transform(hf_datasets.image_transform("image"))
+    splits = datasets.DatasetDict({"train": dataset, "test": hf_datasets.undecoded(image_dataset(files[:2]))})
+    stored = hf_datasets.preprocess_dataset(splits, "image", compact=True)
+    assert {name: len(split) for name, split in stored.items()} == {"train": len(files), "test": 2}
+    assert torch.equal(
+        torch.as_tensor(stored["test"]["pixel_values"][1], dtype=torch.uint8),
+        torch.as_tensor(stored["train"]["pixel_values"][1], dtype=torch.uint8),
+    )
 
 
 def test_a_corrupt_image_names_its_position(files):

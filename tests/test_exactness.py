@@ -267,3 +267,14 @@ def test_real_photos_at_every_simd_level(backend):
                 gathered += _C.horizontal_gathers(cpp.axis_arguments(plan), 3)
                 assert_exact([image], backend, QWEN25_VL, dtypes=(torch.float32, torch.bfloat16))
         assert (gathered > 0) == (level != "portable"), (level, gathered)
+
+
+def test_grids_are_tensors_of_their_own_as_the_stocks():
+    """``image_grid_thw`` equals the stock torchvision processor's and, like it, owns resizable storage."""
+    image = np.zeros((56, 84, 3), np.uint8)
+    ours = vlfast.preprocess(image).image_grid_thw
+    stock = Qwen2VLImageProcessor()(image, return_tensors="pt")["image_grid_thw"]
+    assert torch.equal(ours, stock) and ours.dtype == stock.dtype == torch.int64
+    for grid in (ours, stock):
+        grid.resize_(2, 3)  # a tensor viewing a NumPy array refuses: "storage that is not resizable"
+    assert ours.shape == stock.shape == (2, 3) and torch.equal(ours[0], stock[0])

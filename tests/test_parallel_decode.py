@@ -300,3 +300,23 @@ def test_drop_in_processor_workers_survive_loading_and_are_checked(files, tmp_pa
             ImageProcessor(workers=bad)
         with pytest.raises(UnsupportedOptionError, match="workers"):
             ImageProcessor()([str(files[0])], workers=bad)
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_pixels_handed_to_the_caller_are_its_own(files, backend, monkeypatch):
+    """``fetch_images``, ``load_images`` and a ``SourceStream`` give copies (the caller may write them); only what the
+    kernels alone read (``preprocess``, ``preprocess_in_chunks``) is viewed read-only, one copy fewer."""
+    from vlfast import io as vlfast_io
+
+    views = []
+    original = vlfast_io.pixels_view
+    monkeypatch.setattr(vlfast_io, "pixels_view", lambda array: views.append(array.flags.writeable) or original(array))
+    paths = [str(path) for path in files]  # PNGs go through Pillow under both backends
+    ImageProcessor(backend=backend).fetch_images(paths)
+    load_images(paths, backend=backend, workers=2)
+    with SourceStream(paths, backend=backend, workers=2) as stream:
+        list(stream)
+    assert views == []
+    vlfast.preprocess(paths, backend=backend, workers=2)
+    list(vlfast.preprocess_in_chunks(paths, backend=backend, max_chunk_bytes=2**30))
+    assert views and not any(views)  # read-only arrays, viewed

@@ -7,6 +7,7 @@ import torch
 import vlfast
 from vlfast import (
     AspectRatioError,
+    ChunkTooLargeError,
     DecodeError,
     DeviceError,
     ImageTooLargeError,
@@ -111,23 +112,26 @@ def test_chunks_are_whole_images_within_the_budget_and_equal_one_call():
 
 
 def test_a_single_image_over_the_chunk_budget_raises_or_is_reported():
-    """Found before the image runs: raised, or handed to ``on_error`` while the images that fit still run."""
-    with pytest.raises(
-        ImageTooLargeError, match=r"^its pixel_values would take 0\.1 MiB \(56x84\), over max_chunk_bytes"
-    ):
-        list(vlfast.preprocess_in_chunks([RGB, RGB], max_chunk_bytes=100))
+    """Found when the image is sized: raised once the chunk before it is yielded, or handed to ``on_error`` while
+    the images that fit still run; a ChunkTooLargeError (an ImageTooLargeError) naming the image."""
     small, large = RGB[:28, :28], np.zeros((112, 112, 3), np.uint8)
+    budget = 2 * 16 * 1176 * 4  # two 28x28 images (each resized to 56x56: 16 rows)
+    chunks = vlfast.preprocess_in_chunks([small, small, large, small], max_chunk_bytes=budget)
+    assert torch.equal(next(chunks).pixel_values, vlfast.preprocess([small, small]).pixel_values)
+    with pytest.raises(ChunkTooLargeError, match=r"^image 2: its pixel_values would take 301056 bytes \(112x112\), "):
+        next(chunks)
+    with pytest.raises(ImageTooLargeError, match=r"over max_chunk_bytes=100 bytes \(a chunk holds whole images\)"):
+        list(vlfast.preprocess_in_chunks([RGB, RGB], max_chunk_bytes=100))
     reported = []
-    budget = 16 * 1176 * 4  # one 28x28 image (resized to 56x56: 16 rows)
     chunks = list(
         vlfast.preprocess_in_chunks(
-            [small, large, small], max_chunk_bytes=budget, on_error=lambda index, error: reported.append((index, error))
+            [small, large, small, small], max_chunk_bytes=budget, on_error=lambda i, error: reported.append((i, error))
         )
     )
-    assert [(index, type(error)) for index, error in reported] == [(1, ImageTooLargeError)]
-    assert str(reported[0][1]).startswith("its pixel_values would take 0.3 MiB (112x112), over max_chunk_bytes=0.1 MiB")
+    assert [(index, type(error), error.source_index) for index, error in reported] == [(1, ChunkTooLargeError, 1)]
     assert len(chunks) == 2
-    assert torch.equal(torch.cat([c.pixel_values for c in chunks]), vlfast.preprocess([small, small]).pixel_values)
+    assert torch.equal(torch.cat([c.pixel_values for c in chunks]), vlfast.preprocess([small] * 3).pixel_values)
+    assert issubclass(ChunkTooLargeError, ImageTooLargeError)
     for bad in (0, "1", 1.5):
         with pytest.raises(UnsupportedOptionError, match="max_chunk_bytes must be a positive integer"):
             list(vlfast.preprocess_in_chunks([RGB], max_chunk_bytes=bad))

@@ -9,6 +9,7 @@ Example:
 from .eager import eager, eager_generator
 from .errors import (
     AspectRatioError,
+    ChunkTooLargeError,
     DecodeError,
     DeviceError,
     ImageSourceError,
@@ -71,6 +72,7 @@ def __getattr__(name: str):
 __all__ = [
     "AspectRatioError",
     "Backend",
+    "ChunkTooLargeError",
     "DecodeError",
     "DeviceError",
     "Filter",

@@ -31,7 +31,7 @@ from .defaults import (
 from .engines import EngineName, select_engine
 from .engines.cpp import simd_level
 from .engines.triton_engine import interpreting
-from .errors import ImageTooLargeError, VlfastError
+from .errors import ChunkTooLargeError, VlfastError
 from .hf.families import MODEL_FAMILIES as FAMILIES
 from .io import load_image
 from .machine import library_versions, machine_info
@@ -230,7 +230,7 @@ def _print_record(record: dict[str, Any]) -> None:
 
 def _shard_hint(error: VlfastError) -> str:
     """What to change on the command line for an image too large for a shard (max_chunk_bytes is --shard-mb)."""
-    return " (--shard-mb sets max_chunk_bytes in MiB)" if isinstance(error, ImageTooLargeError) else ""
+    return " (--shard-mb sets max_chunk_bytes in MiB)" if isinstance(error, ChunkTooLargeError) else ""
 
 
 def _run_shards(args: argparse.Namespace) -> int:

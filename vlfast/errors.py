@@ -12,6 +12,7 @@ __all__ = [
     "UnsupportedModeError",
     "AspectRatioError",
     "ImageTooLargeError",
+    "ChunkTooLargeError",
     "DecodeError",
     "UnsupportedOptionError",
     "DeviceError",
@@ -41,6 +42,10 @@ class AspectRatioError(VlfastError, ValueError):
 
 class ImageTooLargeError(VlfastError, ValueError):
     """An image or batch exceeds a configured pixel or memory limit."""
+
+
+class ChunkTooLargeError(ImageTooLargeError):
+    """One image whose ``pixel_values`` alone exceed :func:`vlfast.preprocess_in_chunks`' ``max_chunk_bytes``."""
 
 
 class DecodeError(VlfastError, ValueError):

@@ -42,14 +42,25 @@ def pil_array(image: PIL.Image.Image) -> np.ndarray:
     return np.asarray(image).copy()
 
 
-def pixels_view(array: np.ndarray) -> torch.Tensor:
-    """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too, without torch's warning
-    that writing to it would be undefined: vlfast only reads the pixels it is given."""
-    if array.flags.writeable:
-        return torch.from_numpy(array)
+def _spend_torchs_read_only_warning() -> None:
+    """torch warns once per process, the first time it views a read-only array, that writing to the tensor
+    would be undefined. vlfast views read-only pixels (PIL images, read-only arrays) and only reads them, so
+    that one warning is spent here, at import, silently: a ``catch_warnings`` around each view would swap the
+    process's warning filters while other threads (the decode pool, the caller's) run."""
+    array = np.zeros(1, np.uint8)
+    array.setflags(write=False)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-        return torch.from_numpy(array)
+        warnings.simplefilter("ignore")
+        torch.from_numpy(array)
+
+
+_spend_torchs_read_only_warning()
+
+
+def pixels_view(array: np.ndarray) -> torch.Tensor:
+    """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too: vlfast only reads the
+    pixels it is given."""
+    return torch.from_numpy(array)
 
 
 def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
@@ -144,7 +155,8 @@ def to_rgb_uint8(
     do_convert_rgb: bool = True,
     input_data_format: str | None = None,
 ) -> torch.Tensor:
-    """One image as a uint8 ``(H, W, 3)`` tensor (a strided view when no conversion is needed).
+    """One image as a uint8 ``(H, W, 3)`` tensor (a strided view when no conversion is needed; a view of
+    read-only memory for a PIL image or a read-only array: read it, do not write it).
 
     Accepts a PIL image (any mode Pillow converts to RGB), a uint8 NumPy array or torch
     tensor with 1, 3 or 4 channels, channels first or last (inferred as the installed transformers

@@ -76,11 +76,13 @@ def _named(error: VlfastError, index: int, count: int | None) -> VlfastError:
     return named
 
 
-def _load(item: Any, index: int, count: int | None, backend: Backend | str, policy: SourcePolicy | None) -> ImageLike:
+def _load(
+    item: Any, index: int, count: int | None, backend: Backend | str, policy: SourcePolicy | None, copy: bool
+) -> ImageLike:
     if not is_source(item):
         return item
     try:
-        return load_image(item, backend=backend, policy=policy, copy=False)  # only read by the kernels
+        return load_image(item, backend=backend, policy=policy, copy=copy)
     except VlfastError as error:
         raise _named(error, index, count) from error
 
@@ -91,26 +93,30 @@ def load_images(
     backend: Backend | str = Backend.TORCHVISION,
     workers: int | None = None,
     policy: SourcePolicy | None = None,
+    copy: bool = True,
 ) -> list[ImageLike]:
     """``items`` with every encoded source decoded (:func:`vlfast.load_image`, the stock decoder of ``backend``)
     on at most ``workers`` threads (default: the cores); in-memory images pass through. Order is kept.
+    ``copy``: :func:`vlfast.load_image`'s (``False``: Pillow-decoded pixels as read-only views, for callers
+    that only read them).
 
     Raises:
         the error :func:`vlfast.load_image` raises for the first failing source in order (same type), its
         ``source_index`` set to ``i`` and, in a batch of ``n > 1``, its message starting ``"image {i} of {n}: "``.
     """
+    items = list(items)
     pending = [index for index, item in enumerate(items) if is_source(item)]
     if not pending and workers is None:  # nothing to decode (the cores are not asked for)
         return list(items)
     workers = check_workers(workers)
     count = len(items)
     if workers == 1 or len(pending) <= 1:
-        return [_load(item, index, count, backend, policy) for index, item in enumerate(items)]
+        return [_load(item, index, count, backend, policy, copy) for index, item in enumerate(items)]
     loaded: list[Any] = list(items)
     # Largest first, so that a big file is not the last one started while the other threads sit idle.
     started = sorted(pending, key=lambda index: -_cost(items[index]))
     with ThreadPoolExecutor(max_workers=min(workers, len(pending)), thread_name_prefix="vlfast-decode") as pool:
-        futures = {index: pool.submit(_load, items[index], index, count, backend, policy) for index in started}
+        futures = {index: pool.submit(_load, items[index], index, count, backend, policy, copy) for index in started}
         try:
             for index in pending:
                 loaded[index] = futures[index].result()
@@ -151,7 +157,8 @@ class SourceStream:
     :meth:`settle` waits for the decodes in flight, so that work on the CPU that follows (the C++ kernel) has
     the cores to itself; iteration then resumes decoding ahead. Use as a context manager (the pool's threads
     end with it). Errors are :func:`load_images`' (``"image {i}: "`` for an unsized iterable); with
-    ``on_error``, a failing source is handed to it as ``on_error(i, error)`` and skipped instead.
+    ``on_error``, a failing source is handed to it as ``on_error(i, error)`` and skipped instead. ``copy``:
+    :func:`vlfast.load_image`'s.
     """
 
     def __init__(
@@ -162,8 +169,10 @@ class SourceStream:
         workers: int | None = None,
         policy: SourcePolicy | None = None,
         on_error: Callable[[int, VlfastError], None] | None = None,
+        copy: bool = True,
     ) -> None:
         self._workers = check_workers(workers)
+        self._copy = copy
         self._on_error = on_error
         self._items = enumerate(items)
         self._count = len(items) if isinstance(items, Sequence) else None
@@ -191,7 +200,7 @@ class SourceStream:
                 index, item = next(self._items)
             except StopIteration:
                 return
-            future = self._pool.submit(_load, item, index, self._count, self._backend, self._policy)
+            future = self._pool.submit(_load, item, index, self._count, self._backend, self._policy, self._copy)
             self._ahead.append((index, future))
 
     def __iter__(self) -> Iterator[ImageLike]:

@@ -264,4 +264,4 @@ def run_clips(
         normalization=options.normalization,
         max_output_bytes=options.max_output_bytes,
     )
-    return out, torch.from_numpy(np.array(grids, dtype=np.int64).reshape(-1, 3))
+    return out, torch.from_numpy(np.array(grids, dtype=np.int64).reshape(-1, 3)).clone()  # resizable, as the stock's

@@ -9,7 +9,7 @@ import torch
 from typing_extensions import Unpack
 
 from .defaults import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS
-from .errors import ImageTooLargeError, InvalidImageError, UnsupportedOptionError, VlfastError
+from .errors import ChunkTooLargeError, InvalidImageError, UnsupportedOptionError, VlfastError
 from .inputs import ImageLike, is_image_like, to_rgb_uint8
 from .io import ImageSource
 from .loader import SourceStream, is_source, load_images
@@ -74,7 +74,7 @@ def _picture(image: ImageLike, options: PipelineOptions) -> torch.Tensor:
 def _pictures(
     images: ImageSource | Sequence[ImageSource], options: PipelineOptions, workers: int | None
 ) -> list[torch.Tensor]:
-    loaded = load_images(_flatten(images), backend=options.backend, workers=workers)
+    loaded = load_images(_flatten(images), backend=options.backend, workers=workers, copy=False)  # kernels read
     return [_picture(image, options) for image in loaded]
 
 
@@ -100,6 +100,21 @@ def run_images(
     return _run_pictures(pictures, options.compacted() if compact else options)
 
 
+def _bytes_text(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count} bytes"
+
+
+def _chunk_too_large(index: int, size: int, resized: tuple[int, int], max_chunk_bytes: int) -> ChunkTooLargeError:
+    """The error of image ``index``, whose ``pixel_values`` (``size`` bytes, resized to ``resized``) fit no chunk."""
+    error = ChunkTooLargeError(
+        f"image {index}: its pixel_values would take {_bytes_text(size)} ({resized[0]}x{resized[1]}), over "
+        f"max_chunk_bytes={_bytes_text(max_chunk_bytes)} (a chunk holds whole images); raise max_chunk_bytes or "
+        "lower max_pixels"
+    )
+    error.source_index = index  # type: ignore[attr-defined]
+    return error
+
+
 def preprocess_in_chunks(
     images: ImageSource | Iterable[ImageSource],
     *,
@@ -111,12 +126,13 @@ def preprocess_in_chunks(
     **options: Unpack[PipelineKwargs],
 ) -> Iterator[Preprocessed]:
     """:func:`preprocess` a batch too large for one output, as consecutive chunks of whole images
-    whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that is an
-    :class:`ImageTooLargeError`, raised or handed to ``on_error``). ``compact`` and ``options`` are
-    :func:`preprocess`'s. Sources (any iterable of them, read lazily) are decoded up to ``workers`` ahead of
-    the kernel, and settled before a CPU kernel runs (:class:`vlfast.loader.SourceStream`). With ``on_error``,
-    an image that fails (to load, to be sized, or to fit a chunk) is handed to it as ``on_error(index, error)``
-    and left out of the chunks instead of raising.
+    whose ``pixel_values`` each take at most ``max_chunk_bytes`` (a single image larger than that is a
+    :class:`ChunkTooLargeError`, raised once the chunk before it is yielded, or handed to ``on_error``).
+    ``compact`` and ``options`` are :func:`preprocess`'s. Sources (any iterable of them, read lazily) are
+    decoded up to ``workers`` ahead of the kernel, and settled before a CPU kernel runs
+    (:class:`vlfast.loader.SourceStream`). With ``on_error``, an image that fails (to load, to be sized, or
+    to fit a chunk) is handed to it as ``on_error(index, error)`` and left out of the chunks instead of
+    raising.
 
     Example:
         >>> for chunk in vlfast.preprocess_in_chunks(frames, max_chunk_bytes=2**30, device="cuda"):
@@ -133,28 +149,29 @@ def preprocess_in_chunks(
     chunk_bytes = 0
     flat = is_image_like(images) or is_source(images) or isinstance(images, (list, tuple))
     items = _flatten(images) if flat else images
-    with SourceStream(items, backend=resolved.backend, workers=workers, on_error=on_error) as stream:
+    # copy=False: Pillow's pixels as read-only views, which only the kernels read
+    with SourceStream(items, backend=resolved.backend, workers=workers, on_error=on_error, copy=False) as stream:
         for index, image in stream.indexed():
             try:
                 picture = _picture(image, resolved)
                 height, width = model_input_size(int(picture.shape[0]), int(picture.shape[1]), resolved)
-                size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
-                if size > max_chunk_bytes:
-                    raise ImageTooLargeError(
-                        f"its pixel_values would take {size / 2**20:.1f} MiB ({height}x{width}), over "
-                        f"max_chunk_bytes={max_chunk_bytes / 2**20:.1f} MiB (a chunk holds whole images); "
-                        "raise max_chunk_bytes or lower max_pixels"
-                    )
             except VlfastError as error:
                 if on_error is None:
                     raise
                 on_error(index, error)
                 continue
-            if chunk and chunk_bytes + size > max_chunk_bytes:
+            size = (height // resolved.layout.patch_size) * (width // resolved.layout.patch_size) * row_bytes
+            too_large = size > max_chunk_bytes
+            if too_large and on_error is not None:
+                on_error(index, _chunk_too_large(index, size, (height, width), max_chunk_bytes))
+                continue
+            if chunk and (too_large or chunk_bytes + size > max_chunk_bytes):  # the chunk so far is handed over
                 if on_host:
                     stream.settle()  # the C++ kernel gets the cores: no decode runs beside it
                 yield _run_pictures(chunk, resolved)
                 chunk, chunk_bytes = [], 0
+            if too_large:
+                raise _chunk_too_large(index, size, (height, width), max_chunk_bytes)
             chunk.append(picture)
             chunk_bytes += size
         if chunk:

@@ -139,11 +139,24 @@ def frame_arguments(
     Raises:
         InvalidImageError, UnsupportedOptionError: as :func:`run_frame`.
     """
+    _checked_image(image, plan)
     if table.dtype != out.dtype:
         raise InvalidImageError(f"table dtype {table.dtype} differs from out dtype {out.dtype}")
     table_bits, out_bits = _numpy_bits(table, "table"), _numpy_bits(out, "out")
     layout = (patch_size, merge_size, temporal_patch_size)
     return _frame(image, plan, table_bits, out_bits, row_offset, layout, slot_begin, slot_count)
+
+
+def _checked_image(image: np.ndarray, plan: ResamplePlan) -> np.ndarray:
+    """``image``, or :class:`InvalidImageError` unless it is an array of the plan's input size."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
+        raise InvalidImageError(
+            f"the plan resizes {plan.in_height}x{plan.in_width} images but the image is "
+            f"{image.shape[0]}x{image.shape[1]}"
+        )
+    return image
 
 
 def _frame(
@@ -156,15 +169,8 @@ def _frame(
     slot_begin: int,
     slot_count: int | None,
 ) -> tuple:
-    """:func:`frame_arguments` of a table and an output already viewed as NumPy bits (a batch views them once);
-    ``layout``: ``(patch_size, merge_size, temporal_patch_size)``."""
-    if not isinstance(image, np.ndarray):
-        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[:2] != (plan.in_height, plan.in_width):
-        raise InvalidImageError(
-            f"the plan resizes {plan.in_height}x{plan.in_width} images but the image is "
-            f"{image.shape[0]}x{image.shape[1]}"
-        )
+    """:func:`frame_arguments` of a checked image (:func:`_checked_image`) and of a table and an output already
+    viewed as NumPy bits (a batch views them once); ``layout``: ``(patch_size, merge_size, temporal_patch_size)``."""
     temporal_patch_size = layout[2]
     return (
         image,
@@ -259,7 +265,7 @@ class CppEngine:
         sizes = (layout.patch_size, layout.merge_size, layout.temporal_patch_size)
         frames = [
             _frame(
-                job.pixels.numpy(),
+                _checked_image(job.pixels.numpy(), job.plan),
                 job.plan,
                 table_bits,
                 out_bits,

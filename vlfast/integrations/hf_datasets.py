@@ -59,12 +59,22 @@ def preprocess_dataset(
     """``dataset.map`` storing vlfast's columns (by default ``compact`` uint8 patches: 8x fewer bytes than
     float32; :func:`vlfast.expand_patches` gives the stock ``pixel_values`` where the model runs), without
     the image column unless ``keep_images``. ``options`` are :func:`vlfast.preprocess`'s; vlfast uses its
-    own threads, so ``num_proc`` is left to the caller. The columns are read as stored, whatever format or
-    transform ``dataset`` has (``map`` would pass each batch through it first); the result has no format."""
-    return dataset.with_format(None).map(
+    own threads, so ``num_proc`` is left to the caller. A transform set on ``dataset`` (``set_transform``) is
+    left out: ``map`` would pass each batch through it first, and it would find no image column in the result;
+    a format (``"torch"``, ``"numpy"``) is kept."""
+    return _without_transform(dataset).map(
         image_transform(column, compact=compact, **options),
         batched=True,
         batch_size=batch_size,
         remove_columns=None if keep_images else [column],
         desc="vlfast preprocess",
     )
+
+
+def _without_transform(dataset: Any) -> Any:
+    """``dataset`` (a ``Dataset`` or each split of a ``DatasetDict``) without a transform set on it."""
+    if isinstance(dataset, dict):  # a DatasetDict: split by split
+        import datasets
+
+        return datasets.DatasetDict({name: _without_transform(split) for name, split in dataset.items()})
+    return dataset.with_format(None) if dataset.format.get("type") == "custom" else dataset
