@@ -141,13 +141,19 @@ def _replaced(images: Any, loaded: Iterator[ImageLike]) -> Any:
 
 
 def fetch_images(
-    images: Any, backend: Backend | str, *, workers: int | None = None, policy: SourcePolicy | None = None
+    images: Any,
+    backend: Backend | str,
+    *,
+    workers: int | None = None,
+    policy: SourcePolicy | None = None,
+    copy: bool = True,
 ) -> Any:
     """The drop-in processors' ``fetch_images`` (:func:`vlfast.io.fetch_images`: every string in a nested list
-    loaded, images passed through, anything else refused), with the strings decoded on ``workers`` threads."""
+    loaded, images passed through, anything else refused), with the strings decoded on ``workers`` threads;
+    ``copy``: :func:`vlfast.load_image`'s."""
     found: list[str] = []
     _strings(images, found)
-    loaded = load_images(found, backend=backend, workers=workers, policy=policy)
+    loaded = load_images(found, backend=backend, workers=workers, policy=policy, copy=copy)
     return fetch_one_by_one(_replaced(images, iter(loaded)), backend, policy)
 
 

@@ -173,7 +173,7 @@ class _ImageProcessorMixin(VlfastProcessorMixin):
         overrides of any setting, ``device`` and ``dtype``."""
         settings = self._call_settings(kwargs)
         options = image_options(self._backend, **self._pipeline_kwargs(settings), size_rule=self._size_rule)
-        loaded = fetch_images(images, self._backend, workers=settings["workers"])
+        loaded = fetch_images(images, self._backend, workers=settings["workers"], copy=False)  # the kernels read
         result = run_images(make_flat_list_of_images(loaded), options)
         return self._batch_feature(
             {"pixel_values": result.pixel_values, "image_grid_thw": result.image_grid_thw}, settings
