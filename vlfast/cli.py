@@ -33,7 +33,8 @@ from .engines.cpp import simd_level
 from .engines.triton_engine import interpreting
 from .errors import ChunkTooLargeError, VlfastError
 from .hf.families import MODEL_FAMILIES as FAMILIES
-from .io import load_image
+from .io import cache_pillow_blocks, load_image
+from .loader import check_workers
 from .machine import library_versions, machine_info
 from .preprocess import Preprocessed, preprocess
 
@@ -241,6 +242,7 @@ def _run_shards(args: argparse.Namespace) -> int:
     from .shards import check_output, image_files, write_shards
 
     check_output(args.out, DTYPES[args.dtype], args.compact)
+    cache_pillow_blocks(4 * check_workers(args.workers))  # a few images' memory per decode thread, kept
     files: list[Path] = []
     names: list[str] = []
     for item in _expand_sources(args.images):
