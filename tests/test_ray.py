@@ -69,6 +69,20 @@ def test_the_callable_on_a_numpy_batch_of_bytes(photos, backend):
     assert "bytes" in kept and kept["pixel_values"][0].dtype == np.uint8
 
 
+def test_the_callable_lets_pillow_keep_freed_image_memory(monkeypatch):
+    import PIL.Image
+
+    core = PIL.Image.core
+    before = core.get_blocks_max()
+    monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
+    try:
+        core.set_blocks_max(0)
+        VlfastPreprocessor("bytes", workers=3)
+        assert core.get_blocks_max() == 12
+    finally:
+        core.set_blocks_max(before)
+
+
 def test_options_ray_cannot_store_are_refused():
     with pytest.raises(UnsupportedOptionError, match="NumPy has no bfloat16: use compact=True"):
         VlfastPreprocessor("image", dtype=torch.bfloat16)

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from ..errors import UnsupportedOptionError
-from ..loader import default_workers
+from ..io import cache_pillow_blocks
+from ..loader import check_workers, default_workers
 from .rows import OUTPUT_COLUMNS, preprocess_rows
 
 __all__ = ["VlfastPreprocessor", "actor_cpus"]
@@ -62,7 +63,9 @@ class VlfastPreprocessor:
     Args:
         column: the column holding one image (or a list of images) per row.
         keep_column: keep ``column`` in the output (by default dropped: the pixels replace it).
-        workers: decode threads; default: the CPUs Ray gave this actor (``num_cpus``).
+        workers: decode threads; default: the CPUs Ray gave this actor (``num_cpus``). The actor's process
+            decodes image after image, so Pillow keeps freed image memory for the next decodes
+            (:func:`vlfast.io.cache_pillow_blocks`, 4 blocks per thread, unless ``PILLOW_BLOCKS_MAX`` is set).
         options: :func:`vlfast.preprocess`'s (``backend``, ``compact``, ``device``, ``dtype``, ``engine``,
             ``min_pixels``, ``max_pixels``...). ``dtype`` must have a NumPy form (not bfloat16: use
             ``compact=True`` and expand to bfloat16 on the model's device).
@@ -79,6 +82,7 @@ class VlfastPreprocessor:
         self.column = column
         self.keep_column = keep_column
         self.options = {**options, "workers": workers if workers is not None else actor_cpus()}
+        cache_pillow_blocks(4 * check_workers(self.options["workers"]))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         rows = preprocess_rows(list(batch[self.column]), host=True, **self.options)
