@@ -15,7 +15,9 @@
 
 import copy
 import os
+from collections.abc import Iterator
 
+import PIL.Image
 import pytest
 import torch
 
@@ -90,3 +92,13 @@ def stock_class_settings_as_imported() -> None:
     """Reset the stock classes' mutable class-level settings before each test (after its module fixtures)."""
     for (owner, name), value in _AS_IMPORTED.items():
         setattr(owner, name, copy.deepcopy(value))
+
+
+@pytest.fixture(autouse=True)
+def pillow_block_cache_as_found() -> Iterator[None]:
+    """Put Pillow's process-wide block cache back after each test (the shard writer and the Ray callable turn
+    it on: vlfast.io.cache_pillow_blocks)."""
+    core = PIL.Image.core
+    before = core.get_blocks_max()
+    yield
+    core.set_blocks_max(before)

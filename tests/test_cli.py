@@ -403,15 +403,11 @@ def test_the_shard_writer_lets_pillow_keep_freed_image_memory(
 ) -> None:
     """Pillow's block cache (off by default: every decode page-faults fresh memory) on, 4 blocks per decode
     thread, unless PILLOW_BLOCKS_MAX says otherwise."""
-    core = PIL.Image.core
-    before = core.get_blocks_max()
+    core = PIL.Image.core  # conftest puts it back after the test
     monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    try:
-        core.set_blocks_max(0)
-        argv = ["preprocess", str(photo_folder), "--out", str(tmp_path / "a.npz"), "--workers", "3", "--compact"]
-        assert run(argv, capsys)[0] == 0 and core.get_blocks_max() == 12
-    finally:
-        core.set_blocks_max(before)
+    core.set_blocks_max(0)
+    argv = ["preprocess", str(photo_folder), "--out", str(tmp_path / "a.npz"), "--workers", "3", "--compact"]
+    assert run(argv, capsys)[0] == 0 and core.get_blocks_max() == 12
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from encoded_images import encoded, exif
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
-from vlfast.errors import DecodeError
+from vlfast.errors import DecodeError, UnsupportedOptionError
 from vlfast.integrations import hf_datasets
 from vlfast.integrations.rows import OUTPUT_COLUMNS, collate
 
@@ -117,6 +117,20 @@ def test_stored_map_gives_the_stock_pixel_values(files, compact, formatted):
         pixel_values = vlfast.expand_patches(pixel_values, model_input["image_grid_thw"], vlfast.ImageProcessor())
     assert torch.equal(pixel_values, stock["pixel_values"])
     assert torch.equal(model_input["image_grid_thw"], stock["image_grid_thw"])
+
+
+def test_stored_map_reads_images_as_stored_under_a_numpy_format():
+    """A numpy format would hand a palette image over as its indices: the images are read as stored, and the
+    result gets the format back; an IterableDataset is refused with a pointer to image_transform."""
+    palette = [PIL.Image.fromarray(skimage.data.astronaut()[::4, ::4]).convert("P") for _ in range(2)]
+    features = datasets.Features({"image": datasets.Image()})
+    dataset = datasets.Dataset.from_dict({"image": palette}, features=features).with_format("numpy")
+    stored = hf_datasets.preprocess_dataset(dataset, "image", backend="pil", compact=False)
+    assert stored.format["type"] == "numpy"
+    stock = Qwen2VLImageProcessorPil()(palette, return_tensors="pt")
+    assert torch.equal(collate([stored[i] for i in range(2)])["pixel_values"], stock["pixel_values"])
+    with pytest.raises(UnsupportedOptionError, match="for an IterableDataset, map image_transform"):
+        hf_datasets.preprocess_dataset(dataset.to_iterable_dataset(), "image")
 
 
 def test_stored_map_of_a_dataset_dict_goes_split_by_split(files):

@@ -416,6 +416,8 @@ frames = [pixels] * 2
 clip = np.stack(frames)
 clip.setflags(write=False)
 assert torch.equal(video(frames), video([f.copy() for f in frames])) and torch.equal(video(clip), video(frames))
+torch.set_warn_always(True)  # torch then warns at every view of a read-only array, not once
+assert torch.equal(vlfast.preprocess(pixels).pixel_values, vlfast.preprocess(pixels.copy()).pixel_values)
 print("silent")
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

@@ -533,20 +533,17 @@ def test_pil_array_is_np_array_and_writable(cat, mode):
 
 
 def test_cache_pillow_blocks_only_where_the_process_has_not_chosen(monkeypatch):
+    """(conftest puts Pillow's cache back after the test.)"""
     from vlfast.io import cache_pillow_blocks
 
     core = PIL.Image.core
-    before = core.get_blocks_max()
     monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    try:
-        core.set_blocks_max(0)
-        assert cache_pillow_blocks(6) and core.get_blocks_max() == 6
-        assert not cache_pillow_blocks(9) and core.get_blocks_max() == 6  # a cache already on is left as it is
-        core.set_blocks_max(0)
-        monkeypatch.setenv("PILLOW_BLOCKS_MAX", "0")  # the user's choice, even "none"
-        assert not cache_pillow_blocks(6) and core.get_blocks_max() == 0
-        for bad in (0, -1, 2.5, True):
-            with pytest.raises(UnsupportedOptionError, match="blocks must be a positive integer"):
-                cache_pillow_blocks(bad)
-    finally:
-        core.set_blocks_max(before)
+    core.set_blocks_max(0)
+    assert cache_pillow_blocks(6) and core.get_blocks_max() == 6
+    assert not cache_pillow_blocks(9) and core.get_blocks_max() == 6  # a cache already on is left as it is
+    core.set_blocks_max(0)
+    monkeypatch.setenv("PILLOW_BLOCKS_MAX", "0")  # the user's choice, even "none"
+    assert not cache_pillow_blocks(6) and core.get_blocks_max() == 0
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(UnsupportedOptionError, match="blocks must be a positive integer"):
+            cache_pillow_blocks(bad)

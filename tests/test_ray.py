@@ -69,18 +69,18 @@ def test_the_callable_on_a_numpy_batch_of_bytes(photos, backend):
     assert "bytes" in kept and kept["pixel_values"][0].dtype == np.uint8
 
 
-def test_the_callable_lets_pillow_keep_freed_image_memory(monkeypatch):
+def test_the_callable_lets_pillow_keep_freed_image_memory_where_it_runs(photos, monkeypatch):
+    """Set by the call (in the process that decodes), not by the constructor; conftest puts it back."""
     import PIL.Image
 
     core = PIL.Image.core
-    before = core.get_blocks_max()
     monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    try:
-        core.set_blocks_max(0)
-        VlfastPreprocessor("bytes", workers=3)
-        assert core.get_blocks_max() == 12
-    finally:
-        core.set_blocks_max(before)
+    core.set_blocks_max(0)
+    preprocessor = VlfastPreprocessor("bytes", workers=3)
+    assert core.get_blocks_max() == 0
+    _, paths = photos
+    preprocessor({"bytes": np.array([path.read_bytes() for path in paths[:1]], dtype=object)})
+    assert core.get_blocks_max() == 12
 
 
 def test_options_ray_cannot_store_are_refused():

@@ -60,7 +60,11 @@ _spend_torchs_read_only_warning()
 def pixels_view(array: np.ndarray) -> torch.Tensor:
     """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too: vlfast only reads the
     pixels it is given."""
-    return torch.from_numpy(array)
+    if array.flags.writeable or not torch.is_warn_always_enabled():
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():  # torch.set_warn_always(True): torch warns at every view
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        return torch.from_numpy(array)
 
 
 def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:

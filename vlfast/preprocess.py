@@ -132,7 +132,8 @@ def preprocess_in_chunks(
     decoded up to ``workers`` ahead of the kernel, and settled before a CPU kernel runs
     (:class:`vlfast.loader.SourceStream`). With ``on_error``, an image that fails (to load, to be sized, or
     to fit a chunk) is handed to it as ``on_error(index, error)`` and left out of the chunks instead of
-    raising.
+    raising; without it, an image that fails to load or to be sized raises at once (the images gathered for
+    the next chunk are not run).
 
     Example:
         >>> for chunk in vlfast.preprocess_in_chunks(frames, max_chunk_bytes=2**30, device="cuda"):

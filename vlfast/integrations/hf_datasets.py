@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import UnsupportedOptionError
 from .rows import preprocess_rows
 
 __all__ = ["image_transform", "preprocess_dataset", "undecoded"]
@@ -58,23 +59,36 @@ def preprocess_dataset(
 ) -> Any:
     """``dataset.map`` storing vlfast's columns (by default ``compact`` uint8 patches: 8x fewer bytes than
     float32; :func:`vlfast.expand_patches` gives the stock ``pixel_values`` where the model runs), without
-    the image column unless ``keep_images``. ``options`` are :func:`vlfast.preprocess`'s; vlfast uses its
-    own threads, so ``num_proc`` is left to the caller. A transform set on ``dataset`` (``set_transform``) is
-    left out: ``map`` would pass each batch through it first, and it would find no image column in the result;
-    a format (``"torch"``, ``"numpy"``) is kept."""
-    return _without_transform(dataset).map(
+    the image column unless ``keep_images``, for a ``Dataset`` or each split of a ``DatasetDict``. ``options``
+    are :func:`vlfast.preprocess`'s; vlfast uses its own threads, so ``num_proc`` is left to the caller. The
+    images are read as stored (PIL images or encoded bytes), whatever format or transform ``dataset`` has: a
+    ``"numpy"``/``"torch"`` format would hand over arrays of its own making (a palette image's indices), a
+    transform would run first. The result gets ``dataset``'s format back (not a transform, which would find no
+    image column).
+
+    Raises:
+        UnsupportedOptionError: an ``IterableDataset`` (map :func:`image_transform` over it instead).
+    """
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        kwargs = dict(batch_size=batch_size, keep_images=keep_images, compact=compact, **options)
+        return datasets.DatasetDict(
+            {name: preprocess_dataset(split, column, **kwargs) for name, split in dataset.items()}
+        )
+    if not isinstance(dataset, datasets.Dataset):
+        raise UnsupportedOptionError(
+            f"preprocess_dataset stores a Dataset or a DatasetDict, got {type(dataset).__name__}; "
+            "for an IterableDataset, map image_transform(column, ...) over it (batched=True)"
+        )
+    stored = dataset.with_format(None).map(
         image_transform(column, compact=compact, **options),
         batched=True,
         batch_size=batch_size,
         remove_columns=None if keep_images else [column],
         desc="vlfast preprocess",
     )
-
-
-def _without_transform(dataset: Any) -> Any:
-    """``dataset`` (a ``Dataset`` or each split of a ``DatasetDict``) without a transform set on it."""
-    if isinstance(dataset, dict):  # a DatasetDict: split by split
-        import datasets
-
-        return datasets.DatasetDict({name: _without_transform(split) for name, split in dataset.items()})
-    return dataset.with_format(None) if dataset.format.get("type") == "custom" else dataset
+    form = dataset.format
+    if form["type"] in (None, "custom"):
+        return stored
+    return stored.with_format(form["type"], **form["format_kwargs"])

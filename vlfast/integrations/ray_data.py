@@ -63,8 +63,8 @@ class VlfastPreprocessor:
     Args:
         column: the column holding one image (or a list of images) per row.
         keep_column: keep ``column`` in the output (by default dropped: the pixels replace it).
-        workers: decode threads; default: the CPUs Ray gave this actor (``num_cpus``). The actor's process
-            decodes image after image, so Pillow keeps freed image memory for the next decodes
+        workers: decode threads; default: the CPUs Ray gave this actor (``num_cpus``). The process that runs the
+            calls decodes image after image, so there Pillow keeps freed image memory for the next decodes
             (:func:`vlfast.io.cache_pillow_blocks`, 4 blocks per thread, unless ``PILLOW_BLOCKS_MAX`` is set).
         options: :func:`vlfast.preprocess`'s (``backend``, ``compact``, ``device``, ``dtype``, ``engine``,
             ``min_pixels``, ``max_pixels``...). ``dtype`` must have a NumPy form (not bfloat16: use
@@ -82,9 +82,10 @@ class VlfastPreprocessor:
         self.column = column
         self.keep_column = keep_column
         self.options = {**options, "workers": workers if workers is not None else actor_cpus()}
-        cache_pillow_blocks(4 * check_workers(self.options["workers"]))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        # in the process that decodes (an instance handed to map_batches is unpickled in each task's)
+        cache_pillow_blocks(4 * check_workers(self.options["workers"]))
         rows = preprocess_rows(list(batch[self.column]), host=True, **self.options)
         out: dict[str, Any] = {
             name: values for name, values in batch.items() if self.keep_column or name != self.column
