@@ -88,7 +88,7 @@ def _load(
 
 
 def load_images(
-    items: Sequence[ImageSource],
+    items: Iterable[ImageSource],
     *,
     backend: Backend | str = Backend.TORCHVISION,
     workers: int | None = None,
@@ -107,7 +107,7 @@ def load_images(
     items = list(items)
     pending = [index for index, item in enumerate(items) if is_source(item)]
     if not pending and workers is None:  # nothing to decode (the cores are not asked for)
-        return list(items)
+        return items
     workers = check_workers(workers)
     count = len(items)
     if workers == 1 or len(pending) <= 1:
