@@ -102,3 +102,23 @@ def pillow_block_cache_as_found() -> Iterator[None]:
     before = core.get_blocks_max()
     yield
     core.set_blocks_max(before)
+
+
+@pytest.fixture
+def pillow_cache_off(monkeypatch: pytest.MonkeyPatch) -> object:
+    """Pillow's block cache off and ``PILLOW_BLOCKS_MAX`` unset (no choice made); gives ``PIL.Image.core``."""
+    monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
+    PIL.Image.core.set_blocks_max(0)
+    return PIL.Image.core
+
+
+@pytest.fixture
+def pixels_views(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each array ``vlfast.io`` viewed (``pixels_view``) was writable, in order: decoded pixels viewed
+    rather than copied show up here."""
+    from vlfast import io as vlfast_io
+
+    seen: list[bool] = []
+    view = vlfast_io.pixels_view
+    monkeypatch.setattr(vlfast_io, "pixels_view", lambda array: seen.append(array.flags.writeable) or view(array))
+    return seen

@@ -399,13 +399,11 @@ def test_an_image_over_the_shard_size_is_reported_and_the_others_written(
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 def test_the_shard_writer_lets_pillow_keep_freed_image_memory(
-    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], pillow_cache_off: object
 ) -> None:
     """Pillow's block cache (off by default: every decode page-faults fresh memory) on, 4 blocks per decode
-    thread, unless PILLOW_BLOCKS_MAX says otherwise."""
-    core = PIL.Image.core  # conftest puts it back after the test
-    monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    core.set_blocks_max(0)
+    thread, unless PILLOW_BLOCKS_MAX says otherwise (conftest puts it back after the test)."""
+    core = pillow_cache_off
     argv = ["preprocess", str(photo_folder), "--out", str(tmp_path / "a.npz"), "--workers", "3", "--compact"]
     assert run(argv, capsys)[0] == 0 and core.get_blocks_max() == 12
 

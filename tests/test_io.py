@@ -118,21 +118,13 @@ def test_torchvision_backend_is_load_image_as_tensor(zoo, name):
     assert torch.equal(load_image(zoo[name], copy=False), stock)
 
 
-def test_copy_false_views_pillows_pixels_and_copy_gives_pixels_of_their_own(zoo):
+def test_copy_false_views_pillows_pixels_and_copy_gives_pixels_of_their_own(zoo, pixels_views):
     """The default copy is memory of the caller's own (writing it changes nothing else); copy=False is
     a view of a read-only array (np.asarray of the Pillow image), which writing would corrupt."""
-    from vlfast import io as vlfast_io
-
-    seen = []
-    original = vlfast_io.pixels_view
-    vlfast_io.pixels_view = lambda array: seen.append(array.flags.writeable) or original(array)
-    try:
-        load_image(zoo["png"], backend="pil", copy=False)
-        assert seen == [False]
-        load_image(zoo["png"], backend="pil")
-        assert seen == [False]  # the default copies (pil_array), not a view
-    finally:
-        vlfast_io.pixels_view = original
+    load_image(zoo["png"], backend="pil", copy=False)
+    assert pixels_views == [False]
+    load_image(zoo["png"], backend="pil")
+    assert pixels_views == [False, True]  # the default views a copy of its own (pil_array)
 
 
 def png_file(width: int, height: int, depth: int, color_type: int, rows: list[bytes], chunks: bytes = b"") -> bytes:
@@ -532,13 +524,11 @@ def test_pil_array_is_np_array_and_writable(cat, mode):
     assert np.array_equal(np.array(image), expected)
 
 
-def test_cache_pillow_blocks_only_where_the_process_has_not_chosen(monkeypatch):
+def test_cache_pillow_blocks_only_where_the_process_has_not_chosen(monkeypatch, pillow_cache_off):
     """(conftest puts Pillow's cache back after the test.)"""
     from vlfast.io import cache_pillow_blocks
 
-    core = PIL.Image.core
-    monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    core.set_blocks_max(0)
+    core = pillow_cache_off
     assert cache_pillow_blocks(6) and core.get_blocks_max() == 6
     assert not cache_pillow_blocks(9) and core.get_blocks_max() == 6  # a cache already on is left as it is
     core.set_blocks_max(0)

@@ -303,21 +303,18 @@ def test_drop_in_processor_workers_survive_loading_and_are_checked(files, tmp_pa
 
 
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
-def test_pixels_handed_to_the_caller_are_its_own(files, backend, monkeypatch):
+def test_pixels_handed_to_the_caller_are_its_own(files, backend, pixels_views):
     """``fetch_images``, ``load_images`` and a ``SourceStream`` give copies (the caller may write them); only what the
     kernels alone read (``preprocess``, ``preprocess_in_chunks``, a drop-in processor's call) is viewed read-only."""
-    from vlfast import io as vlfast_io
-
-    views = []
-    original = vlfast_io.pixels_view
-    monkeypatch.setattr(vlfast_io, "pixels_view", lambda array: views.append(array.flags.writeable) or original(array))
     paths = [str(path) for path in files]  # PNGs go through Pillow under both backends
     ImageProcessor(backend=backend).fetch_images(paths)
     load_images(paths, backend=backend, workers=2)
     with SourceStream(paths, backend=backend, workers=2) as stream:
         list(stream)
-    assert views == []
+    pillow_decoded = sum(path.suffix == ".png" or backend == "pil" for path in files)
+    assert pixels_views == [True] * 3 * pillow_decoded  # copies of their own, viewed
+    pixels_views.clear()
     vlfast.preprocess(paths, backend=backend, workers=2)
     list(vlfast.preprocess_in_chunks(paths, backend=backend, max_chunk_bytes=2**30))
     ImageProcessor(backend=backend)(paths, return_tensors="pt")  # its own fetch, for the kernels
-    assert len(views) == 3 * sum(path.suffix == ".png" or backend == "pil" for path in files) and not any(views)
+    assert pixels_views == [False] * 3 * pillow_decoded  # Pillow's read-only pixels, viewed

@@ -69,13 +69,9 @@ def test_the_callable_on_a_numpy_batch_of_bytes(photos, backend):
     assert "bytes" in kept and kept["pixel_values"][0].dtype == np.uint8
 
 
-def test_the_callable_lets_pillow_keep_freed_image_memory_where_it_runs(photos, monkeypatch):
+def test_the_callable_lets_pillow_keep_freed_image_memory_where_it_runs(photos, pillow_cache_off):
     """Set by the call (in the process that decodes), not by the constructor; conftest puts it back."""
-    import PIL.Image
-
-    core = PIL.Image.core
-    monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
-    core.set_blocks_max(0)
+    core = pillow_cache_off
     preprocessor = VlfastPreprocessor("bytes", workers=3)
     assert core.get_blocks_max() == 0
     _, paths = photos

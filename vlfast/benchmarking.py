@@ -93,10 +93,11 @@ class Case:
     @property
     def description(self) -> str:
         """``WxH`` for a single image, else the number of images; ``(PIL)`` for PIL inputs."""
+        given = " (PIL)" if self.pil else ""
         if self.batch == 1:
             height, width = self.sizes[0]
-            return f"{width}x{height}" + " (PIL)" * self.pil
-        return f"{self.batch} images" + " (PIL)" * self.pil
+            return f"{width}x{height}{given}"
+        return f"{self.batch} images{given}"
 
 
 def _single(width: int, height: int) -> Case:

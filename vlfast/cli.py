@@ -25,6 +25,7 @@ from .defaults import (
     BENCH_QUICK_REPEATS,
     BENCH_SIMD_LEVEL_HELP,
     MERGE_SIZE,
+    PILLOW_BLOCKS_PER_DECODE_THREAD,
     QWEN25_VL_MAX_PIXELS,
     QWEN25_VL_MIN_PIXELS,
 )
@@ -242,7 +243,7 @@ def _run_shards(args: argparse.Namespace) -> int:
     from .shards import check_output, image_files, write_shards
 
     check_output(args.out, DTYPES[args.dtype], args.compact)
-    cache_pillow_blocks(4 * check_workers(args.workers))  # a few images' memory per decode thread, kept
+    cache_pillow_blocks(PILLOW_BLOCKS_PER_DECODE_THREAD * check_workers(args.workers))
     files: list[Path] = []
     names: list[str] = []
     for item in _expand_sources(args.images):

@@ -37,6 +37,10 @@ QWEN_VL_UTILS_MAX_TOKENS = 16384
 VIDEO_TOKEN_BUDGET_SHARE = 0.9
 VIDEO_MIN_PIXELS_MARGIN = 1.05
 
+#: Freed blocks of image memory Pillow keeps per decode thread where vlfast decodes image after image
+#: (``vlfast.io.cache_pillow_blocks``: the shard writer, the Ray callable).
+PILLOW_BLOCKS_PER_DECODE_THREAD = 4
+
 #: ``vlfast bench``: timed runs per case and implementation after the warm-up (full suite, ``--quick``).
 BENCH_FULL_REPEATS = 15
 BENCH_QUICK_REPEATS = 5

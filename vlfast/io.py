@@ -258,10 +258,10 @@ def _exif_transposed(image: PIL.Image.Image, origin: str) -> PIL.Image.Image:
 
 
 def _pillow_pixels(
-    image: PIL.Image.Image, origin: str, exif_transpose: bool, backend: Backend, writable: bool
+    image: PIL.Image.Image, origin: str, exif_transpose: bool, backend: Backend, copy: bool
 ) -> torch.Tensor:
-    """``(3, H, W)`` pixels of a Pillow-decoded image, as the stock processor of ``backend`` gets them; a
-    read-only view of Pillow's pixels unless ``writable`` (a copy).
+    """``(3, H, W)`` pixels of a Pillow-decoded image, as the stock processor of ``backend`` gets them: a copy,
+    or with ``copy=False`` a read-only view of Pillow's pixels.
 
     ``transformers.image_utils.load_image`` (decode, EXIF-orient, ``convert("RGB")``: alpha
     dropped), then the PIL processor's RGB conversion, which from transformers 5.21 paints a colour
@@ -284,8 +284,8 @@ def _pillow_pixels(
         raise UnsupportedModeError(f"{origin}: cannot convert mode {image.mode!r} to RGB ({_reason(error)})") from error
     if rgb.info.get("transparency") is not None:
         pixels = to_rgb_uint8(rgb, Backend.PIL).permute(2, 0, 1)  # a view of the composite
-        return pixels.clone() if writable else pixels
-    return (torch.from_numpy(pil_array(rgb)) if writable else pixels_view(np.asarray(rgb))).permute(2, 0, 1)
+        return pixels.clone() if copy else pixels
+    return pixels_view(pil_array(rgb) if copy else np.asarray(rgb)).permute(2, 0, 1)
 
 
 def _decode_with_torchvision(data: bytes, origin: str, exif_transpose: bool) -> torch.Tensor:

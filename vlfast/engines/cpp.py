@@ -169,8 +169,9 @@ def _frame(
     slot_begin: int,
     slot_count: int | None,
 ) -> tuple:
-    """:func:`frame_arguments` of a checked image (:func:`_checked_image`) and of a table and an output already
-    viewed as NumPy bits (a batch views them once); ``layout``: ``(patch_size, merge_size, temporal_patch_size)``."""
+    """:func:`frame_arguments` of an image already checked against its plan (:func:`_checked_image`, or
+    :func:`check_jobs` for a batch) and of a table and an output already viewed as NumPy bits (a batch views
+    them once); ``layout``: ``(patch_size, merge_size, temporal_patch_size)``."""
     temporal_patch_size = layout[2]
     return (
         image,
@@ -264,8 +265,8 @@ class CppEngine:
         table_bits, out_bits = _numpy_bits(table, "table"), _numpy_bits(out, "out")  # once for the batch
         sizes = (layout.patch_size, layout.merge_size, layout.temporal_patch_size)
         frames = [
-            _frame(
-                _checked_image(job.pixels.numpy(), job.plan),
+            _frame(  # check_jobs checked each frame against its plan
+                job.pixels.numpy(),
                 job.plan,
                 table_bits,
                 out_bits,

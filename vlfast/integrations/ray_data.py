@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..defaults import PILLOW_BLOCKS_PER_DECODE_THREAD
 from ..errors import UnsupportedOptionError
 from ..io import cache_pillow_blocks
 from ..loader import check_workers, default_workers
@@ -65,7 +66,7 @@ class VlfastPreprocessor:
         keep_column: keep ``column`` in the output (by default dropped: the pixels replace it).
         workers: decode threads; default: the CPUs Ray gave this actor (``num_cpus``). The process that runs the
             calls decodes image after image, so there Pillow keeps freed image memory for the next decodes
-            (:func:`vlfast.io.cache_pillow_blocks`, 4 blocks per thread, unless ``PILLOW_BLOCKS_MAX`` is set).
+            (:func:`vlfast.io.cache_pillow_blocks`, a few blocks per thread, unless ``PILLOW_BLOCKS_MAX`` is set).
         options: :func:`vlfast.preprocess`'s (``backend``, ``compact``, ``device``, ``dtype``, ``engine``,
             ``min_pixels``, ``max_pixels``...). ``dtype`` must have a NumPy form (not bfloat16: use
             ``compact=True`` and expand to bfloat16 on the model's device).
@@ -85,7 +86,7 @@ class VlfastPreprocessor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         # in the process that decodes (an instance handed to map_batches is unpickled in each task's)
-        cache_pillow_blocks(4 * check_workers(self.options["workers"]))
+        cache_pillow_blocks(PILLOW_BLOCKS_PER_DECODE_THREAD * check_workers(self.options["workers"]))
         rows = preprocess_rows(list(batch[self.column]), host=True, **self.options)
         out: dict[str, Any] = {
             name: values for name, values in batch.items() if self.keep_column or name != self.column
