@@ -125,6 +125,9 @@ def test_copy_false_views_pillows_pixels_and_copy_gives_pixels_of_their_own(zoo,
     assert pixels_views == [False]
     load_image(zoo["png"], backend="pil")
     assert pixels_views == [False, True]  # the default views a copy of its own (pil_array)
+    for bad in ("False", 0, None):
+        with pytest.raises(UnsupportedOptionError, match="copy must be True or False, got"):
+            load_image(zoo["png"], copy=bad)
 
 
 def png_file(width: int, height: int, depth: int, color_type: int, rows: list[bytes], chunks: bytes = b"") -> bytes:

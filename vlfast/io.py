@@ -40,6 +40,7 @@ from .errors import (
     SourceNotAllowedError,
     SourceTooLargeError,
     UnsupportedModeError,
+    UnsupportedOptionError,
 )
 from .inputs import ImageLike, is_image_like, pil_array, pixels_view, to_rgb_uint8
 from .options import check_positive_ints, parse_device
@@ -445,7 +446,7 @@ def load_image(
         ImageTooLargeError: more than ``max_pixels`` pixels.
         UnsupportedModeError: an image the stock decoder turns into something vlfast does not
             reproduce (``"torchvision"``: 16-bit PNGs, animated GIF / WebP).
-        UnsupportedOptionError: a bad backend or limit.
+        UnsupportedOptionError: a bad backend, limit or copy flag.
         DeviceError: ``gpu_decode`` names a device that is not an available CUDA device.
 
     Example:
@@ -456,6 +457,8 @@ def load_image(
     """
     backend = parse_backend(backend)
     policy = _policy(policy, timeout=timeout, max_bytes=max_bytes, max_pixels=max_pixels)
+    if not isinstance(copy, bool):
+        raise UnsupportedOptionError(f"copy must be True or False, got {copy!r}")
     if isinstance(source, PIL.Image.Image):
         return _exif_transposed(source, "the PIL image given") if exif_transpose else source
     if isinstance(source, (np.ndarray, torch.Tensor)):
