@@ -7,9 +7,10 @@
 //     out = clamp(acc >> precision, 0, 255)
 //
 // The work unit is one block row (merge_size patch rows): its resized rows are produced
-// into a thread-local band, looked up in the table a cache-sized chunk at a time (layout.h),
-// then its patches, whose output rows are one contiguous stretch, are assembled one by one
-// from runs of table items and written in order. Each block row is run by one thread
+// into a thread-local band (or, with no pass to run, read where the image has them), looked
+// up in the table a cache-sized chunk at a time (layout.h), then its patches, whose output
+// rows are one contiguous stretch, are assembled one by one from runs of table items and
+// written in order. Each block row is run by one thread
 // (parallel_items: contiguous runs of them), so threads share no output row.
 #include "resample.h"
 
@@ -99,6 +100,7 @@ struct Frame {
     int64_t out_height;
     int64_t out_width;
     bool packed_rows;  // each source row is width * channels contiguous bytes
+    bool rows_in_place;  // no pass and packed rows: the layout reads the image's rows as they are
     const RowKernels* kernels;  // chosen once for the frame
     AxisKernel horizontal_kernel, vertical_kernel;  // the axes as the kernels take them
     bool streaming;    // the output is written with streaming stores
@@ -110,7 +112,7 @@ struct Frame {
 
 // Per-thread buffers, allocated before any thread starts so that workers never throw.
 struct Scratch {
-    Buffer band;    // the resized rows of one block row
+    Buffer band;    // the resized rows of one block row (none when the frame's rows are read in place)
     Buffer planes;  // one band row of a chunk, a plane per channel
     Buffer values;  // a chunk of the band as table items: channel x band row x chunk_pixels
     Buffer patch;   // one patch as table items
@@ -126,7 +128,7 @@ struct Scratch {
         const int64_t channels = f.image.channels;
         const int64_t in_row = f.image.width * channels, out_row = f.out_width * channels;
         const int64_t band_rows = int64_t{t.merge_size} * t.patch_size;
-        band = allocate(band_rows * out_row);
+        if (!f.rows_in_place) band = allocate(band_rows * out_row);
         planes = allocate(channels * f.chunk_pixels);
         values = allocate(channels * band_rows * f.chunk_pixels * t.item_size);
         patch = allocate(channels * t.slot_count * t.patch_size * t.patch_size * t.item_size);
@@ -242,17 +244,19 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
     }
 }
 
-// Writes the patches of block row `block_y` (its merge_size * patch_size resized rows in
-// s.band) as table items, in output order: the block row's output rows are one contiguous
-// stretch. The band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in
-// cache): each band row of the chunk is split into channel planes and looked up plane row by
+// Writes the patches of block row `block_y` (its merge_size * patch_size resized rows,
+// band_row_bytes apart from `band`: s.band, or the image's own rows when they need no pass) as
+// table items, in output order: the block row's output rows are one contiguous stretch. The
+// band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in cache): each
+// band row of the chunk is split into channel planes and looked up plane row by
 // plane row into s.values (channel x band row x chunk items; an identity table's planes are split
 // straight into it), then each patch is assembled in
 // s.patch (channels x slot_count x patch_size^2 items) from runs of patch_size items, one copy
 // per temporal slot. It is then written whole when the frame fills every slot, else as one
 // run per channel.
 template <int kRunBytes>
-VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t block_y) {
+VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
+                                             int64_t band_row_bytes) {
     const PatchTarget& t = f.target;
     const int64_t channels = f.image.channels, item = t.item_size;
     const int64_t p = t.patch_size, m = t.merge_size, band_rows = p * m;
@@ -263,7 +267,6 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
     const int64_t slot_offset = t.slot_begin * patch_items * item;
     const int64_t channel_offset = t.temporal_patch_size * patch_items * item;
     const bool whole_rows = slots == t.temporal_patch_size;
-    const int64_t band_row_bytes = f.out_width * channels;
     const int64_t chunk_pixels = f.chunk_pixels;
     const int64_t value_row_bytes = chunk_pixels * item;
     const int64_t grid_w = f.out_width / p;
@@ -271,7 +274,6 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
     uint8_t* const patch = s.patch.get();
     uint8_t* const planes = s.planes.get();
     uint8_t* const values = s.values.get();
-    const uint8_t* const band = s.band.get();
     uint8_t* out_row = t.out + (t.row_offset + block_y * m * grid_w) * row_bytes;
     for (int64_t x0 = 0; x0 < f.out_width; x0 += chunk_pixels) {
         const int64_t width = std::min(chunk_pixels, f.out_width - x0);
@@ -314,15 +316,16 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
 }
 
 // write_block_row with fixed-size copies where patch_size * item size is a common one.
-VLFAST_INLINE_IN_CALLER void write_block_row_any(const Frame& f, Scratch& s, int64_t block_y) {
+VLFAST_INLINE_IN_CALLER void write_block_row_any(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
+                                                 int64_t band_row_bytes) {
     switch (int64_t{f.target.patch_size} * f.target.item_size) {
-        case 14: return write_block_row<14>(f, s, block_y);
-        case 28: return write_block_row<28>(f, s, block_y);
-        case 56: return write_block_row<56>(f, s, block_y);
-        case 16: return write_block_row<16>(f, s, block_y);
-        case 32: return write_block_row<32>(f, s, block_y);
-        case 64: return write_block_row<64>(f, s, block_y);
-        default: return write_block_row<0>(f, s, block_y);
+        case 14: return write_block_row<14>(f, s, block_y, band, band_row_bytes);
+        case 28: return write_block_row<28>(f, s, block_y, band, band_row_bytes);
+        case 56: return write_block_row<56>(f, s, block_y, band, band_row_bytes);
+        case 16: return write_block_row<16>(f, s, block_y, band, band_row_bytes);
+        case 32: return write_block_row<32>(f, s, block_y, band, band_row_bytes);
+        case 64: return write_block_row<64>(f, s, block_y, band, band_row_bytes);
+        default: return write_block_row<0>(f, s, block_y, band, band_row_bytes);
     }
 }
 
@@ -330,27 +333,33 @@ VLFAST_INLINE_IN_CALLER void write_block_row_any(const Frame& f, Scratch& s, int
 // The same code compiled for the AVX-512 level: the patch assembly's fixed-size copies take 32-
 // and 64-byte moves. Measured at 1080p float32 on one thread (AMD Zen 5): the layout 13% faster,
 // the frame 10%; an AVX2 build of it gained nothing measurable at that level.
-VLFAST_AVX512 void write_block_row_avx512(const Frame& f, Scratch& s, int64_t block_y) {
-    write_block_row_any(f, s, block_y);
+VLFAST_AVX512 void write_block_row_avx512(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
+                                          int64_t band_row_bytes) {
+    write_block_row_any(f, s, block_y, band, band_row_bytes);
 }
 #endif
 
 // The block rows next() hands out (parallel_items), until it returns -1.
 void run_block_rows(const Frame& f, Scratch& s, const std::function<int64_t()>& next) {
     const int64_t block_rows = f.target.merge_size * f.target.patch_size;  // resized rows per block row
-    const int64_t band_row_bytes = f.out_width * f.image.channels;
     for (int64_t block_y; (block_y = next()) >= 0;) {
-        for (int64_t y = 0; y < block_rows; y += kRowsPerGroup) {
-            const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, block_rows - y));
-            uint8_t* dst[kRowsPerGroup];
-            for (int r = 0; r < rows; ++r) dst[r] = s.band.get() + (y + r) * band_row_bytes;
-            resized_rows(f, s, block_y * block_rows + y, rows, dst);
+        const uint8_t* band = f.image.data + block_y * block_rows * f.image.stride_y;
+        int64_t band_row_bytes = f.image.stride_y;
+        if (!f.rows_in_place) {
+            band = s.band.get();
+            band_row_bytes = f.out_width * f.image.channels;
+            for (int64_t y = 0; y < block_rows; y += kRowsPerGroup) {
+                const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, block_rows - y));
+                uint8_t* dst[kRowsPerGroup];
+                for (int r = 0; r < rows; ++r) dst[r] = s.band.get() + (y + r) * band_row_bytes;
+                resized_rows(f, s, block_y * block_rows + y, rows, dst);
+            }
         }
         switch (f.layout_level) {
 #if VLFAST_X86
-            case SimdLevel::kAvx512: write_block_row_avx512(f, s, block_y); break;
+            case SimdLevel::kAvx512: write_block_row_avx512(f, s, block_y, band, band_row_bytes); break;
 #endif
-            default: write_block_row_any(f, s, block_y);
+            default: write_block_row_any(f, s, block_y, band, band_row_bytes);
         }
     }
     s.writer.finish();
@@ -447,6 +456,7 @@ void run_frame(const FrameJob& job, int num_threads) {
     f.out_height = resized_height(job);
     f.out_width = resized_width(job);
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
+    f.rows_in_place = f.packed_rows && f.horizontal == nullptr && f.vertical == nullptr;
     const SimdLevel level = simd_level();  // once: every kernel of the frame at one level
     f.kernels = &row_kernels(level);
     if (f.horizontal != nullptr)

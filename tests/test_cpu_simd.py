@@ -15,7 +15,7 @@ from simd_levels import LEVELS, simd_level, skip_unless
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
-from vlfast.engines.base import PatchLayout
+from vlfast.engines.base import FrameJob, PatchLayout
 from vlfast.engines.reference import ReferenceEngine
 from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.options import OUTPUT_DTYPES
@@ -75,6 +75,74 @@ def test_simd_equals_portable_on_random_frames(backend, resample, level):
         threads = 1 + trial % 2
         expected = run(image, plan, table, "portable", threads=threads)
         assert torch.equal(run(image, plan, table, level, threads=threads), expected)
+
+
+#: Patch layouts (patch_size, merge_size, temporal_patch_size): Qwen2/2.5-VL's, Qwen3-VL's and others whose
+#: patch rows start at other offsets in a cache line.
+ALIGNMENT_LAYOUTS = ((14, 2, 2), (16, 2, 2), (14, 1, 1), (16, 1, 2), (14, 2, 1), (6, 2, 2))
+
+
+def _layout_run(frames, table, layout, offsets, total, shift, level, fresh):
+    """The frames' patch rows (no resize) at ``level`` (``"reference"``: by the NumPy reference engine), in a
+    ``(total, columns)`` output that starts ``shift`` items into its buffer: the whole buffer, sentinels (7)
+    around the output included; with ``fresh``, the output alone, in a buffer never written before (its pages
+    not yet in memory: the kernel takes ordinary stores)."""
+    patch, merge, temporal = layout
+    columns = table.shape[0] * temporal * patch * patch
+    size = shift + total * columns + 17
+    flat = torch.empty(size, dtype=table.dtype) if fresh else torch.full((size,), 7, dtype=table.dtype)
+    out = flat[shift : shift + total * columns].view(total, columns)
+    plans_ = [ResamplePlan(f.shape[0], f.shape[1], f.shape[0], f.shape[1], None, None, False) for f in frames]
+    jobs = [
+        FrameJob(frame, plan, int(offset), 0, temporal)
+        for frame, plan, offset in zip(frames, plans_, offsets, strict=True)
+    ]
+    if level == "reference":
+        ReferenceEngine().run(jobs, table, out, PatchLayout(patch, merge, temporal))
+    else:
+        with simd_level(level):
+            cpu_kernel.CppEngine().run(jobs, table, out, PatchLayout(patch, merge, temporal))
+    return out.clone() if fresh else flat
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_layout_equals_the_reference_at_any_output_alignment(level):
+    """Patch rows that start anywhere in a cache line: outputs shifted by 0-17 items in their buffer, rows
+    after others, batches of frames run side by side (rows of two frames share a line), frames split over
+    threads, frames read in place (packed or padded rows), every layout kind, dtype and channel count; nothing
+    outside the rows written."""
+    skip_unless(level)
+    rng = np.random.default_rng(11)
+    for trial in range(36):
+        dtype = OUTPUT_DTYPES[trial % len(OUTPUT_DTYPES)]
+        channels = (1, 3, 4)[trial % 3]
+        layout = ALIGNMENT_LAYOUTS[trial % len(ALIGNMENT_LAYOUTS)]
+        patch, merge, _ = layout
+        block = patch * merge
+        blocks = 9 if trial % 5 == 0 else 4  # 9 blocks: a frame large enough to be split over threads
+        sizes = [tuple(block * int(v) for v in rng.integers(1, blocks, 2)) for _ in range(1 + trial % 3)]
+        pad = trial % 2 * 5  # padded rows: the frames are crops of wider images
+        frames = [
+            torch.from_numpy(rng.integers(0, 256, (h, w + pad, channels), dtype=np.uint8))[:, :w] for h, w in sizes
+        ]
+        rows = [(h // patch) * (w // patch) for h, w in sizes]
+        lead = int(rng.integers(0, 3))
+        offsets = lead + np.cumsum([0, *rows[:-1]])
+        total = lead + sum(rows) + int(rng.integers(0, 2))
+        shift = int(rng.integers(0, 18))
+        generator = torch.Generator().manual_seed(trial)
+        if dtype == torch.uint8:
+            table = torch.randint(0, 256, (channels, TABLE_SIZE), dtype=torch.uint8, generator=generator)
+        else:
+            table = torch.randn(channels, TABLE_SIZE, generator=generator).to(dtype)
+        fresh = trial % 6 == 5 and dtype != torch.uint8
+        if fresh:  # a large output, so that its buffer is fresh pages
+            total += 2**20 // (table.shape[0] * layout[2] * patch * patch)
+        expected = _layout_run(frames, table, layout, offsets, total, shift, "reference", fresh)
+        got = _layout_run(frames, table, layout, offsets, total, shift, level, fresh)
+        if fresh:  # the rows around the frames' are whatever the fresh pages held
+            expected, got = (t[lead : lead + sum(rows)] for t in (expected, got))
+        assert torch.equal(got, expected), (trial, dtype, channels, layout, sizes, offsets, shift)
 
 
 def test_out_of_range_rows_message_does_not_overflow():
