@@ -149,6 +149,49 @@ def test_bench_gpu_script_without_cuda(tmp_path: Path, capsys: pytest.CaptureFix
     assert not any(tmp_path.iterdir())
 
 
+def test_latency_plot_draws_pil_cases_and_batches_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PIL-image case has an array case's size: it is drawn as its own marker, not on the line through the
+    array cases, and a batch as a star; every implementation labelled once."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = [
+        benchmarking.Case("448x448", ((448, 448),)),
+        benchmarking.Case("1920x1080", ((1080, 1920),)),
+        benchmarking.Case("1920x1080-pil", ((1080, 1920),), pil=True),
+        benchmarking.Case("mixed-2", ((448, 448), (1080, 1920))),
+    ]
+    implementations = [
+        benchmarking.Implementation(name, name, "cpu", stock, lambda images: lambda: None)
+        for name, stock in (("ours", False), ("theirs", True))
+    ]
+    measurements = [
+        benchmarking.Measurement(case, impl, [0.001 * (i + 1) * (j + 1)] * 3)
+        for i, case in enumerate(cases)
+        for j, impl in enumerate(implementations)
+    ]
+    report = benchmarking.BenchmarkReport(measurements, {"cpu": "cpu", "cpu_cores": "2", "gpu": ""}, 3, 1, [])
+    drawn = []
+    original = plt.Axes.errorbar
+
+    def spy(axes, x, y, **kwargs):
+        drawn.append((list(x), kwargs["fmt"], kwargs["label"]))
+        return original(axes, x, y, **kwargs)
+
+    monkeypatch.setattr(plt.Axes, "errorbar", spy)
+    benchmarking.plot_latency(report, tmp_path / "latency.png")
+    megapixels = {case.name: case.megapixels for case in cases}
+    for name in ("ours", "theirs"):
+        assert (sorted([megapixels["448x448"], megapixels["1920x1080"]]), "-o", name) in drawn
+        assert ([megapixels["1920x1080-pil"]], "D", None) in drawn
+        assert ([megapixels["mixed-2"]], "*", None) in drawn
+    assert len(drawn) == 6
+    with PIL.Image.open(tmp_path / "latency.png") as image:
+        assert image.format == "PNG"
+
+
 @pytest.mark.slow
 def test_vlfast_bench_quick_end_to_end(tmp_path: Path) -> None:
     """What CI promises: `vlfast bench --quick` (the real quick suite) writes a CSV, a table and a plot that parse."""

@@ -575,7 +575,8 @@ def _megapixels(measurement: Measurement) -> float:
 
 def plot_latency(report: BenchmarkReport, path: Path) -> None:
     """Median latency against input megapixels, log-log, one line per implementation over the
-    single-image cases (min-max as error bars); batches are drawn as separate stars."""
+    single-image array cases (min-max as error bars); PIL-image cases are drawn as separate diamonds
+    (labelled below them: their size is an array case's), batches as separate stars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -584,28 +585,38 @@ def plot_latency(report: BenchmarkReport, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=110)
     for index, impl in enumerate(_implementations(report)):
         rows = sorted((m for m in report.measurements if m.implementation.name == impl.name), key=_megapixels)
-        singles = [m for m in rows if m.case.batch == 1]
-        batches = [m for m in rows if m.case.batch > 1]
-        for group, marker in ((singles, "-o"), (batches, "*")):
+        groups = (
+            ([m for m in rows if m.case.batch == 1 and not m.case.pil], "-o", 5),
+            ([m for m in rows if m.case.batch == 1 and m.case.pil], "D", 6),
+            ([m for m in rows if m.case.batch > 1], "*", 10),
+        )
+        labelled = False
+        for group, marker, size in groups:
             if group:
                 axes.errorbar(
                     [m.case.megapixels for m in group],
                     [m.median_ms for m in group],
                     yerr=[[m.median_ms - m.min_ms for m in group], [m.max_ms - m.median_ms for m in group]],
                     fmt=marker,
-                    markersize=10 if marker == "*" else 5,
+                    markersize=size,
                     color=f"C{index}",
                     capsize=3,
-                    label=impl.label if group is singles or not singles else None,
+                    label=None if labelled else impl.label,
                 )
+                labelled = True
     for case in _cases(report):
-        slowest = max(m.median_ms for m in report.measurements if m.case.name == case.name)
+        medians = [m.median_ms for m in report.measurements if m.case.name == case.name]
         axes.annotate(
-            case.name, (case.megapixels, slowest), fontsize=7, alpha=0.7, xytext=(0, 6), textcoords="offset points"
+            case.name,
+            (case.megapixels, min(medians) if case.pil else max(medians)),
+            fontsize=7,
+            alpha=0.7,
+            xytext=(0, -14 if case.pil else 6),
+            textcoords="offset points",
         )
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("input size (megapixels per call; * = mixed batch)")
+    axes.set_xlabel("input size (megapixels per call; * = batch, \u25c6 = PIL image)")
     axes.set_ylabel("latency (ms, median; bars: min-max)")
     gpu = report.machine["gpu"] or "no GPU"
     axes.set_title(
