@@ -6,12 +6,12 @@
 //     acc = (1 << (precision - 1)) + sum_k src[starts[i] + k] * weights[i][k]     (int32)
 //     out = clamp(acc >> precision, 0, 255)
 //
-// The work unit is one block row (merge_size patch rows): its resized rows are produced
-// into a thread-local band (or, with no pass to run, read where the image has them), looked
-// up in the table a cache-sized chunk at a time (layout.h), then its patches, whose output
-// rows are one contiguous stretch, are assembled one by one from runs of table items and
-// written in order. Each block row is run by one thread
-// (parallel_items: contiguous runs of them), so threads share no output row.
+// The work unit is one block row (merge_size patch rows): its resized rows are produced into a
+// thread-local band (or, with no pass to run on packed rows, read where the image has them), looked
+// up in the table a cache-sized chunk at a time (layout.h), then its patches, whose output rows are
+// one contiguous stretch, are assembled one by one from runs of table items and written in order.
+// Each block row is run by one thread (parallel_items: contiguous runs of them), so threads share
+// no output row.
 #include "resample.h"
 
 #include <algorithm>
@@ -245,15 +245,14 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 }
 
 // Writes the patches of block row `block_y` (its merge_size * patch_size resized rows,
-// band_row_bytes apart from `band`: s.band, or the image's own rows when they need no pass) as
-// table items, in output order: the block row's output rows are one contiguous stretch. The
-// band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in cache): each
-// band row of the chunk is split into channel planes and looked up plane row by
-// plane row into s.values (channel x band row x chunk items; an identity table's planes are split
-// straight into it), then each patch is assembled in
-// s.patch (channels x slot_count x patch_size^2 items) from runs of patch_size items, one copy
-// per temporal slot. It is then written whole when the frame fills every slot, else as one
-// run per channel.
+// band_row_bytes apart from `band`: s.band, or the image's own rows when they need no pass and are
+// packed) as table items, in output order: the block row's output rows are one contiguous stretch.
+// The band is taken in chunks of whole blocks (f.chunk_pixels wide, sized to stay in cache): each
+// band row of the chunk is split into channel planes and looked up plane row by plane row into
+// s.values (channel x band row x chunk items; an identity table's planes are split straight into
+// it), then each patch is assembled in s.patch (channels x slot_count x patch_size^2 items) from
+// runs of patch_size items, one copy per temporal slot. It is then written whole when the frame
+// fills every slot, else as one run per channel.
 template <int kRunBytes>
 VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
                                              int64_t band_row_bytes) {
@@ -343,11 +342,12 @@ VLFAST_AVX512 void write_block_row_avx512(const Frame& f, Scratch& s, int64_t bl
 void run_block_rows(const Frame& f, Scratch& s, const std::function<int64_t()>& next) {
     const int64_t block_rows = f.target.merge_size * f.target.patch_size;  // resized rows per block row
     for (int64_t block_y; (block_y = next()) >= 0;) {
-        const uint8_t* band = f.image.data + block_y * block_rows * f.image.stride_y;
-        int64_t band_row_bytes = f.image.stride_y;
-        if (!f.rows_in_place) {
-            band = s.band.get();
-            band_row_bytes = f.out_width * f.image.channels;
+        const uint8_t* band = s.band.get();
+        int64_t band_row_bytes = f.out_width * f.image.channels;
+        if (f.rows_in_place) {
+            band = f.image.data + block_y * block_rows * f.image.stride_y;
+            band_row_bytes = f.image.stride_y;
+        } else {
             for (int64_t y = 0; y < block_rows; y += kRowsPerGroup) {
                 const int rows = static_cast<int>(std::min<int64_t>(kRowsPerGroup, block_rows - y));
                 uint8_t* dst[kRowsPerGroup];

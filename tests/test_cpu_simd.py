@@ -8,6 +8,10 @@ shares with Python (table size, item sizes, precision bound, patch-row length) i
 
 from __future__ import annotations
 
+import itertools
+import mmap
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -82,67 +86,82 @@ def test_simd_equals_portable_on_random_frames(backend, resample, level):
 ALIGNMENT_LAYOUTS = ((14, 2, 2), (16, 2, 2), (14, 1, 1), (16, 1, 2), (14, 2, 1), (6, 2, 2))
 
 
-def _layout_run(frames, table, layout, offsets, total, shift, level, fresh):
+@pytest.fixture
+def two_torch_threads() -> Iterator[None]:
+    """torch's intra-op threads (the C++ engine's thread count) at 2, whatever the machine, then as they were."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def _layout_run(frames, table, layout, jobs_at, total, shift, level, fresh):
     """The frames' patch rows (no resize) at ``level`` (``"reference"``: by the NumPy reference engine), in a
-    ``(total, columns)`` output that starts ``shift`` items into its buffer: the whole buffer, sentinels (7)
-    around the output included; with ``fresh``, the output alone, in a buffer never written before (its pages
-    not yet in memory: the kernel takes ordinary stores)."""
+    ``(total, columns)`` output that starts ``shift`` items into a buffer of its own: the whole buffer, the
+    items around the output included (7s, or with ``fresh`` the zeros of anonymous pages never touched before:
+    pages not in memory, for which the kernel takes ordinary stores). ``jobs_at``: each frame's
+    ``(row_offset, slot_begin, slot_count)``."""
     patch, merge, temporal = layout
     columns = table.shape[0] * temporal * patch * patch
     size = shift + total * columns + 17
-    flat = torch.empty(size, dtype=table.dtype) if fresh else torch.full((size,), 7, dtype=table.dtype)
+    if fresh:
+        flat = torch.frombuffer(mmap.mmap(-1, size * table.element_size()), dtype=table.dtype)
+    else:
+        flat = torch.full((size,), 7, dtype=table.dtype)
     out = flat[shift : shift + total * columns].view(total, columns)
-    plans_ = [ResamplePlan(f.shape[0], f.shape[1], f.shape[0], f.shape[1], None, None, False) for f in frames]
     jobs = [
-        FrameJob(frame, plan, int(offset), 0, temporal)
-        for frame, plan, offset in zip(frames, plans_, offsets, strict=True)
+        FrameJob(frame, ResamplePlan(*frame.shape[:2], *frame.shape[:2], None, None, False), *at)
+        for frame, at in zip(frames, jobs_at, strict=True)
     ]
     if level == "reference":
         ReferenceEngine().run(jobs, table, out, PatchLayout(patch, merge, temporal))
     else:
         with simd_level(level):
             cpu_kernel.CppEngine().run(jobs, table, out, PatchLayout(patch, merge, temporal))
-    return out.clone() if fresh else flat
+    return flat.clone()
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_layout_equals_the_reference_at_any_output_alignment(level):
+def test_layout_equals_the_reference_at_any_output_alignment(level, two_torch_threads):
     """Patch rows that start anywhere in a cache line: outputs shifted by 0-17 items in their buffer, rows
     after others, batches of frames run side by side (rows of two frames share a line), frames split over
-    threads, frames read in place (packed or padded rows), every layout kind, dtype and channel count; nothing
-    outside the rows written."""
+    threads, rows wider than a chunk of the band, frames read in place (packed or padded rows), one temporal
+    slot of a row, the identity table, fresh pages, every layout kind with every channel count and with or
+    without padding, every dtype; nothing outside the rows written."""
     skip_unless(level)
     rng = np.random.default_rng(11)
-    for trial in range(36):
+    combinations = itertools.product(ALIGNMENT_LAYOUTS, (1, 3, 4), (0, 5))
+    for trial, (layout, channels, pad) in enumerate(combinations):
         dtype = OUTPUT_DTYPES[trial % len(OUTPUT_DTYPES)]
-        channels = (1, 3, 4)[trial % 3]
-        layout = ALIGNMENT_LAYOUTS[trial % len(ALIGNMENT_LAYOUTS)]
-        patch, merge, _ = layout
+        patch, merge, temporal = layout
         block = patch * merge
-        blocks = 9 if trial % 5 == 0 else 4  # 9 blocks: a frame large enough to be split over threads
-        sizes = [tuple(block * int(v) for v in rng.integers(1, blocks, 2)) for _ in range(1 + trial % 3)]
-        pad = trial % 2 * 5  # padded rows: the frames are crops of wider images
-        frames = [
+        kind = int(rng.integers(0, 4))
+        if kind == 0:  # over 65,536 output pixels: split over the two threads
+            sizes = [(-(-300 // block) * block,) * 2]
+        elif kind == 1:  # 40 blocks wide: more than one chunk of the band for 2- and 4-byte items
+            sizes = [(block, 40 * block)]
+        else:  # small frames, run side by side
+            sizes = [tuple(block * int(v) for v in rng.integers(1, 4, 2)) for _ in range(int(rng.integers(1, 4)))]
+        frames = [  # pad: the frames are crops of wider images (rows apart by more than a row's bytes)
             torch.from_numpy(rng.integers(0, 256, (h, w + pad, channels), dtype=np.uint8))[:, :w] for h, w in sizes
         ]
         rows = [(h // patch) * (w // patch) for h, w in sizes]
         lead = int(rng.integers(0, 3))
-        offsets = lead + np.cumsum([0, *rows[:-1]])
+        slots = (1, 1) if temporal == 2 and rng.integers(0, 3) == 0 else (0, temporal)  # else every slot
+        jobs_at = [(int(offset), *slots) for offset in lead + np.cumsum([0, *rows[:-1]])]
         total = lead + sum(rows) + int(rng.integers(0, 2))
         shift = int(rng.integers(0, 18))
         generator = torch.Generator().manual_seed(trial)
-        if dtype == torch.uint8:
+        if dtype == torch.uint8 and rng.integers(0, 2):
+            table = torch.arange(TABLE_SIZE, dtype=torch.uint8).repeat(channels, 1)  # the compact hand-off's
+        elif dtype == torch.uint8:
             table = torch.randint(0, 256, (channels, TABLE_SIZE), dtype=torch.uint8, generator=generator)
         else:
             table = torch.randn(channels, TABLE_SIZE, generator=generator).to(dtype)
-        fresh = trial % 6 == 5 and dtype != torch.uint8
-        if fresh:  # a large output, so that its buffer is fresh pages
-            total += 2**20 // (table.shape[0] * layout[2] * patch * patch)
-        expected = _layout_run(frames, table, layout, offsets, total, shift, "reference", fresh)
-        got = _layout_run(frames, table, layout, offsets, total, shift, level, fresh)
-        if fresh:  # the rows around the frames' are whatever the fresh pages held
-            expected, got = (t[lead : lead + sum(rows)] for t in (expected, got))
-        assert torch.equal(got, expected), (trial, dtype, channels, layout, sizes, offsets, shift)
+        fresh = bool(rng.integers(0, 4) == 0)
+        expected = _layout_run(frames, table, layout, jobs_at, total, shift, "reference", fresh)
+        got = _layout_run(frames, table, layout, jobs_at, total, shift, level, fresh)
+        assert torch.equal(got, expected), (trial, dtype, channels, layout, pad, sizes, jobs_at, shift, fresh)
 
 
 def test_out_of_range_rows_message_does_not_overflow():
