@@ -1,7 +1,8 @@
 """Two builds of the C++ kernel side by side in one process: each pass, then whole frames, alternating builds.
 
 Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
-[--widths ...] [--heights ...] [--frames ...] [--threads N] [--gaps MS,...] [--rounds N] [--out DIR]``.
+[--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--gaps MS,...] [--rounds N]
+[--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
@@ -9,9 +10,9 @@ both builds' ``_C`` into one process and times them in alternating rounds (the o
 round) on the same 1920x1080 RGB image, so that both meet the same minute; it reports each build's
 min and median and the median of the per-round ratios (baseline / candidate: above 1 is faster), and
 checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
-patch layout, float32, on ``--threads`` threads at the CPU's highest level) are timed the same way,
-each call after ``--gaps`` milliseconds of idle time (0: back to back): threads that slept wake
-slower, and calls come with gaps in serving. Build a baseline with ``git worktree add /tmp/base REV`` and
+patch layout, float32, on ``--threads`` threads at ``--frame-level``, by default the CPU's highest) are
+timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to back): threads
+that slept wake slower, and calls come with gaps in serving. Build a baseline with ``git worktree add /tmp/base REV`` and
 ``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
 (``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
 """
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--frames", type=frame_list, default=",".join(FRAMES), help="whole frames, WxH or WxH:WxH ('' for none)"
     )
     parser.add_argument("--threads", type=positive, default=torch.get_num_threads(), help="threads per frame")
+    parser.add_argument("--frame-level", help="the SIMD level of the frames (default: the CPU's highest)")
     parser.add_argument(
         "--gaps", type=gap_list, default=",".join(map(str, GAPS)), help="idle milliseconds before each frame"
     )
@@ -228,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(levels) - set(shared))
     if unknown:
         parser.error(f"levels {unknown} are not in both builds on this CPU (they have {shared})")
+    frame_level = args.frame_level or shared[-1]
+    if frame_level not in shared:
+        parser.error(f"frame level {frame_level!r} is not in both builds on this CPU (they have {shared})")
 
     machine = machine_info()
     load_start = os.getloadavg()
@@ -252,30 +257,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"| {row['ratio']} | {row['gathers']} |"
                         )
                         print(lines[-1], flush=True)
+        for build in builds.values():
+            build.set_simd_level(frame_level)
+        frames = args.frames
+        if frames:
+            lines += [
+                "",
+                "| frame | resized to | idle before each (ms) | baseline min / median ms | candidate min / median ms "
+                "| ratio |",
+                "|---|---|---:|---:|---:|---:|",
+            ]
+        for frame in frames:
+            for gap in args.gaps:
+                row = compare_frame(builds, frame, args.threads, gap, args.rounds)
+                lines.append(
+                    f"| {frame.partition(':')[0]} | {row['size']} | {gap:g} | {row['baseline']} "
+                    f"| {row['candidate']} | {row['ratio']} |"
+                )
+                print(lines[-1], flush=True)
     finally:  # each build back at its level (a build may be this process's vlfast._C)
         for name, build in builds.items():
             build.set_simd_level(before[name])
-    frames = args.frames
-    if frames:
-        lines += [
-            "",
-            "| frame | resized to | idle before each (ms) | baseline min / median ms | candidate min / median ms "
-            "| ratio |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-    for frame in frames:
-        for gap in args.gaps:
-            row = compare_frame(builds, frame, args.threads, gap, args.rounds)
-            lines.append(
-                f"| {frame.partition(':')[0]} | {row['size']} | {gap:g} | {row['baseline']} | {row['candidate']} "
-                f"| {row['ratio']} |"
-            )
-            print(lines[-1], flush=True)
     load_end = os.getloadavg()
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
         f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB "
-        f"image, bicubic; frames: {args.threads} threads, float32, the CPU's highest SIMD level; "
+        f"image, bicubic; frames: {args.threads} threads, float32, the {frame_level} level; "
         f"{args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "
         f"write floor {floor}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
         f"{machine['date']}"

