@@ -12,8 +12,8 @@ min and median and the median of the per-round ratios (baseline / candidate: abo
 checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
 patch layout, float32, on ``--threads`` threads at ``--frame-level``, by default the CPU's highest) are
 timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to back): threads
-that slept wake slower, and calls come with gaps in serving. Build a baseline with ``git worktree add /tmp/base REV`` and
-``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
+that slept wake slower, and calls come with gaps in serving. Build a baseline with ``git worktree add
+/tmp/base REV`` and ``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
 (``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
 """
 
