@@ -15,11 +15,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from kernel_cases import run_engine
 from simd_levels import LEVELS, simd_level, skip_unless
 
 from vlfast import plans
 from vlfast.engines import cpp as cpu_kernel
-from vlfast.engines.base import FrameJob, PatchLayout
+from vlfast.engines.base import EngineName, PatchLayout
 from vlfast.engines.reference import ReferenceEngine
 from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.options import OUTPUT_DTYPES
@@ -95,12 +96,12 @@ def two_torch_threads() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def _layout_run(frames, table, layout, jobs_at, total, shift, level, fresh):
-    """The frames' patch rows (no resize) at ``level`` (``"reference"``: by the NumPy reference engine), in a
-    ``(total, columns)`` output that starts ``shift`` items into a buffer of its own: the whole buffer, the
-    items around the output included (7s, or with ``fresh`` the zeros of anonymous pages never touched before:
-    pages not in memory, for which the kernel takes ordinary stores). ``jobs_at``: each frame's
-    ``(row_offset, slot_begin, slot_count)``."""
+def _layout_run(frames, table, layout, offsets, slots, total, shift, level, fresh):
+    """The frames' patch rows (no resize) at ``level`` (``"reference"``: by the NumPy reference engine), from
+    rows ``offsets``, filling temporal ``slots`` (begin, count), in a ``(total, columns)`` output that starts
+    ``shift`` items into a buffer of its own: the whole buffer, the items around the output included (7s, or
+    with ``fresh`` the zeros of anonymous pages never touched before: pages not in memory, for which the
+    kernel takes ordinary stores)."""
     patch, merge, temporal = layout
     columns = table.shape[0] * temporal * patch * patch
     size = shift + total * columns + 17
@@ -109,15 +110,14 @@ def _layout_run(frames, table, layout, jobs_at, total, shift, level, fresh):
     else:
         flat = torch.full((size,), 7, dtype=table.dtype)
     out = flat[shift : shift + total * columns].view(total, columns)
-    jobs = [
-        FrameJob(frame, ResamplePlan(*frame.shape[:2], *frame.shape[:2], None, None, False), *at)
-        for frame, at in zip(frames, jobs_at, strict=True)
-    ]
+    plans_ = [ResamplePlan(*frame.shape[:2], *frame.shape[:2], None, None, False) for frame in frames]
+    run = dict(patch_size=patch, merge_size=merge, temporal_patch_size=temporal)
+    run.update(slot_begins=[slots[0]] * len(frames), slot_counts=[slots[1]] * len(frames))
     if level == "reference":
-        ReferenceEngine().run(jobs, table, out, PatchLayout(patch, merge, temporal))
+        run_engine(EngineName.REFERENCE, frames, plans_, table, out, offsets, **run)
     else:
         with simd_level(level):
-            cpu_kernel.CppEngine().run(jobs, table, out, PatchLayout(patch, merge, temporal))
+            run_engine(EngineName.CPP, frames, plans_, table, out, offsets, **run)
     return flat.clone()
 
 
@@ -148,7 +148,7 @@ def test_layout_equals_the_reference_at_any_output_alignment(level, two_torch_th
         rows = [(h // patch) * (w // patch) for h, w in sizes]
         lead = int(rng.integers(0, 3))
         slots = (1, 1) if temporal == 2 and rng.integers(0, 3) == 0 else (0, temporal)  # else every slot
-        jobs_at = [(int(offset), *slots) for offset in lead + np.cumsum([0, *rows[:-1]])]
+        offsets = [int(offset) for offset in lead + np.cumsum([0, *rows[:-1]])]
         total = lead + sum(rows) + int(rng.integers(0, 2))
         shift = int(rng.integers(0, 18))
         generator = torch.Generator().manual_seed(trial)
@@ -159,9 +159,9 @@ def test_layout_equals_the_reference_at_any_output_alignment(level, two_torch_th
         else:
             table = torch.randn(channels, TABLE_SIZE, generator=generator).to(dtype)
         fresh = bool(rng.integers(0, 4) == 0)
-        expected = _layout_run(frames, table, layout, jobs_at, total, shift, "reference", fresh)
-        got = _layout_run(frames, table, layout, jobs_at, total, shift, level, fresh)
-        assert torch.equal(got, expected), (trial, dtype, channels, layout, pad, sizes, jobs_at, shift, fresh)
+        expected = _layout_run(frames, table, layout, offsets, slots, total, shift, "reference", fresh)
+        got = _layout_run(frames, table, layout, offsets, slots, total, shift, level, fresh)
+        assert torch.equal(got, expected), (trial, dtype, channels, layout, pad, sizes, offsets, slots, shift, fresh)
 
 
 def test_out_of_range_rows_message_does_not_overflow():
