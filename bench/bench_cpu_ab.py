@@ -1,8 +1,8 @@
 """Two builds of the C++ kernel side by side in one process: each pass, then whole frames, alternating builds.
 
 Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
-[--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--gaps MS,...] [--rounds N]
-[--out DIR]``.
+[--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--dtype DTYPE] [--gaps MS,...]
+[--rounds N] [--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
@@ -10,9 +10,9 @@ both builds' ``_C`` into one process and times them in alternating rounds (the o
 round) on the same 1920x1080 RGB image, so that both meet the same minute; it reports each build's
 min and median and the median of the per-round ratios (baseline / candidate: above 1 is faster), and
 checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
-patch layout, float32, on ``--threads`` threads at ``--frame-level``, by default the CPU's highest) are
-timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to back): threads
-that slept wake slower, and calls come with gaps in serving. Build a baseline with ``git worktree add
+patch layout, in ``--dtype``, float32 unless told, on ``--threads`` threads at ``--frame-level``, by default
+the CPU's highest) are timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to
+back): threads that slept wake slower, and calls come with gaps in serving. Build a baseline with ``git worktree add
 /tmp/base REV`` and ``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
 (``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
 """
@@ -47,6 +47,8 @@ HEIGHTS = (1092, 728, 532, 336)
 #: Whole frames: ``WxH`` resized to the Qwen2.5-VL model size, or ``WxH:WxH`` to the size after the colon
 #: (1080p to 588x336: a downscale, compute-bound).
 FRAMES = ("448x448", "1920x1080", "1920x1080:588x336", "3840x2160")
+#: The frames' output dtypes (``--dtype``).
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: Idle milliseconds before each timed frame.
 GAPS = (0.0, 0.3, 2.0)
 
@@ -110,19 +112,19 @@ def frame_plan(frame: str) -> tuple[np.ndarray, ResamplePlan]:
 
 
 def compare_frame(
-    builds: dict[str, ModuleType], frame: str, threads: int, gap_ms: float, rounds: int
+    builds: dict[str, ModuleType], frame: str, threads: int, gap_ms: float, rounds: int, dtype: torch.dtype
 ) -> dict[str, str]:
     """One frame with both builds in alternating rounds, each call after ``gap_ms`` idle; raises if their
     bytes differ."""
     image, plan = frame_plan(frame)
-    table = normalization_table("torchvision", dtype=torch.float32)
+    table = normalization_table("torchvision", dtype=dtype)
     columns = CHANNELS * LAYOUT["temporal_patch_size"] * LAYOUT["patch_size"] ** 2
 
     def arguments(out: torch.Tensor) -> tuple:
         return (*cpu_kernel.frame_arguments(image, plan, table, out, 0, **LAYOUT), threads)
 
     # One output for both (pooled: huge pages, faulted in by round 0), as for the passes.
-    shared = arguments(empty_output(output_rows(plan), columns, torch.float32))
+    shared = arguments(empty_output(output_rows(plan), columns, dtype))
     times: dict[str, list[float]] = {name: [] for name in builds}
     order = list(builds)
     for r in range(rounds + 1):  # round 0 warms up
@@ -133,10 +135,10 @@ def compare_frame(
             builds[name].run_frame(*shared)
             if r:
                 times[name].append(time.perf_counter() - start)
-    outs = {name: torch.zeros((output_rows(plan), columns), dtype=torch.float32) for name in builds}
+    outs = {name: torch.zeros((output_rows(plan), columns), dtype=dtype) for name in builds}
     for name, build in builds.items():
         build.run_frame(*arguments(outs[name]))
-    if not torch.equal(outs["baseline"].view(torch.int32), outs["candidate"].view(torch.int32)):
+    if not torch.equal(outs["baseline"].view(torch.uint8), outs["candidate"].view(torch.uint8)):
         raise SystemExit(f"the builds differ: frame {frame}")
     base, cand = times["baseline"], times["candidate"]
     ratios = [b / c for b, c in zip(base, cand, strict=True)]
@@ -207,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=positive, default=torch.get_num_threads(), help="threads per frame")
     parser.add_argument("--frame-level", help="the SIMD level of the frames (default: the CPU's highest)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="the frames' output dtype")
     parser.add_argument(
         "--gaps", type=gap_list, default=",".join(map(str, GAPS)), help="idle milliseconds before each frame"
     )
@@ -269,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         for frame in frames:
             for gap in args.gaps:
-                row = compare_frame(builds, frame, args.threads, gap, args.rounds)
+                row = compare_frame(builds, frame, args.threads, gap, args.rounds, DTYPES[args.dtype])
                 lines.append(
                     f"| {frame.partition(':')[0]} | {row['size']} | {gap:g} | {row['baseline']} "
                     f"| {row['candidate']} | {row['ratio']} |"
@@ -282,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
         f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB "
-        f"image, bicubic; frames: {args.threads} threads, float32, the {frame_level} level; "
+        f"image, bicubic; frames: {args.threads} threads, {args.dtype}, the {frame_level} level; "
         f"{args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "
         f"write floor {floor}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
         f"{machine['date']}"

@@ -218,6 +218,12 @@ void resized_rows(const Frame& f, Scratch& s, int64_t first, int rows, uint8_t* 
     horizontal_rows(f, s, vertical, dst, rows);
 }
 
+// The least bytes of one channel's patch in one temporal slot (patch_size^2 items) for which
+// write_block_row assembles one slot and writes it once per slot (rather than assembling every
+// slot and writing the patch whole). Build against build on an AMD EPYC of family 25 (Zen 4), one
+// thread: float32 items (784 bytes a slot) 1.07-1.33x faster, bfloat16 ones (392 bytes) 0.85-0.93x.
+constexpr int64_t kOneSlotMinBytes = 12 * static_cast<int64_t>(kCacheLine);
+
 // Copies a run of kBytes bytes (0: `bytes`, known only at run time).
 template <int kBytes>
 VLFAST_INLINE_IN_CALLER void copy_fixed(uint8_t* dst, const uint8_t* src, int64_t bytes) {
@@ -252,7 +258,10 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 // s.values (channel x band row x chunk items; an identity table's planes are split straight into
 // it), then each patch is assembled in s.patch (channels x slot_count x patch_size^2 items) from
 // runs of patch_size items, one copy per temporal slot. It is then written whole when the frame
-// fills every slot, else as one run per channel.
+// fills every slot, else as one run per channel. Where one channel's slot is at least
+// kOneSlotMinBytes, the patch is assembled in one slot only (channels x patch_size^2 items) and
+// each channel's slot is written once per temporal slot instead: half the copies, for two partial
+// output lines per slot that the writer merges.
 template <int kRunBytes>
 VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
                                              int64_t band_row_bytes) {
@@ -261,7 +270,9 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
     const int64_t p = t.patch_size, m = t.merge_size, band_rows = p * m;
     const int slots = t.slot_count;
     const int64_t patch_items = p * p;
-    const int64_t run_bytes = slots * patch_items * item;  // one channel's slots in a patch
+    const int64_t slot_bytes = patch_items * item;   // one channel's patch in one slot
+    const int64_t run_bytes = slots * slot_bytes;  // one channel's slots in a patch
+    const bool one_slot = slots > 1 && slot_bytes >= kOneSlotMinBytes;
     const int64_t row_bytes = patch_row_items(channels, t.temporal_patch_size, p) * item;
     const int64_t slot_offset = t.slot_begin * patch_items * item;
     const int64_t channel_offset = t.temporal_patch_size * patch_items * item;
@@ -300,7 +311,15 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
                 for (int64_t merge_x = 0; merge_x < m; ++merge_x, out_row += row_bytes) {
                     assemble_patch<kRunBytes>(
                         values + merge_y * p * value_row_bytes + (block_x * m + merge_x) * p * item,
-                        band_rows * value_row_bytes, value_row_bytes, channels, p, slots, p * item, patch);
+                        band_rows * value_row_bytes, value_row_bytes, channels, p, one_slot ? 1 : slots, p * item,
+                        patch);
+                    if (one_slot) {
+                        for (int64_t c = 0; c < channels; ++c)
+                            for (int k = 0; k < slots; ++k)
+                                s.writer.write(out_row + c * channel_offset + slot_offset + k * slot_bytes,
+                                               patch + c * slot_bytes, static_cast<size_t>(slot_bytes));
+                        continue;
+                    }
                     if (whole_rows) {
                         s.writer.write(out_row, patch, static_cast<size_t>(row_bytes));
                         continue;

@@ -316,6 +316,48 @@ def test_bench_cpu_ab_runs_the_frames_at_the_level_asked(
     assert "frame level 'avx1024' is not in both builds" in capsys.readouterr().err
 
 
+def test_bench_cpu_ab_runs_the_frames_in_the_dtype_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--dtype``: both builds write frames of that dtype's item size (the header names the dtype); float32 unless
+    told; a dtype the script does not know is a usage error."""
+    _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
+    baseline = tmp_path / Path(_C.__file__).name
+    shutil.copyfile(_C.__file__, baseline)
+    load_build = main.__globals__["load_build"]
+    seen: list[int] = []
+
+    class Recording:
+        """A build that records the item size of each frame's output (an array of the dtype's bits)."""
+
+        def __init__(self, module: object) -> None:
+            self.module = module
+
+        def __getattr__(self, attribute: str) -> object:
+            if attribute != "run_frame":
+                return getattr(self.module, attribute)
+
+            def run_frame(*args: object) -> None:
+                seen.append(args[5].itemsize)
+                self.module.run_frame(*args)
+
+            return run_frame
+
+    monkeypatch.setitem(main.__globals__, "load_build", lambda path, name: Recording(load_build(path, name)))
+    options = ["--widths", "", "--heights", "", "--frames", "448x448", "--gaps", "0", "--rounds", "1"]
+    for dtype, name, itemsize in ((["--dtype", "bfloat16"], "bfloat16", 2), ([], "float32", 4)):
+        seen.clear()
+        assert main([str(baseline), *options, *dtype, "--out", str(tmp_path)]) == 0
+        assert set(seen) == {itemsize}
+        assert f"threads, {name}, the" in (tmp_path / "ab.md").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(baseline), *options, "--dtype", "int8", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "option, message",
     [
