@@ -37,6 +37,7 @@ from vlfast import normalization_table, smart_resize
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.engines.host_memory import empty_output
 from vlfast.machine import machine_info
+from vlfast.options import OUTPUT_DTYPES
 from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan, resample_plan
 
 IN_HEIGHT, IN_WIDTH, CHANNELS = 1080, 1920, 3
@@ -47,8 +48,8 @@ HEIGHTS = (1092, 728, 532, 336)
 #: Whole frames: ``WxH`` resized to the Qwen2.5-VL model size, or ``WxH:WxH`` to the size after the colon
 #: (1080p to 588x336: a downscale, compute-bound).
 FRAMES = ("448x448", "1920x1080", "1920x1080:588x336", "3840x2160")
-#: The frames' output dtypes (``--dtype``).
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: The frames' output dtypes (``--dtype``): the float ones vlfast writes.
+DTYPES = {str(dtype).removeprefix("torch."): dtype for dtype in OUTPUT_DTYPES if dtype.is_floating_point}
 #: Idle milliseconds before each timed frame.
 GAPS = (0.0, 0.3, 2.0)
 

@@ -219,9 +219,11 @@ void resized_rows(const Frame& f, Scratch& s, int64_t first, int rows, uint8_t* 
 }
 
 // The least bytes of one channel's patch in one temporal slot (patch_size^2 items) for which
-// write_block_row assembles one slot and writes it once per slot (rather than assembling every
-// slot and writing the patch whole). Build against build on an AMD EPYC of family 25 (Zen 4), one
-// thread: float32 items (784 bytes a slot) 1.07-1.33x faster, bfloat16 ones (392 bytes) 0.85-0.93x.
+// write_block_row assembles the patch in one slot and writes each slot the frame fills from it
+// (rather than assembling every slot). Build against build on an AMD EPYC of family 25 (Zen 4),
+// bench/results/cpu-2026-12-07-genoa/ab-one-slot/: float32 at patch size 14 (784 bytes a slot)
+// 1.07-1.08x faster at 1080p on one thread, 1.08-1.18x on two; bfloat16 (392 bytes) mostly slower,
+// 0.85-0.95x on one thread.
 constexpr int64_t kOneSlotMinBytes = 12 * static_cast<int64_t>(kCacheLine);
 
 // Copies a run of kBytes bytes (0: `bytes`, known only at run time).
@@ -234,7 +236,7 @@ VLFAST_INLINE_IN_CALLER void copy_fixed(uint8_t* dst, const uint8_t* src, int64_
 }
 
 // One patch from s.values into s.patch: channel c's runs of patch_size items, one per row, each
-// copied into every temporal slot. kRunBytes: patch_size * item size where the frame's is one
+// copied into each of `slots` temporal slots. kRunBytes: patch_size * item size where the frame's is one
 // of the common ones (fixed-size copies), else 0.
 template <int kRunBytes>
 VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t channel_stride, int64_t row_stride,
@@ -258,10 +260,11 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 // s.values (channel x band row x chunk items; an identity table's planes are split straight into
 // it), then each patch is assembled in s.patch (channels x slot_count x patch_size^2 items) from
 // runs of patch_size items, one copy per temporal slot. It is then written whole when the frame
-// fills every slot, else as one run per channel. Where one channel's slot is at least
-// kOneSlotMinBytes, the patch is assembled in one slot only (channels x patch_size^2 items) and
-// each channel's slot is written once per temporal slot instead: half the copies, for two partial
-// output lines per slot that the writer merges.
+// fills every slot, else as one run per channel. Where the frame fills more than one slot and one
+// channel's slot is at least kOneSlotMinBytes, the patch is assembled in one slot only (channels x
+// patch_size^2 items) and each channel's slot is written from it once per slot the frame fills:
+// 1/slot_count of the assembly's copies, for up to two partial output lines per slot that the
+// writer merges.
 template <int kRunBytes>
 VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
                                              int64_t band_row_bytes) {
@@ -270,8 +273,8 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
     const int64_t p = t.patch_size, m = t.merge_size, band_rows = p * m;
     const int slots = t.slot_count;
     const int64_t patch_items = p * p;
-    const int64_t slot_bytes = patch_items * item;   // one channel's patch in one slot
-    const int64_t run_bytes = slots * slot_bytes;  // one channel's slots in a patch
+    const int64_t slot_bytes = patch_items * item;  // one channel's patch in one slot
+    const int64_t run_bytes = slots * slot_bytes;   // one channel's slots in a patch
     const bool one_slot = slots > 1 && slot_bytes >= kOneSlotMinBytes;
     const int64_t row_bytes = patch_row_items(channels, t.temporal_patch_size, p) * item;
     const int64_t slot_offset = t.slot_begin * patch_items * item;

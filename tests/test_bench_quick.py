@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import runpy
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -272,46 +273,59 @@ def test_bench_cpu_ab_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             main([str(baseline), *sizes, *frames, *only, "--levels", "portable", "--out", str(tmp_path)])
 
 
-def test_bench_cpu_ab_runs_the_frames_at_the_level_asked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
-    """``--frame-level``: both builds run the frames at that level (the header says which), the caller's level
-    is left as it was; a level the CPU lacks is a usage error."""
+class RecordingBuild:
+    """A build of the extension whose ``run_frame`` first records (build name, SIMD level, output item size)."""
+
+    def __init__(self, module: object, name: str, seen: list[tuple[str, str, int]]) -> None:
+        self.module, self.name, self.seen = module, name, seen
+
+    def __getattr__(self, attribute: str) -> object:
+        if attribute != "run_frame":
+            return getattr(self.module, attribute)
+
+        def run_frame(*args: object) -> None:
+            self.seen.append((self.name, self.module.simd_level(), args[5].itemsize))  # args[5]: the output
+            self.module.run_frame(*args)
+
+        return run_frame
+
+
+def bench_cpu_ab_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Callable[[list[str]], int], Path, list[tuple[str, str, int]]]:
+    """bench_cpu_ab's ``main`` with both builds recording their frames, a baseline (a copy of this tree's build) and
+    the record."""
     _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
     monkeypatch.syspath_prepend(str(BENCH_DIR))
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
     baseline = tmp_path / Path(_C.__file__).name
     shutil.copyfile(_C.__file__, baseline)
     load_build = main.__globals__["load_build"]
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, str, int]] = []
+    monkeypatch.setitem(
+        main.__globals__, "load_build", lambda path, name: RecordingBuild(load_build(path, name), name, seen)
+    )
+    return main, baseline, seen
 
-    class Recording:
-        """A build that records its SIMD level at each frame it runs."""
 
-        def __init__(self, module: object, name: str) -> None:
-            self.module, self.name = module, name
+AB_FRAME_OPTIONS = ["--widths", "", "--heights", "", "--frames", "448x448", "--gaps", "0", "--rounds", "2"]
 
-        def __getattr__(self, attribute: str) -> object:
-            if attribute != "run_frame":
-                return getattr(self.module, attribute)
 
-            def run_frame(*args: object) -> None:
-                seen.append((self.name, self.module.simd_level()))
-                self.module.run_frame(*args)
-
-            return run_frame
-
-    monkeypatch.setitem(main.__globals__, "load_build", lambda path, name: Recording(load_build(path, name), name))
-    level = _C.simd_levels()[0]  # portable: on every CPU, and not the highest
-    options = ["--widths", "", "--heights", "", "--frames", "448x448", "--gaps", "0", "--rounds", "2"]
-    caller = _C.simd_level()
-    assert main([str(baseline), *options, "--frame-level", level, "--out", str(tmp_path)]) == 0
-    assert _C.simd_level() == caller
-    assert {name for name, _ in seen} == {"vlfast_baseline", "vlfast_candidate"}
-    assert {frame_level for _, frame_level in seen} == {level}
+def test_bench_cpu_ab_runs_the_frames_at_the_level_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--frame-level``: both builds run the frames at that level (the header says which), the caller's level
+    is left as it was; a level the CPU lacks is a usage error."""
+    main, baseline, seen = bench_cpu_ab_recording(tmp_path, monkeypatch)
+    level = cpu_kernel._C.simd_levels()[0]  # portable: on every CPU, and not the highest
+    caller = cpu_kernel._C.simd_level()
+    assert main([str(baseline), *AB_FRAME_OPTIONS, "--frame-level", level, "--out", str(tmp_path)]) == 0
+    assert cpu_kernel._C.simd_level() == caller
+    assert {name for name, _, _ in seen} == {"vlfast_baseline", "vlfast_candidate"}
+    assert {frame_level for _, frame_level, _ in seen} == {level}
     assert f"float32, the {level} level;" in (tmp_path / "ab.md").read_text()
     with pytest.raises(SystemExit) as exit_info:
-        main([str(baseline), *options, "--frame-level", "avx1024", "--out", str(tmp_path)])
+        main([str(baseline), *AB_FRAME_OPTIONS, "--frame-level", "avx1024", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "frame level 'avx1024' is not in both builds" in capsys.readouterr().err
 
@@ -321,39 +335,15 @@ def test_bench_cpu_ab_runs_the_frames_in_the_dtype_asked(
 ) -> None:
     """``--dtype``: both builds write frames of that dtype's item size (the header names the dtype); float32 unless
     told; a dtype the script does not know is a usage error."""
-    _C = pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
-    monkeypatch.syspath_prepend(str(BENCH_DIR))
-    main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
-    baseline = tmp_path / Path(_C.__file__).name
-    shutil.copyfile(_C.__file__, baseline)
-    load_build = main.__globals__["load_build"]
-    seen: list[int] = []
-
-    class Recording:
-        """A build that records the item size of each frame's output (an array of the dtype's bits)."""
-
-        def __init__(self, module: object) -> None:
-            self.module = module
-
-        def __getattr__(self, attribute: str) -> object:
-            if attribute != "run_frame":
-                return getattr(self.module, attribute)
-
-            def run_frame(*args: object) -> None:
-                seen.append(args[5].itemsize)
-                self.module.run_frame(*args)
-
-            return run_frame
-
-    monkeypatch.setitem(main.__globals__, "load_build", lambda path, name: Recording(load_build(path, name)))
-    options = ["--widths", "", "--heights", "", "--frames", "448x448", "--gaps", "0", "--rounds", "1"]
+    main, baseline, seen = bench_cpu_ab_recording(tmp_path, monkeypatch)
     for dtype, name, itemsize in ((["--dtype", "bfloat16"], "bfloat16", 2), ([], "float32", 4)):
         seen.clear()
-        assert main([str(baseline), *options, *dtype, "--out", str(tmp_path)]) == 0
-        assert set(seen) == {itemsize}
+        assert main([str(baseline), *AB_FRAME_OPTIONS, *dtype, "--out", str(tmp_path)]) == 0
+        assert {build for build, _, _ in seen} == {"vlfast_baseline", "vlfast_candidate"}
+        assert {size for _, _, size in seen} == {itemsize}
         assert f"threads, {name}, the" in (tmp_path / "ab.md").read_text()
     with pytest.raises(SystemExit) as exit_info:
-        main([str(baseline), *options, "--dtype", "int8", "--out", str(tmp_path)])
+        main([str(baseline), *AB_FRAME_OPTIONS, "--dtype", "int8", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "invalid choice: 'int8'" in capsys.readouterr().err
 

@@ -98,7 +98,7 @@ def two_torch_threads() -> Iterator[None]:
 
 def _layout_run(frames, table, layout, offsets, slots, total, shift, level, fresh):
     """The frames' patch rows (no resize) at ``level`` (``"reference"``: by the NumPy reference engine), from
-    rows ``offsets``, filling temporal ``slots`` (begin, count), in a ``(total, columns)`` output that starts
+    rows ``offsets``, each filling its temporal ``slots`` (begin, count), in a ``(total, columns)`` output that starts
     ``shift`` items into a buffer of its own: the whole buffer, the items around the output included (7s, or
     with ``fresh`` the zeros of anonymous pages never touched before: pages not in memory, for which the
     kernel takes ordinary stores)."""
@@ -112,7 +112,7 @@ def _layout_run(frames, table, layout, offsets, slots, total, shift, level, fres
     out = flat[shift : shift + total * columns].view(total, columns)
     plans_ = [ResamplePlan(*frame.shape[:2], *frame.shape[:2], None, None, False) for frame in frames]
     run = dict(patch_size=patch, merge_size=merge, temporal_patch_size=temporal)
-    run.update(slot_begins=[slots[0]] * len(frames), slot_counts=[slots[1]] * len(frames))
+    run.update(slot_begins=[begin for begin, _ in slots], slot_counts=[count for _, count in slots])
     if level == "reference":
         run_engine(EngineName.REFERENCE, frames, plans_, table, out, offsets, **run)
     else:
@@ -159,9 +159,55 @@ def test_layout_equals_the_reference_at_any_output_alignment(level, two_torch_th
         else:
             table = torch.randn(channels, TABLE_SIZE, generator=generator).to(dtype)
         fresh = bool(rng.integers(0, 4) == 0)
-        expected = _layout_run(frames, table, layout, offsets, slots, total, shift, "reference", fresh)
-        got = _layout_run(frames, table, layout, offsets, slots, total, shift, level, fresh)
+        arguments = (frames, table, layout, offsets, [slots] * len(frames), total, shift)
+        expected = _layout_run(*arguments, "reference", fresh)
+        got = _layout_run(*arguments, level, fresh)
         assert torch.equal(got, expected), (trial, dtype, channels, layout, pad, sizes, offsets, slots, shift, fresh)
+
+
+#: (dtype, patch_size) of the slot-range test: one channel's patch in one slot of 784-900 bytes for each item size
+#: (the kernel assembles such patches in one slot and writes each slot from it: float32 at 14 and 16, float32 at 15
+#: with copies of a size known at run time, bfloat16 at 20, uint8 at 28), and 392 bytes (bfloat16 at 14: every
+#: slot assembled) to compare.
+SLOT_RANGE_CASES = (
+    (torch.float32, 14),
+    (torch.float32, 15),
+    (torch.float32, 16),
+    (torch.bfloat16, 20),
+    (torch.uint8, 28),
+    (torch.bfloat16, 14),
+)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_slot_ranges_equal_the_reference(level, two_torch_threads):
+    """Every range of temporal slots (begin, count) of 2, 3 and 4 slots, for patches assembled in one slot
+    and in all: rows shifted in their buffers, fresh pages or filled ones, 1, 3 and 4 channels; and the
+    frames of one clip run side by side, each filling its slots of the same rows (the first one slot, the
+    second the rest)."""
+    skip_unless(level)
+    rng = np.random.default_rng(12)
+    trial = 0
+    for (dtype, patch), temporal in itertools.product(SLOT_RANGE_CASES, (2, 3, 4)):
+        layout = (patch, 2, temporal)
+        block = 2 * patch
+        ranges = [[(b, c)] for b in range(temporal) for c in range(1, temporal - b + 1)]
+        for slots in [*ranges, [(0, 1), (1, temporal - 1)]]:
+            trial += 1
+            channels = (1, 3, 4)[trial % 3]
+            frames = [torch.from_numpy(rng.integers(0, 256, (block, 2 * block, channels), dtype=np.uint8))]
+            frames *= len(slots)  # a clip's frames: the same rows, other slots
+            generator = torch.Generator().manual_seed(trial)
+            if dtype == torch.uint8:
+                table = torch.randint(0, 256, (channels, TABLE_SIZE), dtype=torch.uint8, generator=generator)
+            else:
+                table = torch.randn(channels, TABLE_SIZE, generator=generator).to(dtype)
+            rows = 4 * 2  # (block / patch) x (2 block / patch) patch rows
+            arguments = (frames, table, layout, [1] * len(frames), slots, 1 + rows, int(rng.integers(0, 18)))
+            fresh = trial % 2 == 0
+            expected = _layout_run(*arguments, "reference", fresh)
+            got = _layout_run(*arguments, level, fresh)
+            assert torch.equal(got, expected), (trial, dtype, layout, channels, slots, fresh)
 
 
 def test_out_of_range_rows_message_does_not_overflow():
