@@ -423,3 +423,39 @@ print("silent")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "silent"
+
+
+def test_read_only_views_from_many_threads_leave_the_warning_filters_as_they_were() -> None:
+    """With torch warning at every view (``set_warn_always``), vlfast silences that one warning around its own
+    views; threads doing so at once (the decode pool) leave the process's warning filters as they found them,
+    and let no such warning through (in a fresh interpreter: the switch interval and torch's setting are
+    process-wide)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, threading, warnings
+import numpy as np, torch
+from vlfast.inputs import pixels_view
+torch.set_warn_always(True)
+sys.setswitchinterval(1e-6)  # threads switch often, inside the filters' swap too
+pixels = np.zeros((4, 4, 3), np.uint8)
+pixels.setflags(write=False)
+def views():
+    for _ in range(3000):
+        pixels_view(pixels)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    before = list(warnings.filters)
+    threads = [threading.Thread(target=views) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert warnings.filters == before, (len(warnings.filters), len(before))
+    assert not caught, [str(w.message) for w in caught]
+print("unchanged")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "unchanged"

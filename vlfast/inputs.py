@@ -11,6 +11,7 @@ arrays, which those releases fail on or keep as they are, are refused.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -56,13 +57,19 @@ def _spend_torchs_read_only_warning() -> None:
 
 _spend_torchs_read_only_warning()
 
+#: Held around the warning filters that :func:`pixels_view` swaps in: ``catch_warnings`` saves the process's
+#: filters on entry and puts them back on exit, so two threads interleaving (the decode pool's) would leave
+#: one's filter installed for good.
+_READ_ONLY_WARNING_LOCK = threading.Lock()
+
 
 def pixels_view(array: np.ndarray) -> torch.Tensor:
     """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too: vlfast only reads the
     pixels it is given."""
     if array.flags.writeable or not torch.is_warn_always_enabled():
         return torch.from_numpy(array)
-    with warnings.catch_warnings():  # torch.set_warn_always(True): torch warns at every view
+    # torch.set_warn_always(True): torch warns at every view
+    with _READ_ONLY_WARNING_LOCK, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
         return torch.from_numpy(array)
 
