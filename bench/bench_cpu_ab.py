@@ -1,8 +1,8 @@
 """Two builds of the C++ kernel side by side in one process: each pass, then whole frames, alternating builds.
 
 Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
-[--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--dtype DTYPE] [--gaps MS,...]
-[--rounds N] [--out DIR]``.
+[--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--dtype DTYPE] [--cold]
+[--gaps MS,...] [--rounds N] [--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
@@ -12,7 +12,9 @@ min and median and the median of the per-round ratios (baseline / candidate: abo
 checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
 patch layout, in ``--dtype``, float32 unless told, on ``--threads`` threads at ``--frame-level``, by default
 the CPU's highest) are timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to
-back): threads that slept wake slower, and calls come with gaps in serving. Build a baseline with ``git worktree add
+back): threads that slept wake slower, and calls come with gaps in serving; with ``--cold``, each also after
+``bench_cpu_passes.EVICT_BYTES`` written elsewhere (its input and output out of the caches, as between the
+calls of a pipeline doing other work). Build a baseline with ``git worktree add
 /tmp/base REV`` and ``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
 (``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
 """
@@ -31,7 +33,15 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from bench_cpu_passes import LAYOUT, QWEN25_MAX_PIXELS, QWEN25_MIN_PIXELS, cpu_flags, floor_measurements, output_rows
+from bench_cpu_passes import (
+    EVICT,
+    LAYOUT,
+    QWEN25_MAX_PIXELS,
+    QWEN25_MIN_PIXELS,
+    cpu_flags,
+    floor_measurements,
+    output_rows,
+)
 
 from vlfast import normalization_table, smart_resize
 from vlfast.engines import cpp as cpu_kernel
@@ -113,10 +123,16 @@ def frame_plan(frame: str) -> tuple[np.ndarray, ResamplePlan]:
 
 
 def compare_frame(
-    builds: dict[str, ModuleType], frame: str, threads: int, gap_ms: float, rounds: int, dtype: torch.dtype
+    builds: dict[str, ModuleType],
+    frame: str,
+    threads: int,
+    gap_ms: float,
+    rounds: int,
+    dtype: torch.dtype,
+    cold: bool = False,
 ) -> dict[str, str]:
-    """One frame with both builds in alternating rounds, each call after ``gap_ms`` idle; raises if their
-    bytes differ."""
+    """One frame with both builds in alternating rounds, each call after ``gap_ms`` idle (and with ``cold``,
+    after the caches are evicted); raises if their bytes differ."""
     image, plan = frame_plan(frame)
     table = normalization_table("torchvision", dtype=dtype)
     columns = CHANNELS * LAYOUT["temporal_patch_size"] * LAYOUT["patch_size"] ** 2
@@ -130,6 +146,8 @@ def compare_frame(
     order = list(builds)
     for r in range(rounds + 1):  # round 0 warms up
         for name in order if r % 2 else order[::-1]:
+            if cold:
+                EVICT()
             if gap_ms:
                 time.sleep(gap_ms / 1e3)
             start = time.perf_counter()
@@ -211,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=positive, default=torch.get_num_threads(), help="threads per frame")
     parser.add_argument("--frame-level", help="the SIMD level of the frames (default: the CPU's highest)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="the frames' output dtype")
+    parser.add_argument("--cold", action="store_true", help="evict the caches before each frame")
     parser.add_argument(
         "--gaps", type=gap_list, default=",".join(map(str, GAPS)), help="idle milliseconds before each frame"
     )
@@ -273,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         for frame in frames:
             for gap in args.gaps:
-                row = compare_frame(builds, frame, args.threads, gap, args.rounds, DTYPES[args.dtype])
+                row = compare_frame(builds, frame, args.threads, gap, args.rounds, DTYPES[args.dtype], args.cold)
                 lines.append(
                     f"| {frame.partition(':')[0]} | {row['size']} | {gap:g} | {row['baseline']} "
                     f"| {row['candidate']} | {row['ratio']} |"
@@ -286,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
         f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB "
-        f"image, bicubic; frames: {args.threads} threads, {args.dtype}, the {frame_level} level; "
+        f"image, bicubic; frames: {args.threads} threads, {args.dtype}, the {frame_level} level"
+        f"{', caches evicted before each' if args.cold else ''}; "
         f"{args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "
         f"write floor {floor}; load average (1 min) {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
         f"{machine['date']}"

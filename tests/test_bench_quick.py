@@ -348,6 +348,27 @@ def test_bench_cpu_ab_runs_the_frames_in_the_dtype_asked(
     assert "invalid choice: 'int8'" in capsys.readouterr().err
 
 
+def test_bench_cpu_ab_evicts_the_caches_before_each_frame_when_cold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--cold``: the caches evicted before every timed frame (and only then), the header saying so."""
+    main, baseline, seen = bench_cpu_ab_recording(tmp_path, monkeypatch)
+    monkeypatch.setitem(main.__globals__, "EVICT", lambda: seen.append(("evict", "", 0)))
+    rounds = 2
+    for cold in (True, False):
+        seen.clear()
+        assert main([str(baseline), *AB_FRAME_OPTIONS, *(["--cold"] if cold else []), "--out", str(tmp_path)]) == 0
+        timed = 2 * (rounds + 1)  # both builds each round, round 0 a warm-up; then one run each to compare bytes
+        events = [name for name, _, _ in seen]
+        assert len(events) == (2 * timed if cold else timed) + 2
+        if cold:
+            assert events[: 2 * timed : 2] == ["evict"] * timed
+            assert "evict" not in events[1 : 2 * timed : 2] and "evict" not in events[2 * timed :]
+        else:
+            assert "evict" not in events
+        assert ("caches evicted before each" in (tmp_path / "ab.md").read_text()) == cold
+
+
 @pytest.mark.parametrize(
     "option, message",
     [
