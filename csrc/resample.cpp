@@ -293,11 +293,13 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
         for (int64_t y = 0; y < band_rows; ++y) {
             const uint8_t* row = band + y * band_row_bytes + x0 * channels;
             // The image's own rows: the chunk's part of the next one asked for now, since the hardware
-            // prefetchers do not follow 28 short runs a row apart (the 1932x1092 frame, unresized, on
-            // one thread: 1.11-1.12x on the Zen 4 VM, cpu-2026-12-07-genoa/ab-prefetch/).
+            // prefetchers do not follow band_rows short runs a row apart where the image is wider than a
+            // chunk (the 1932x1092 frame, unresized, float32, on one thread: 1.11-1.12x on the Zen 4
+            // VM, cpu-2026-12-07-genoa/ab-prefetch/).
 #if defined(__GNUC__)
             if (f.rows_in_place && y + 1 < band_rows)
-                for (int64_t i = 0; i < width * channels; i += kCacheLine) __builtin_prefetch(row + band_row_bytes + i);
+                for (int64_t i = 0; i < width * channels; i += static_cast<int64_t>(kCacheLine))
+                    __builtin_prefetch(row + band_row_bytes + i);
 #endif
             if (f.table.identity) {  // the planes are the items: split straight into s.values
                 uint8_t* value_row = values + y * value_row_bytes;

@@ -425,11 +425,44 @@ print("silent")
     assert result.stdout.strip() == "silent"
 
 
+def test_read_only_views_keep_their_memory_and_leave_torchs_warning_to_the_caller() -> None:
+    """A view of read-only pixels is the same memory, kept alive after the caller drops the array; torch's
+    once-per-process warning about viewing a read-only array is not spent by vlfast's views, so the caller's
+    own first view of one still warns (in a fresh interpreter: that warning is once per process)."""
+    import subprocess
+    import sys
+
+    script = """
+import gc, warnings
+import numpy as np, torch
+from vlfast.inputs import pixels_view
+data = bytes(range(256)) * 3
+pixels = np.frombuffer(data, np.uint8).reshape(16, 16, 3)[2:, 1:]  # read-only, strided
+assert not pixels.flags.writeable
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    view = pixels_view(pixels)
+    assert not caught, [str(w.message) for w in caught]
+    assert view.data_ptr() == pixels.ctypes.data and view.stride() == (48, 3, 1)
+    expected = torch.tensor(pixels.copy())
+    del data, pixels
+    gc.collect()
+    assert torch.equal(view, expected)
+    mine = np.zeros(3, np.uint8)
+    mine.setflags(write=False)
+    torch.from_numpy(mine)
+    assert [str(w.message)[:37] for w in caught] == ["The given NumPy array is not writable"]
+print("kept")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "kept"
+
+
 def test_read_only_views_from_many_threads_leave_the_warning_filters_as_they_were() -> None:
-    """With torch warning at every view (``set_warn_always``), vlfast silences that one warning around its own
-    views; threads doing so at once (the decode pool) leave the process's warning filters as they found them,
-    and let no such warning through (in a fresh interpreter: the switch interval and torch's setting are
-    process-wide)."""
+    """With torch warning at every view (``set_warn_always``), vlfast's views of read-only pixels warn not, from
+    many threads at once (the decode pool) either, and leave the process's warning filters as they found them
+    (in a fresh interpreter: the switch interval and torch's setting are process-wide)."""
     import subprocess
     import sys
 

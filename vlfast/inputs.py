@@ -11,8 +11,6 @@ arrays, which those releases fail on or keep as they are, are refused.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from typing import Any
 
 import numpy as np
@@ -43,35 +41,25 @@ def pil_array(image: PIL.Image.Image) -> np.ndarray:
     return np.asarray(image).copy()
 
 
-def _spend_torchs_read_only_warning() -> None:
-    """torch warns once per process, the first time it views a read-only array, that writing to the tensor
-    would be undefined. vlfast views read-only pixels (PIL images, read-only arrays) and only reads them, so
-    that one warning is spent here, at import, silently: a ``catch_warnings`` around each view would swap the
-    process's warning filters while other threads (the decode pool, the caller's) run."""
-    array = np.zeros(1, np.uint8)
-    array.setflags(write=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.from_numpy(array)
+class _ReadableMemory:
+    """A read-only array's memory offered to NumPy as writable (its array interface, the flag flipped), keeping
+    the array alive: torch warns at a view of a read-only array that writing to the tensor would be undefined,
+    and vlfast only reads the pixels it views. No process-wide state is touched (no warning filters: those are
+    shared by every thread), and torch's warning stays the caller's for arrays they view themselves."""
 
-
-_spend_torchs_read_only_warning()
-
-#: Held around the warning filters that :func:`pixels_view` swaps in: ``catch_warnings`` saves the process's
-#: filters on entry and puts them back on exit, so two threads interleaving (the decode pool's) would leave
-#: one's filter installed for good.
-_READ_ONLY_WARNING_LOCK = threading.Lock()
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        interface = dict(array.__array_interface__)
+        interface["data"] = (interface["data"][0], False)
+        self.__array_interface__ = interface
 
 
 def pixels_view(array: np.ndarray) -> torch.Tensor:
-    """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too: vlfast only reads the
-    pixels it is given."""
-    if array.flags.writeable or not torch.is_warn_always_enabled():
-        return torch.from_numpy(array)
-    # torch.set_warn_always(True): torch warns at every view
-    with _READ_ONLY_WARNING_LOCK, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-        return torch.from_numpy(array)
+    """A tensor viewing ``array`` (no copy; non-negative strides), a read-only one too, silently: vlfast only
+    reads the pixels it is given."""
+    if not array.flags.writeable:
+        array = np.asarray(_ReadableMemory(array))
+    return torch.from_numpy(array)
 
 
 def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
