@@ -14,8 +14,8 @@ patch layout, in ``--dtype``, float32 unless told, on ``--threads`` threads at `
 the CPU's highest) are timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to
 back): threads that slept wake slower, and calls come with gaps in serving; with ``--cold``, each also after
 ``bench_cpu_passes.EVICT_BYTES`` written elsewhere (its input and output out of the caches, as between the
-calls of a pipeline doing other work). Build a baseline with ``git worktree add
-/tmp/base REV`` and ``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
+calls of a pipeline doing other work). Build a baseline with ``git worktree add /tmp/base REV`` and
+``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
 (``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
 """
 
