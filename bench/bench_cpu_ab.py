@@ -11,12 +11,13 @@ round) on the same 1920x1080 RGB image, so that both meet the same minute; it re
 min and median and the median of the per-round ratios (baseline / candidate: above 1 is faster), and
 checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
 patch layout, in ``--dtype``, float32 unless told, on ``--threads`` threads at ``--frame-level``, by default
-the CPU's highest) are timed the same way, each call after ``--gaps`` milliseconds of idle time (0: back to
-back): threads that slept wake slower, and calls come with gaps in serving; with ``--cold``, each also after
-``bench_cpu_passes.EVICT_BYTES`` written elsewhere (its input and output out of the caches, as between the
-calls of a pipeline doing other work). Build a baseline with ``git worktree add /tmp/base REV`` and
-``python setup.py build_ext --inplace`` there; both builds must take the same plan arguments
-(``engines.cpp.axis_arguments`` of this tree). Writes ``ab.md`` to ``--out``.
+the CPU's highest; the table's formula given to builds that take one) are timed the same way, each call
+after ``--gaps`` milliseconds of idle time (0: back to back): threads that slept wake slower, and calls
+come with gaps in serving; with ``--cold``, each also after ``bench_cpu_passes.EVICT_BYTES`` written
+elsewhere (its input and output out of the caches, as between the calls of a pipeline doing other work).
+Build a baseline with ``git worktree add /tmp/base REV`` and ``python setup.py build_ext --inplace``
+there; both builds must take the same plan arguments (``engines.cpp.axis_arguments`` of this tree).
+Writes ``ab.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from vlfast.engines.host_memory import empty_output
 from vlfast.machine import machine_info
 from vlfast.options import OUTPUT_DTYPES
 from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan, resample_plan
+from vlfast.tables import table_formula
 
 IN_HEIGHT, IN_WIDTH, CHANNELS = 1080, 1920, 3
 #: Output widths of 1920-wide rows: the Qwen2.5-VL model size of 1080p (up), then 1.5x, 2x and 3.3x down.
@@ -135,10 +137,17 @@ def compare_frame(
     after the caches are evicted); raises if their bytes differ."""
     image, plan = frame_plan(frame)
     table = normalization_table("torchvision", dtype=dtype)
+    formula = cpu_kernel.formula_arguments(table_formula("torchvision"))
     columns = CHANNELS * LAYOUT["temporal_patch_size"] * LAYOUT["patch_size"] ** 2
 
     def arguments(out: torch.Tensor) -> tuple:
         return (*cpu_kernel.frame_arguments(image, plan, table, out, 0, **LAYOUT), threads)
+
+    def run(build: ModuleType, frame_arguments: tuple) -> None:
+        if takes_formula(build):
+            build.run_frame(*frame_arguments, formula)
+        else:
+            build.run_frame(*frame_arguments)
 
     # One output for both (pooled: huge pages, faulted in by round 0), as for the passes.
     shared = arguments(empty_output(output_rows(plan), columns, dtype))
@@ -151,12 +160,12 @@ def compare_frame(
             if gap_ms:
                 time.sleep(gap_ms / 1e3)
             start = time.perf_counter()
-            builds[name].run_frame(*shared)
+            run(builds[name], shared)
             if r:
                 times[name].append(time.perf_counter() - start)
     outs = {name: torch.zeros((output_rows(plan), columns), dtype=dtype) for name in builds}
     for name, build in builds.items():
-        build.run_frame(*arguments(outs[name]))
+        run(build, arguments(outs[name]))
     if not torch.equal(outs["baseline"].view(torch.uint8), outs["candidate"].view(torch.uint8)):
         raise SystemExit(f"the builds differ: frame {frame}")
     base, cand = times["baseline"], times["candidate"]
@@ -167,6 +176,11 @@ def compare_frame(
         "candidate": f"{min(cand) * 1e3:.3f} / {statistics.median(cand) * 1e3:.3f}",
         "ratio": f"{statistics.median(ratios):.2f}",
     }
+
+
+def takes_formula(build: ModuleType) -> bool:
+    """Whether ``build``'s ``run_frame`` takes the table's formula (builds from before it was added do not)."""
+    return "formula" in (build.run_frame.__doc__ or "")
 
 
 def write_floor(repeats: int = 15) -> str:

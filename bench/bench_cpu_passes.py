@@ -9,7 +9,8 @@ For each input size (resized with the Qwen2.5-VL settings, bicubic) it times, in
   (``avx512``, ``avx2``, ``portable``), each right after an untimed run of the same pass at the same level
   (so every level meets the same caches, whatever ran before it); GB/s counts the bytes read and written once;
 - ``layout``: table lookup and patch layout alone (``run_frame`` on an image already at the model
-  size), GB/s of output;
+  size, given the table's formula as the library gives it, so the ``avx2`` level computes the items),
+  GB/s of output;
 - ``frame``: the whole ``run_frame`` (both passes, table, layout), GB/s of output;
 - ``frame to WxH``: the whole ``run_frame`` of an input whose model size exceeds
   :data:`DOWNSCALE_MAX_PIXELS`, resized down to that budget instead, for both backends' weights, on 1
@@ -51,6 +52,7 @@ from vlfast.engines.host_memory import empty_output
 from vlfast.machine import cpu_flags as machine_cpu_flags
 from vlfast.machine import machine_info
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
+from vlfast.tables import table_formula
 
 QWEN25_MIN_PIXELS = 3136
 QWEN25_MAX_PIXELS = 12845056
@@ -140,10 +142,11 @@ def output_rows(plan: ResamplePlan) -> int:
 def frame_call(image: np.ndarray, plan: ResamplePlan, dtype: torch.dtype, threads: int) -> tuple[Callable, int]:
     # One table for every plan: the lookup costs the same whatever the entries (pil plans included).
     table = normalization_table("torchvision", dtype=dtype)
+    formula = table_formula("torchvision")
     out = empty_output(output_rows(plan), 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2, dtype)
 
     def run() -> None:
-        cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=threads, **LAYOUT)
+        cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=threads, formula=formula, **LAYOUT)
 
     run()  # fault the output in
     return run, out.numel() * out.element_size()

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "constants.h"
 #include "expand.h"
 #include "kernels.h"
+#include "layout.h"
 #include "resample.h"
 #include "thread_pool.h"
 
@@ -279,15 +281,53 @@ void read_frame(const FrameArguments& arguments, FrameCall& call) {
                 has_vertical ? &vertical.coefficients : nullptr, vertical_first, target};
 }
 
+// A table's formula as run_frame takes it: (scale, scale_in_float64, mean, std), layout.h TableFormula.
+using FormulaArguments = std::tuple<double, bool, std::vector<double>, std::vector<double>>;
+
+// `values` as float32, or ValueError unless each is a finite float32 value.
+std::vector<float> float32_values(const std::vector<double>& values, const char* name) {
+    std::vector<float> floats;
+    for (double value : values) {
+        const float single = static_cast<float>(value);
+        if (!std::isfinite(value) || static_cast<double>(single) != value)
+            fail(std::string("formula ") + name + " must hold finite float32 values, got " + std::to_string(value));
+        floats.push_back(single);
+    }
+    return floats;
+}
+
+// The formula, validated; std::nullopt for None.
+std::optional<vlfast::TableFormula> read_formula(const std::optional<FormulaArguments>& arguments) {
+    if (!arguments) return std::nullopt;
+    const auto& [scale, scale_in_float64, mean, std_dev] = *arguments;
+    if (!std::isfinite(scale)) fail("formula scale must be finite, got " + std::to_string(scale));
+    if (mean.empty() || mean.size() != std_dev.size())
+        fail("formula mean and std must have one value per channel, got " + std::to_string(mean.size()) + " and " +
+             std::to_string(std_dev.size()));
+    return vlfast::TableFormula{scale, scale_in_float64, float32_values(mean, "mean"), float32_values(std_dev, "std")};
+}
+
+// ValueError unless `formula` (may be absent) has one mean per channel of `job`'s table.
+void check_formula_channels(const std::optional<vlfast::TableFormula>& formula, const vlfast::FrameJob& job,
+                            const std::string& name) {
+    if (formula && static_cast<int64_t>(formula->mean.size()) != job.image.channels)
+        fail(name + "the formula has " + std::to_string(formula->mean.size()) + " channels but the table has " +
+             std::to_string(job.image.channels));
+}
+
 void run_frame(const py::object& image, const std::optional<AxisArguments>& horizontal,
                const std::optional<AxisArguments>& vertical, bool vertical_first, const py::object& table,
                const py::object& out, int64_t row_offset, int64_t patch_size, int64_t merge_size,
-               int64_t temporal_patch_size, int64_t slot_begin, int64_t slot_count, int64_t num_threads) {
+               int64_t temporal_patch_size, int64_t slot_begin, int64_t slot_count, int64_t num_threads,
+               const std::optional<FormulaArguments>& formula_arguments) {
     const int threads = checked_threads(num_threads);
+    const std::optional<vlfast::TableFormula> formula = read_formula(formula_arguments);
     FrameCall call;
     read_frame({image, horizontal, vertical, vertical_first, table, out, row_offset, patch_size, merge_size,
                 temporal_patch_size, slot_begin, slot_count},
                call);
+    check_formula_channels(formula, call.job, "");
+    if (formula) call.job.formula = &*formula;
     py::gil_scoped_release release;
     vlfast::run_frame(call.job, threads);
 }
@@ -295,7 +335,8 @@ void run_frame(const py::object& image, const std::optional<AxisArguments>& hori
 // Validated frames, each an item of `frames` (a sequence of run_frame's arguments less num_threads): an
 // error names the frame's index.
 struct FrameCalls {
-    explicit FrameCalls(const py::sequence& frames) : calls(static_cast<size_t>(py::len(frames))) {
+    FrameCalls(const py::sequence& frames, const std::optional<FormulaArguments>& formula_arguments)
+        : formula(read_formula(formula_arguments)), calls(static_cast<size_t>(py::len(frames))) {
         jobs.reserve(calls.size());
         for (size_t i = 0; i < calls.size(); ++i) {
             const std::string name = "frame " + std::to_string(i) + ": ";
@@ -315,17 +356,21 @@ struct FrameCalls {
             } catch (const std::invalid_argument& error) {
                 fail(name + error.what());
             }
+            check_formula_channels(formula, calls[i].job, name);
+            if (formula) calls[i].job.formula = &*formula;
             jobs.push_back(calls[i].job);
         }
     }
+    std::optional<vlfast::TableFormula> formula;  // the jobs point to it
     std::vector<FrameCall> calls;  // never resized: the jobs point into the calls
     std::vector<vlfast::FrameJob> jobs;
 };
 
 // Every frame validated (nothing is written when one is not), then run.
-void run_frames(const py::sequence& frames, int64_t num_threads) {
+void run_frames(const py::sequence& frames, int64_t num_threads,
+                const std::optional<FormulaArguments>& formula) {
     const int threads = checked_threads(num_threads);
-    const FrameCalls checked(frames);
+    const FrameCalls checked(frames, formula);
     py::gil_scoped_release release;
     vlfast::run_frames(checked.jobs, threads);
 }
@@ -333,7 +378,7 @@ void run_frames(const py::sequence& frames, int64_t num_threads) {
 // The frames run_frames runs side by side: for the tests.
 std::vector<size_t> frames_side_by_side(const py::sequence& frames, int64_t num_threads) {
     const int threads = checked_threads(num_threads);
-    return vlfast::side_by_side(FrameCalls(frames).jobs, threads);
+    return vlfast::side_by_side(FrameCalls(frames, std::nullopt).jobs, threads);
 }
 
 // One pass of `plan` (an AxisPlan) over a C-contiguous uint8 image into `out`, on the
@@ -375,6 +420,24 @@ bool horizontal_gathers(const AxisArguments& plan, int64_t channels) {
     read_axis(plan, "horizontal plan", std::get<0>(plan), "width", axis);
     checked_mul(std::max(axis.coefficients.in_size, axis.coefficients.out_size), channels, "a row");
     return vlfast::horizontal_gathers(axis.coefficients, channels);
+}
+
+// Whether run_frame, at simd_level(), computes the items of `table` with `formula` rather than looking them up.
+bool computes_items(const py::object& table_object, const FormulaArguments& formula_arguments) {
+    const py::array table = as_array(table_object, "table");
+    if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1 || !is_c_contiguous(table))
+        fail("table must be a C-contiguous (channels, " + std::to_string(vlfast::kTableSize) + ") array, got shape " +
+             shape_of(table));
+    const int64_t item_size = table.itemsize();
+    if (std::find(std::begin(vlfast::kItemSizes), std::end(vlfast::kItemSizes), item_size) ==
+        std::end(vlfast::kItemSizes))
+        fail("table items must be " + item_sizes_text() + " bytes, got " + std::to_string(item_size) + " (" +
+             str(table.dtype()) + ")");
+    const vlfast::TableFormula formula = *read_formula(formula_arguments);
+    const vlfast::LookupTable lookup =
+        vlfast::lookup_table(static_cast<const uint8_t*>(table.data()), table.shape(0), static_cast<int>(item_size),
+                             vlfast::layout_kernels(vlfast::simd_level()), &formula);
+    return lookup.formula.has_value();
 }
 
 // The compact hand-off's expansion: uint8 `compact` (rows, C * area) and `table` (C, 256) into
@@ -449,15 +512,17 @@ PYBIND11_MODULE(_C, m) {
     m.def("run_frame", &run_frame, py::arg("image"), py::arg("horizontal"), py::arg("vertical"),
           py::arg("vertical_first"), py::arg("table"), py::arg("out"), py::arg("row_offset"), py::arg("patch_size"),
           py::arg("merge_size"), py::arg("temporal_patch_size"), py::arg("slot_begin"), py::arg("slot_count"),
-          py::arg("num_threads"),
+          py::arg("num_threads"), py::arg("formula") = py::none(),
           "Resize one uint8 HWC frame with two optional axes, each an AxisPlan's fields (in_size, out_size, "
           "starts, counts, weights, precision) or None, look it up in `table` (C, 256) and write its "
           "patch rows into `out` from `row_offset`, temporal slots slot_begin..slot_begin+slot_count-1. "
+          "`formula`: None, or the table's (scale, scale_in_float64, mean, std) (vlfast.tables.TableFormula), "
+          "which the kernels may compute items with once it has given every entry's bits. "
           "Raises ValueError on invalid arguments; releases the GIL while it runs.");
-    m.def("run_frames", &run_frames, py::arg("frames"), py::arg("num_threads"),
+    m.def("run_frames", &run_frames, py::arg("frames"), py::arg("num_threads"), py::arg("formula") = py::none(),
           "Run a list of frames, each a tuple of run_frame's arguments less num_threads, on up to num_threads "
           "threads: frames too small to split run side by side, a frame per thread, when no two write the same "
-          "bytes. Every frame is checked first (ValueError naming the frame's index); releases the GIL while "
+          "bytes; `formula` as run_frame's, for every frame. Every frame is checked first (ValueError naming the frame's index); releases the GIL while "
           "they run.");
     m.def("frames_side_by_side", &frames_side_by_side, py::arg("frames"), py::arg("num_threads"),
           "The indices of the frames run_frames(frames, num_threads) runs side by side, a frame per thread (empty: "
@@ -482,6 +547,11 @@ PYBIND11_MODULE(_C, m) {
         "prepared_axis_hits", [] { return vlfast::prepared_axis_hits(); },
         "How many horizontal axes run_frame, resample_axis and horizontal_gathers found prepared (paired "
         "weights, gather tables) among the last four this thread prepared, so far. For the tests.");
+    m.def("computes_items", &computes_items, py::arg("table"), py::arg("formula"),
+          "Whether run_frame, at simd_level(), computes the items of `table` (C, 256) with `formula` (as "
+          "run_frame takes it) rather than looking them up: where the level's kernels can and the formula, "
+          "computed by them, gives every entry's bits. For the tests and the benchmarks. Raises ValueError on "
+          "an invalid table or formula.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
           "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "

@@ -27,7 +27,7 @@ constexpr int64_t kRowsPerItem = 64;
 void expand_patches(const uint8_t* compact, int64_t rows, int64_t channels, int64_t area, int64_t temporal,
                     const uint8_t* table, int item_size, uint8_t* out, int num_threads) {
     const LayoutKernels& kernels = layout_kernels(simd_level());
-    const LookupTable lookup = lookup_table(table, channels, item_size, kernels);
+    const LookupTable lookup = lookup_table(table, channels, item_size, kernels, nullptr);
     const int64_t slot_bytes = area * item_size;
     const int64_t row_bytes = channels * temporal * slot_bytes;
     const bool streaming = use_streaming_stores(out, static_cast<size_t>(rows * row_bytes));

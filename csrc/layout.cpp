@@ -3,8 +3,11 @@
 // of 3 and 4 channels takes SSSE3 byte shuffles (16 pixels at a time) and, where the CPU has
 // AVX-512 VBMI, the lookup takes vpermi2b: a 256-entry byte table is 4 registers, and two
 // two-register permutes and a blend on the index's top bit look up 64 bytes at once, once
-// per byte of the item; unpacks then interleave those bytes into items. Items are copied,
-// never computed, so every kernel writes the table's bits.
+// per byte of the item; unpacks then interleave those bytes into items. At the AVX2 level,
+// where a lookup costs about a load and a store an item, the items of a float32 or bfloat16
+// table are computed instead (8 a time) where the caller gives the table's formula, and only
+// after the formula, computed by the same kernel, has given every entry's bits; else copied. So
+// every kernel writes the table's bits.
 #include "layout.h"
 
 #include <algorithm>
@@ -64,7 +67,7 @@ void lookup_portable(const uint8_t* src, int64_t n, const LookupTable& table, in
     }
 }
 
-const LayoutKernels kPortableLayout{false, deinterleave_portable, lookup_portable};
+const LayoutKernels kPortableLayout{false, false, deinterleave_portable, lookup_portable};
 
 #if VLFAST_X86
 
@@ -186,8 +189,88 @@ void lookup_vbmi(const uint8_t* src, int64_t n, const LookupTable& table, int64_
     }
 }
 
-const LayoutKernels kSsse3Layout{false, deinterleave_x86, lookup_portable};
-const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi};
+// The MXCSR of a fresh thread: round to nearest even, no flush of denormals to zero, every exception
+// masked. The formula kernels run under it whatever the calling thread set.
+constexpr unsigned kDefaultMxcsr = 0x1f80;
+
+// The formula's float32 of 8 bytes (TableFormula): no multiply-add is contracted, since the
+// AVX2 target has no FMA.
+template <bool kFloat64>
+VLFAST_AVX2_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d scale64, __m256 mean, __m256 std_dev) {
+    const __m256i values = _mm256_cvtepu8_epi32(bytes);
+    __m256 x;
+    if constexpr (kFloat64) {
+        const __m128 low = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(values)), scale64));
+        const __m128 high =
+            _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(values, 1)), scale64));
+        x = _mm256_insertf128_ps(_mm256_castps128_ps256(low), high, 1);
+    } else {
+        x = _mm256_mul_ps(_mm256_cvtepi32_ps(values), scale);
+    }
+    return _mm256_div_ps(_mm256_sub_ps(x, mean), std_dev);
+}
+
+// The formula's items of 8 values (formula_values), stored at dst: `count` (1 to 8) of them.
+template <int kItemSize>
+VLFAST_AVX2_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
+    if constexpr (kItemSize == 4) {
+        if (count == 8) return _mm256_storeu_ps(reinterpret_cast<float*>(dst), x);
+        alignas(32) float items[8];
+        _mm256_store_ps(items, x);
+        std::memcpy(dst, items, static_cast<size_t>(count) * 4);
+    } else {
+        // bfloat16, rounded to nearest even: the float's bits + 0x7fff + bit 16, top half. (No NaN comes out
+        // of a non-zero std_dev; an infinity stays one.)
+        const __m256i bits = _mm256_castps_si256(x);
+        const __m256i bias =
+            _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1)));
+        const __m256i top = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+        // packus within lanes puts items 0-3 and 4-7 in the low 64 bits of each lane.
+        const __m128i items = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0x08));
+        if (count == 8) return _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), items);
+        alignas(16) uint8_t bytes[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(bytes), items);
+        std::memcpy(dst, bytes, static_cast<size_t>(count) * 2);
+    }
+}
+
+// Items of the formula for bytes src[0..n) into dst: float32 (kItemSize 4) or bfloat16 (2).
+template <bool kFloat64, int kItemSize>
+VLFAST_AVX2 void compute_items(const uint8_t* src, int64_t n, const TableFormula& formula, int64_t channel,
+                               uint8_t* dst) {
+    const unsigned mxcsr = _mm_getcsr();
+    if (mxcsr != kDefaultMxcsr) _mm_setcsr(kDefaultMxcsr);
+    const __m256 scale = _mm256_set1_ps(static_cast<float>(formula.scale));
+    const __m256d scale64 = _mm256_set1_pd(formula.scale);
+    const __m256 mean = _mm256_set1_ps(formula.mean[static_cast<size_t>(channel)]);
+    const __m256 std_dev = _mm256_set1_ps(formula.std_dev[static_cast<size_t>(channel)]);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
+        store_items<kItemSize>(formula_values<kFloat64>(bytes, scale, scale64, mean, std_dev), dst + i * kItemSize, 8);
+    }
+    if (i < n) {
+        uint64_t packed = 0;
+        std::memcpy(&packed, src + i, static_cast<size_t>(n - i));
+        const __m128i bytes = _mm_cvtsi64_si128(static_cast<int64_t>(packed));
+        store_items<kItemSize>(formula_values<kFloat64>(bytes, scale, scale64, mean, std_dev), dst + i * kItemSize,
+                               n - i);
+    }
+    if (mxcsr != kDefaultMxcsr) _mm_setcsr(mxcsr);
+}
+
+void lookup_avx2(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst) {
+    if (!table.formula) return lookup_portable(src, n, table, channel, dst);
+    const TableFormula& formula = *table.formula;
+    if (table.item_size == 4)
+        return formula.scale_in_float64 ? compute_items<true, 4>(src, n, formula, channel, dst)
+                                        : compute_items<false, 4>(src, n, formula, channel, dst);
+    return formula.scale_in_float64 ? compute_items<true, 2>(src, n, formula, channel, dst)
+                                    : compute_items<false, 2>(src, n, formula, channel, dst);
+}
+
+const LayoutKernels kAvx2Layout{false, true, deinterleave_x86, lookup_avx2};
+const LayoutKernels kVbmiLayout{true, false, deinterleave_x86, lookup_vbmi};
 
 #endif
 
@@ -197,7 +280,7 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 #if VLFAST_X86
     switch (level) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
         case SimdLevel::kAvx512: return kVbmiLayout;
-        case SimdLevel::kAvx2: return kSsse3Layout;
+        case SimdLevel::kAvx2: return kAvx2Layout;
         default: break;
     }
 #else
@@ -206,7 +289,33 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
     return kPortableLayout;
 }
 
-LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size, const LayoutKernels& kernels) {
+namespace {
+
+// Whether `kernels` computing the items of `table` with `formula` give every entry's bits.
+bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, const LayoutKernels& kernels) {
+    if (!kernels.computes || (table.item_size != 2 && table.item_size != 4) ||
+        formula.mean.size() != static_cast<size_t>(table.channels) ||
+        formula.std_dev.size() != static_cast<size_t>(table.channels))
+        return false;
+    LookupTable computed;
+    computed.channels = table.channels;
+    computed.item_size = table.item_size;
+    computed.formula = formula;
+    uint8_t ramp[kTableSize];
+    for (int64_t v = 0; v < kTableSize; ++v) ramp[v] = static_cast<uint8_t>(v);
+    std::vector<uint8_t> items(static_cast<size_t>(kTableSize * table.item_size));
+    const auto* entries = reinterpret_cast<const uint8_t*>(table.entries.data());
+    for (int64_t c = 0; c < table.channels; ++c) {
+        kernels.lookup(ramp, kTableSize, computed, c, items.data());
+        if (std::memcmp(items.data(), entries + c * kTableSize * table.item_size, items.size()) != 0) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size, const LayoutKernels& kernels,
+                         const TableFormula* formula) {
     LookupTable table;
     table.channels = channels;
     table.item_size = item_size;
@@ -222,6 +331,7 @@ LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size
                 for (int64_t v = 0; v < kTableSize; ++v)
                     table.planes[(c * item_size + k) * kTableSize + v] = entries[(c * kTableSize + v) * item_size + k];
     }
+    if (formula != nullptr && !table.identity && formula_gives_entries(table, *formula, kernels)) table.formula = *formula;
     return table;
 }
 

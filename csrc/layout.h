@@ -2,13 +2,15 @@
 // interleaved rows are split into one plane per channel, and each plane row is looked up in
 // its channel's table as a whole (contiguous bytes in, contiguous items out), so that the
 // patch layout afterwards only copies runs of items. layout.cpp holds the portable kernels and
-// the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup), chosen
-// once per frame by layout_kernels. Entries are copied bit for bit, so every kernel gives
-// the same bytes.
+// the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at the AVX2
+// level, items computed with the table's formula where the caller gives one), chosen once per
+// frame by layout_kernels. Entries are copied bit for bit, or computed where a formula gives every
+// entry's bits, so every kernel gives the same bytes.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "simd.h"
@@ -19,6 +21,17 @@
 
 namespace vlfast {
 
+// The arithmetic that made a float table, where the caller knows it (vlfast.tables.TableFormula):
+// entry (c, v) is x = v * scale, rounded to float32 (computed in float32, with scale rounded to
+// float32, or in float64), then (x - mean[c]) / std_dev[c] in float32, then rounded to the item: float32,
+// or bfloat16 to nearest even. A kernel that computes items with it must give every entry's bits
+// (lookup_table checks that it does before any item is computed).
+struct TableFormula {
+    double scale = 1;
+    bool scale_in_float64 = false;
+    std::vector<float> mean, std_dev;  // one per channel
+};
+
 // A frame's table, as the lookup kernels read it.
 struct LookupTable {
     int64_t channels = 0;
@@ -28,14 +41,20 @@ struct LookupTable {
     std::vector<uint32_t> entries;  // channels x kTableSize items of item_size bytes, packed (an aligned copy)
     // The VBMI kernel's: per channel, item_size planes of kTableSize bytes (plane k: byte k of each item).
     std::vector<uint8_t> planes;
+    // Set where the kernels compute the items with this formula instead of looking them up: only where the
+    // level's kernels can and, computed with them, it gives every entry's bits.
+    std::optional<TableFormula> formula;
 };
 
 struct LayoutKernels {
     // Whether `lookup` reads LookupTable::planes.
     bool byte_planes;
+    // Whether `lookup` computes the items where LookupTable::formula is set.
+    bool computes;
     // planes[c * plane_stride + x] = row[x * channels + c] for x < pixels, c < channels.
     void (*deinterleave)(const uint8_t* row, int64_t pixels, int64_t channels, uint8_t* planes, int64_t plane_stride);
-    // Item i of dst (item_size bytes) = the table's item (channel, src[i]), for i < n.
+    // Item i of dst (item_size bytes) = the table's item (channel, src[i]), for i < n: looked up, or
+    // computed with LookupTable::formula.
     void (*lookup)(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst);
 };
 
@@ -43,8 +62,11 @@ struct LayoutKernels {
 // the AVX-512 level), else the portable ones.
 const LayoutKernels& layout_kernels(SimdLevel level);
 
-// The table `entries` (channels x kTableSize items of item_size bytes) for `kernels`.
-LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size, const LayoutKernels& kernels);
+// The table `entries` (channels x kTableSize items of item_size bytes) for `kernels`; with `formula` (may
+// be nullptr), the made-by formula that `kernels` compute the items with if they can and every entry,
+// computed so, has the table's bits (otherwise the items are looked up).
+LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size, const LayoutKernels& kernels,
+                         const TableFormula* formula);
 
 // Copies `bytes` bytes (no overlap) with a few unaligned moves: the runs of the patch layout
 // are short (patch_size items) and of a length known only at run time, where a memcpy call

@@ -498,7 +498,7 @@ void run_frame(const FrameJob& job, int num_threads) {
 
     f.layout = &layout_kernels(level);
     f.layout_level = level;
-    f.table = lookup_table(target.table, image.channels, target.item_size, *f.layout);
+    f.table = lookup_table(target.table, image.channels, target.item_size, *f.layout, job.formula);
     const int64_t block = int64_t{target.patch_size} * target.merge_size;
     const int64_t chunk_blocks = kChunkValueBytes / target.item_size / image.channels / block / block;
     f.chunk_pixels = std::min(f.out_width, std::max<int64_t>(1, chunk_blocks) * block);

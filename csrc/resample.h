@@ -47,14 +47,18 @@ struct PatchTarget {
     int slot_count;
 };
 
+struct TableFormula;  // layout.h
+
 // One frame: `image` resized with the optional axis passes (nullptr: the axis keeps its size) in
-// the given order, every byte looked up in the table, the patch rows written to `target`.
+// the given order, every byte looked up in the table (or computed with `formula`, the table's, where
+// given and the kernels can: layout.h lookup_table), the patch rows written to `target`.
 struct FrameJob {
     ImageView image;
     const AxisCoefficients* horizontal;
     const AxisCoefficients* vertical;
     bool vertical_first;
     PatchTarget target;
+    const TableFormula* formula = nullptr;
 };
 
 // Runs `job`, its patch rows split over up to `num_threads` threads (the caller's thread included;

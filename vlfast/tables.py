@@ -19,7 +19,7 @@ from .defaults import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, RESCALE_FACTOR
 from .errors import UnsupportedOptionError
 from .plans import Backend, parse_backend
 
-__all__ = ["TABLE_SIZE", "Normalization", "normalization_table", "stock_output_dtype"]
+__all__ = ["TABLE_SIZE", "Normalization", "TableFormula", "normalization_table", "stock_output_dtype", "table_formula"]
 
 #: Entries per channel of a normalization table: one per uint8 value.
 TABLE_SIZE = 256
@@ -69,6 +69,40 @@ def _torchvision_table(do_rescale, rescale_factor, do_normalize, mean, std, chan
     else:
         values = ramp
     return values.reshape(channels, TABLE_SIZE)
+
+
+@dataclass(frozen=True)
+class TableFormula:
+    """The arithmetic behind a float table, as a kernel may compute entries instead of looking them up:
+    entry ``[c, v]`` is ``x = v * scale`` rounded to float32 (multiplied in float32, ``scale`` rounded to
+    float32 first, or in float64 where ``scale_in_float64``), then ``(x - mean[c]) / std[c]`` in float32,
+    then cast to the table's dtype. ``mean`` and ``std`` hold float32 values. The C++ engine computes
+    items with it only after checking that it gives every entry's bits; the table stays the definition."""
+
+    scale: float
+    scale_in_float64: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def _pil_formula(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> TableFormula:
+    # _pil_table's arithmetic: the rescale in float64, rounded to float32; the normalize in float32.
+    mean32 = np.array(mean if do_normalize else (0.0,) * channels, dtype=np.float32)
+    std32 = np.array(std if do_normalize else (1.0,) * channels, dtype=np.float32)
+    return TableFormula(
+        float(rescale_factor) if do_rescale else 1.0, bool(do_rescale), tuple(mean32.tolist()), tuple(std32.tolist())
+    )
+
+
+def _torchvision_formula(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> TableFormula:
+    # _torchvision_table's arithmetic: the rescale folded into float32 mean and std, or a float32 multiply.
+    if do_normalize:
+        mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+        if do_rescale:
+            mean_t, std_t = mean_t * (1.0 / rescale_factor), std_t * (1.0 / rescale_factor)
+        return TableFormula(1.0, False, tuple(mean_t.tolist()), tuple(std_t.tolist()))
+    scale = float(rescale_factor) if do_rescale else 1.0
+    return TableFormula(scale, False, (0.0,) * channels, (1.0,) * channels)
 
 
 def stock_output_dtype(backend: Backend, do_rescale: bool, do_normalize: bool) -> torch.dtype:
@@ -132,6 +166,42 @@ def normalization_table(
     return _cached_table(backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(device))
 
 
+def table_formula(
+    backend: Backend | str,
+    *,
+    do_rescale: bool = True,
+    rescale_factor: float = RESCALE_FACTOR,
+    do_normalize: bool = True,
+    image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN,
+    image_std: float | Sequence[float] = OPENAI_CLIP_STD,
+    channels: int = 3,
+) -> TableFormula:
+    """The :class:`TableFormula` of :func:`normalization_table` with the same settings (any dtype).
+
+    Example:
+        >>> table_formula("pil", image_mean=(0.5,) * 3, image_std=(0.5,) * 3).mean
+        (0.5, 0.5, 0.5)
+    """
+    backend = parse_backend(backend)
+    mean = _per_channel(image_mean, channels, "image_mean") if do_normalize else ()
+    std = _per_channel(image_std, channels, "image_std") if do_normalize else ()
+    return _cached_formula(backend, bool(do_rescale), float(rescale_factor), bool(do_normalize), mean, std, channels)
+
+
+@lru_cache(maxsize=64)
+def _cached_formula(
+    backend: Backend,
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    channels: int,
+) -> TableFormula:
+    build = _pil_formula if backend is Backend.PIL else _torchvision_formula
+    return build(do_rescale, rescale_factor, do_normalize, mean, std, channels)
+
+
 @dataclass(frozen=True)
 class Normalization:
     """The settings that define a normalization table: the stock backend's arithmetic and its options."""
@@ -144,6 +214,30 @@ class Normalization:
     image_std: float | Sequence[float] = OPENAI_CLIP_STD
     #: Tables already looked up, by ``(dtype, device, channels)``: a call skips the checks and the shared cache.
     _tables: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: Formulas already built, by channel count.
+    _formulas: dict[int, TableFormula] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def formula(self, channels: int = 3) -> TableFormula:
+        """:func:`table_formula` of these settings, cached."""
+        formula = self._formulas.get(channels)
+        if formula is not None:
+            return formula
+        formula = table_formula(
+            self.backend,
+            do_rescale=self.do_rescale,
+            rescale_factor=self.rescale_factor,
+            do_normalize=self.do_normalize,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
+            channels=channels,
+        )
+        if self._settings_frozen():
+            self._formulas[channels] = formula
+        return formula
+
+    def _settings_frozen(self) -> bool:
+        """Whether the settings cannot change any more (no list a caller can still mutate)."""
+        return all(_frozen(value) for value in (self.rescale_factor, self.image_mean, self.image_std))
 
     def table(self, dtype: torch.dtype, device: torch.device | str = "cpu", channels: int = 3) -> torch.Tensor:
         """:func:`normalization_table` of these settings ``(channels, 256)``, cached."""
@@ -163,8 +257,7 @@ class Normalization:
             device=device,
         )
         # Not kept: settings a caller can still change (a list), or "cuda", whose table follows the current GPU.
-        settings = (self.rescale_factor, self.image_mean, self.image_std)
-        if all(_frozen(value) for value in settings) and str(device) != "cuda":
+        if self._settings_frozen() and str(device) != "cuda":
             self._tables[key] = table
         return table
 

@@ -19,7 +19,7 @@ import torch
 from ..errors import DeviceError, InvalidImageError, UnsupportedOptionError
 from ..options import OUTPUT_DTYPES, check_positive_ints
 from ..plans import ResamplePlan
-from ..tables import TABLE_SIZE
+from ..tables import TABLE_SIZE, TableFormula
 
 __all__ = ["Engine", "EngineName", "FrameJob", "PatchLayout", "check_jobs", "parse_engine"]
 
@@ -98,9 +98,17 @@ class Engine(Protocol):
     def output_device(self, device: torch.device) -> torch.device:
         """Where it writes an output that goes to ``device``; :class:`DeviceError` when it cannot serve it."""
 
-    def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
+    def run(
+        self,
+        jobs: Sequence[FrameJob],
+        table: torch.Tensor,
+        out: torch.Tensor,
+        layout: PatchLayout,
+        formula: TableFormula | None = None,
+    ) -> None:
         """Write each job's rows into ``out`` ``(rows, C*T*p*p)`` with ``table`` ``(C, 256)`` (``out``'s dtype),
-        on ``out``'s device (host frames are the caller's to stage), after :func:`check_jobs`."""
+        on ``out``'s device (host frames are the caller's to stage), after :func:`check_jobs`. ``formula``: the
+        table's, where the caller knows it; an engine may compute entries with it where it gives their bits."""
 
     def expand(self, compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
         """Fill ``out`` ``(rows, C*T*P*P)`` from compact uint8 patches ``(rows, C*P*P)`` and ``table``

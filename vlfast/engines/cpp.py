@@ -1,7 +1,8 @@
 """The C++ CPU engine: one call for all the images or video frames of a batch, writing straight into the output.
 
 The extension ``vlfast._C`` resizes a uint8 HWC frame with a :class:`~vlfast.plans.ResamplePlan`,
-looks every byte up in a ``(C, 256)`` table and writes the frame's patch rows (see
+looks every byte up in a ``(C, 256)`` table (or computes it with the table's formula, where that is faster
+and gives the same bits) and writes the frame's patch rows (see
 :mod:`vlfast.layout`), in one pass over the output, on several threads, without the GIL: each frame
 split over the threads, or frames too small to split side by side, a frame per thread.
 Table entries are copied bit for bit, so one kernel serves every output dtype.
@@ -17,6 +18,7 @@ import torch
 
 from ..errors import DeviceError, InvalidImageError, UnsupportedOptionError
 from ..plans import AxisPlan, ResamplePlan
+from ..tables import TableFormula
 from .base import EngineName, FrameJob, PatchLayout, check_jobs
 
 try:
@@ -30,6 +32,7 @@ __all__ = [
     "available",
     "capped_simd_level",
     "default_num_threads",
+    "formula_arguments",
     "frame_arguments",
     "run_frame",
     "simd_level",
@@ -210,6 +213,7 @@ def run_frame(
     slot_begin: int = 0,
     slot_count: int | None = None,
     num_threads: int | None = None,
+    formula: TableFormula | None = None,
 ) -> None:
     """Resize ``image`` with ``plan`` and write its patch rows into ``out`` from ``row_offset``.
 
@@ -224,6 +228,9 @@ def run_frame(
             (a still image fills ``0..T-1``, a video frame one slot).
         num_threads: the most threads this frame may use (small frames use fewer); by default
             :func:`default_num_threads`.
+        formula: ``table``'s :class:`~vlfast.tables.TableFormula`, where known: at the ``avx2`` level the
+            kernel computes float32 and bfloat16 items with it (faster than a lookup there) once it has checked
+            that it gives every entry's bits, and looks them up otherwise.
 
     Raises:
         InvalidImageError: bad image, plan, table or output (wrong dtype, shape, layout, size).
@@ -242,7 +249,15 @@ def run_frame(
         slot_begin=slot_begin,
         slot_count=slot_count,
     )
-    _run_checked("run_frame", *frame, default_num_threads() if num_threads is None else num_threads)
+    threads = default_num_threads() if num_threads is None else num_threads
+    _run_checked("run_frame", *frame, threads, formula_arguments(formula))
+
+
+def formula_arguments(formula: TableFormula | None) -> tuple | None:
+    """``formula`` in the form the extension takes it: ``(scale, scale_in_float64, mean, std)``, or None."""
+    if formula is None:
+        return None
+    return (formula.scale, formula.scale_in_float64, formula.mean, formula.std)
 
 
 class CppEngine:
@@ -258,9 +273,17 @@ class CppEngine:
             raise DeviceError(_NOT_BUILT)
         return torch.device("cpu")
 
-    def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
+    def run(
+        self,
+        jobs: Sequence[FrameJob],
+        table: torch.Tensor,
+        out: torch.Tensor,
+        layout: PatchLayout,
+        formula: TableFormula | None = None,
+    ) -> None:
         """All ``jobs`` in one call of the extension: ``run_frames``, which runs frames too small to split side
-        by side, or ``run_frame`` for a single job (whose call costs ~5 us less)."""
+        by side, or ``run_frame`` for a single job (whose call costs ~5 us less); ``formula`` as
+        :func:`run_frame`'s."""
         check_jobs(jobs, table, out, layout, MAX_CHANNELS)
         table_bits, out_bits = _numpy_bits(table, "table"), _numpy_bits(out, "out")  # once for the batch
         sizes = (layout.patch_size, layout.merge_size, layout.temporal_patch_size)
@@ -278,9 +301,9 @@ class CppEngine:
             for job in jobs
         ]
         if len(frames) == 1:
-            _run_checked("run_frame", *frames[0], default_num_threads())
+            _run_checked("run_frame", *frames[0], default_num_threads(), formula_arguments(formula))
         else:
-            _run_checked("run_frames", frames, default_num_threads())
+            _run_checked("run_frames", frames, default_num_threads(), formula_arguments(formula))
 
     def expand(self, compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor) -> None:
         if _C is None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from ..reference import preprocess_reference
+from ..tables import TableFormula
 from .base import EngineName, FrameJob, PatchLayout, check_jobs
 
 __all__ = ["ReferenceEngine", "expand_on_host"]
@@ -30,7 +31,15 @@ class ReferenceEngine:
     def output_device(self, device: torch.device) -> torch.device:
         return torch.device("cpu")
 
-    def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
+    def run(
+        self,
+        jobs: Sequence[FrameJob],
+        table: torch.Tensor,
+        out: torch.Tensor,
+        layout: PatchLayout,
+        formula: TableFormula | None = None,
+    ) -> None:
+        """Looks every entry up (``formula`` unused: the reference reads the table)."""
         check_jobs(jobs, table, out, layout, max_channels=4)
         bits = _BIT_VIEWS.get(table.dtype, table.dtype)
         entries = table.view(bits).numpy()

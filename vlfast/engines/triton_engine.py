@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DeviceError, ImageTooLargeError
+from ..tables import TableFormula
 from .base import EngineName, FrameJob, PatchLayout, check_jobs
 
 __all__ = ["TritonEngine", "available", "interpreting"]
@@ -114,8 +115,16 @@ class TritonEngine:
             raise DeviceError("engine='triton' needs the triton package and a CUDA device (or TRITON_INTERPRET=1)")
         return device
 
-    def run(self, jobs: Sequence[FrameJob], table: torch.Tensor, out: torch.Tensor, layout: PatchLayout) -> None:
-        """Two launches on the current stream whatever the batch; no synchronization.
+    def run(
+        self,
+        jobs: Sequence[FrameJob],
+        table: torch.Tensor,
+        out: torch.Tensor,
+        layout: PatchLayout,
+        formula: TableFormula | None = None,
+    ) -> None:
+        """Two launches on the current stream whatever the batch; no synchronization. Entries are looked up
+        (``formula`` unused: a gather from the table costs the GPU kernels nothing to speak of).
 
         Frames may have any strides (views into one staging buffer need no copy).
 

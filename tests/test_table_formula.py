@@ -1,0 +1,248 @@
+"""Items computed with a table's formula (``vlfast.tables.TableFormula``) instead of looked up: the ``avx2``
+level's kernel. The formulas must describe the tables the library builds (every entry's bits, or the
+kernel falls back to the lookup and the speed is gone silently), a formula that misses one entry must not
+be used, and computed items must be the looked-up ones bit for bit, tails of rows included."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from simd_levels import simd_level
+
+from vlfast import preprocess
+from vlfast.engines import cpp as cpu_kernel
+from vlfast.errors import InvalidImageError
+from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
+from vlfast.tables import TableFormula, normalization_table, table_formula
+
+if not cpu_kernel.available():
+    pytest.skip("the C++ extension vlfast._C is not built", allow_module_level=True)
+
+from vlfast import _C  # noqa: E402
+
+LAYOUT = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
+#: Settings of the model families and a few others: (rescale_factor, mean, std).
+SETTINGS = [
+    (1 / 255, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),  # CLIP (Qwen, GLM)
+    (1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet
+    (1 / 255, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    (1 / 127.5, (1.0, 0.25, 0.125), (0.75, 2.0, 0.3)),
+    (0.5, (17.0, 3.0, 250.0), (13.0, 0.1, 7.0)),
+]
+COMPUTED_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def bits(table: torch.Tensor) -> np.ndarray:
+    return cpu_kernel._numpy_bits(table, "table")
+
+
+def settings(index: int, channels: int, do_rescale: bool, do_normalize: bool) -> dict:
+    factor, mean, std = SETTINGS[index]
+    extra = (0.3,) if channels == 4 else ()
+    return {
+        "do_rescale": do_rescale,
+        "rescale_factor": factor,
+        "do_normalize": do_normalize,
+        "image_mean": (mean + extra)[:channels],
+        "image_std": (std + extra)[:channels],
+        "channels": channels,
+    }
+
+
+def computes(table: torch.Tensor, formula: TableFormula) -> bool:
+    return _C.computes_items(bits(table), cpu_kernel.formula_arguments(formula))
+
+
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_formulas_give_every_entry_of_the_library_tables(backend):
+    """At ``avx2`` every float32 and bfloat16 table the library builds is computed; never at ``portable``."""
+    with simd_level("avx2"):
+        for index, channels, do_rescale, do_normalize, dtype in itertools.product(
+            range(len(SETTINGS)), (1, 3, 4), (True, False), (True, False), COMPUTED_DTYPES
+        ):
+            options = settings(index, channels, do_rescale, do_normalize)
+            table = normalization_table(backend, dtype=dtype, **options)
+            assert computes(table, table_formula(backend, **options)), (index, options, dtype)
+    with simd_level("portable"):
+        options = settings(0, 3, True, True)
+        assert not computes(normalization_table(backend, **options), table_formula(backend, **options))
+
+
+def _nudged(formula: TableFormula, field: str, channel: int) -> TableFormula:
+    values = list(getattr(formula, field))
+    values[channel] = float(np.nextafter(np.float32(values[channel]), np.float32(np.inf)))
+    return TableFormula(
+        formula.scale, formula.scale_in_float64, **{"mean": formula.mean, "std": formula.std, field: tuple(values)}
+    )
+
+
+def _wrong_formulas(backend: Backend) -> list[TableFormula]:
+    formula = table_formula(backend)
+    wrong = [_nudged(formula, "mean", 1), _nudged(formula, "std", 2)]
+    wrong.append(TableFormula(formula.scale, formula.scale_in_float64, formula.mean[::-1], formula.std))
+    if backend is Backend.PIL:  # the rescale in float32 instead of float64: 126 of 256 values differ
+        wrong.append(TableFormula(formula.scale, False, formula.mean, formula.std))
+    return wrong
+
+
+def _frame(width: int, height: int, out_width: int, out_height: int, channels: int, seed: int):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    image[::7] = 255 * (image[::7] > 127)
+    if (width, height) == (out_width, out_height):
+        return image, ResamplePlan(height, width, height, width, None, None, False)
+    return image, resample_plan(height, width, out_height, out_width, Filter.BICUBIC, Backend.TORCHVISION)
+
+
+def _run(image, plan, table, formula, threads=1, slot_begin=0, slot_count=None) -> torch.Tensor:
+    rows = (plan.out_height // 14) * (plan.out_width // 14)
+    out = torch.full((rows, table.shape[0] * 2 * 196), 7, dtype=table.dtype)
+    cpu_kernel.run_frame(
+        image,
+        plan,
+        table,
+        out,
+        0,
+        num_threads=threads,
+        formula=formula,
+        slot_begin=slot_begin,
+        slot_count=slot_count,
+        **LAYOUT,
+    )
+    return out
+
+
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_a_formula_that_misses_an_entry_is_not_used(backend):
+    """A mean or std one float32 step off, channels swapped, the wrong rescale precision, a float16 or uint8
+    table: not computed, and the frame gets the table's bits all the same."""
+    image, plan = _frame(84, 56, 84, 56, 3, 0)
+    with simd_level("avx2"):
+        table = normalization_table(backend)
+        expected = _run(image, plan, table, None)
+        for formula in _wrong_formulas(backend):
+            assert not computes(table, formula), formula
+            assert torch.equal(_run(image, plan, table, formula), expected)
+        for dtype in (torch.float16, torch.uint8):
+            other = normalization_table(backend, dtype=dtype)
+            assert not computes(other, table_formula(backend))
+            assert torch.equal(_run(image, plan, other, table_formula(backend)), _run(image, plan, other, None))
+
+
+# Unresized frames of widths that leave 4, 0 and 4 items past the last 8 (28, 56, 84, 140 wide: tails
+# of the row and of each chunk), and resized ones; 1, 3 and 4 channels.
+FRAMES = [
+    (28, 28, 28, 28),
+    (56, 84, 56, 84),
+    (84, 28, 84, 28),
+    (140, 56, 140, 56),
+    (97, 61, 84, 56),
+    (1932, 60, 1932, 56),
+    (300, 200, 252, 168),
+]
+
+
+@pytest.mark.parametrize("dtype", COMPUTED_DTYPES, ids=str)
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_computed_items_are_the_looked_up_ones(backend, dtype):
+    """The same bytes with the formula as without it, where it is computed: every frame shape, channel
+    count, thread count and temporal slot range, with settings other than the defaults."""
+    with simd_level("avx2"):
+        for case, (frame, channels) in enumerate(itertools.product(FRAMES, (1, 3, 4))):
+            options = settings(case % len(SETTINGS), channels, True, True)
+            table = normalization_table(backend, dtype=dtype, **options)
+            formula = table_formula(backend, **options)
+            assert computes(table, formula)
+            image, plan = _frame(*frame, channels, case)
+            threads, slot_begin = 1 + case % 2, case % 3 % 2
+            slot_count = None if case % 3 < 2 else 1
+            computed = _run(image, plan, table, formula, threads, slot_begin, slot_count)
+            looked_up = _run(image, plan, table, None, threads, slot_begin, slot_count)
+            assert torch.equal(computed.view(torch.uint8), looked_up.view(torch.uint8)), (frame, channels)
+
+
+def test_the_callers_rounding_mode_changes_nothing():
+    """A caller that set another rounding mode (``fesetround``, per thread) before building its table gets
+    the table's bits from every thread: the kernel computes and checks the formula under the default mode,
+    so a table built under another mode is looked up, and the caller's mode is left as it was."""
+    script = textwrap.dedent(
+        """
+        import ctypes, sys
+        import numpy as np, torch
+        from vlfast.engines import cpp as cpu_kernel
+        from vlfast.plans import ResamplePlan
+        from vlfast.tables import _torchvision_table, table_formula
+        from vlfast import _C
+        if "avx2" not in _C.simd_levels():
+            sys.exit(3)
+        _C.set_simd_level("avx2")
+        libm = ctypes.CDLL("libm.so.6")
+        TOWARD_ZERO = 0x0C00  # FE_TOWARDZERO on x86
+        image = np.random.default_rng(0).integers(0, 256, (560, 560, 3), dtype=np.uint8)
+        plan = ResamplePlan(560, 560, 560, 560, None, None, False)
+        layout = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
+        def run(table, formula):
+            out = torch.zeros((1600, 3 * 2 * 196), dtype=torch.float32)
+            cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=2, formula=formula, **layout)
+            return out
+        mean, std = (0.3, 0.4, 0.5), (0.21, 0.22, 0.23)
+        nearest = _torchvision_table(True, 1 / 255, True, mean, std, 3).contiguous()
+        run(nearest, None)  # the pool's workers start under the default mode
+        assert libm.fesetround(TOWARD_ZERO) == 0
+        table = _torchvision_table(True, 1 / 255, True, mean, std, 3).contiguous()
+        assert not torch.equal(table, nearest), "the mode changed no entry: the test shows nothing"
+        formula = table_formula("torchvision", image_mean=mean, image_std=std)
+        assert torch.equal(run(table, formula), run(table, None))
+        assert libm.fegetround() == TOWARD_ZERO
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    if result.returncode == 3:
+        pytest.skip("this CPU has no avx2")
+    assert result.returncode == 0, result.stderr
+
+
+def test_formula_arguments_are_checked():
+    image, plan = _frame(28, 28, 28, 28, 3, 0)
+    table = normalization_table("torchvision")
+    good = table_formula("torchvision")
+    cases = [
+        (TableFormula(good.scale, False, (0.1, 0.2, 0.3), good.std), "formula mean must hold finite float32"),
+        (TableFormula(math.inf, False, good.mean, good.std), "formula scale must be finite"),
+        (TableFormula(1.0, False, good.mean, good.std[:2]), "one value per channel, got 3 and 2"),
+        (TableFormula(1.0, False, (), ()), "one value per channel, got 0 and 0"),
+        (TableFormula(1.0, False, good.mean[:2], good.std[:2]), "the formula has 2 channels but the table has 3"),
+    ]
+    for formula, message in cases:
+        with pytest.raises(InvalidImageError, match=message):
+            _run(image, plan, table, formula)
+    with pytest.raises(ValueError, match="formula std must hold finite float32"):
+        _C.computes_items(bits(table), (1.0, False, good.mean, (math.nan,) * 3))
+
+
+def test_the_library_gives_the_engine_its_tables_formula(monkeypatch):
+    """``preprocess`` on the C++ engine hands the extension the formula of the table it hands it."""
+    calls = []
+    real = cpu_kernel._run_checked
+
+    def spy(function, *arguments):
+        calls.append((function, arguments))
+        return real(function, *arguments)
+
+    monkeypatch.setattr(cpu_kernel, "_run_checked", spy)
+    image = np.random.default_rng(1).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    for backend in Backend:
+        calls.clear()
+        preprocess([image], engine="cpp", backend=backend.value, dtype=torch.bfloat16)
+        ((function, arguments),) = calls
+        assert function == "run_frame"
+        table_bits, formula = arguments[4], arguments[-1]
+        assert formula == cpu_kernel.formula_arguments(table_formula(backend))
+        assert np.array_equal(table_bits, bits(normalization_table(backend, dtype=torch.bfloat16)))
