@@ -5,9 +5,9 @@
 // two-register permutes and a blend on the index's top bit look up 64 bytes at once, once
 // per byte of the item; unpacks then interleave those bytes into items. At the AVX2 level,
 // where a lookup costs about a load and a store an item, the items of a float32 or bfloat16
-// table are computed instead (8 a time) where the caller gives the table's formula, and only
-// after the formula, computed by the same kernel, has given every entry's bits; else copied. So
-// every kernel writes the table's bits.
+// table are computed instead, 8 a time and straight into the patch (compute_patch), where the
+// caller gives the table's formula, and only after the formula, computed by the same kernel, has
+// given every entry's bits; else copied. So every kernel writes the table's bits.
 #include "layout.h"
 
 #include <algorithm>
@@ -67,7 +67,7 @@ void lookup_portable(const uint8_t* src, int64_t n, const LookupTable& table, in
     }
 }
 
-const LayoutKernels kPortableLayout{false, false, deinterleave_portable, lookup_portable};
+const LayoutKernels kPortableLayout{false, deinterleave_portable, lookup_portable, nullptr};
 
 #if VLFAST_X86
 
@@ -194,7 +194,8 @@ void lookup_vbmi(const uint8_t* src, int64_t n, const LookupTable& table, int64_
 constexpr unsigned kDefaultMxcsr = 0x1f80;
 
 // The formula's float32 of 8 bytes (TableFormula): no multiply-add is contracted, since the
-// AVX2 target has no FMA.
+// AVX2 target has no FMA. (Dividing by a multiply and two multiply-adds, Markstein's way, which
+// rounds as the division does, measured the same on the Zen 3 VM: the stores set the pace.)
 template <bool kFloat64>
 VLFAST_AVX2_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d scale64, __m256 mean, __m256 std_dev) {
     const __m256i values = _mm256_cvtepu8_epi32(bytes);
@@ -210,6 +211,15 @@ VLFAST_AVX2_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d sc
     return _mm256_div_ps(_mm256_sub_ps(x, mean), std_dev);
 }
 
+// The bfloat16 bits of 8 floats, one in the low half of each int32, rounded to nearest even: the
+// float's bits + 0x7fff + bit 16, top half. (No NaN comes out of a non-zero std_dev; an infinity stays one.)
+VLFAST_AVX2_INLINE __m256i bfloat16_bits(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i bias =
+        _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1)));
+    return _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+}
+
 // The formula's items of 8 values (formula_values), stored at dst: `count` (1 to 8) of them.
 template <int kItemSize>
 VLFAST_AVX2_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
@@ -219,12 +229,7 @@ VLFAST_AVX2_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
         _mm256_store_ps(items, x);
         std::memcpy(dst, items, static_cast<size_t>(count) * 4);
     } else {
-        // bfloat16, rounded to nearest even: the float's bits + 0x7fff + bit 16, top half. (No NaN comes out
-        // of a non-zero std_dev; an infinity stays one.)
-        const __m256i bits = _mm256_castps_si256(x);
-        const __m256i bias =
-            _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1)));
-        const __m256i top = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+        const __m256i top = bfloat16_bits(x);
         // packus within lanes puts items 0-3 and 4-7 in the low 64 bits of each lane.
         const __m128i items = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0x08));
         if (count == 8) return _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), items);
@@ -234,43 +239,73 @@ VLFAST_AVX2_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
     }
 }
 
-// Items of the formula for bytes src[0..n) into dst: float32 (kItemSize 4) or bfloat16 (2).
+// One patch computed from byte planes (compute_patch in layout.h), float32 (kItemSize 4) or bfloat16 (2)
+// items: each run of p items as 8-item vectors, the last one overlapping the one before where p is not a
+// multiple of 8 (a run shorter than 8 is stored in part). bfloat16 runs of 9 to 16 items but the last of
+// each channel take 16 items a time from 16 bytes, one 32-byte store a slot (half the stores: the
+// assembly's stores set its pace): the items past the run land on the next run, written after it, and
+// the bytes past it are read from the plane's next items or row, which exist since this run is not the
+// plane's last (the caller's planes hold whole rows of at least p bytes).
 template <bool kFloat64, int kItemSize>
-VLFAST_AVX2 void compute_items(const uint8_t* src, int64_t n, const TableFormula& formula, int64_t channel,
-                               uint8_t* dst) {
+VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride,
+                                     int64_t channels, int64_t p, int slots, const TableFormula& formula,
+                                     uint8_t* patch) {
     const unsigned mxcsr = _mm_getcsr();
     if (mxcsr != kDefaultMxcsr) _mm_setcsr(kDefaultMxcsr);
     const __m256 scale = _mm256_set1_ps(static_cast<float>(formula.scale));
     const __m256d scale64 = _mm256_set1_pd(formula.scale);
-    const __m256 mean = _mm256_set1_ps(formula.mean[static_cast<size_t>(channel)]);
-    const __m256 std_dev = _mm256_set1_ps(formula.std_dev[static_cast<size_t>(channel)]);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
-        store_items<kItemSize>(formula_values<kFloat64>(bytes, scale, scale64, mean, std_dev), dst + i * kItemSize, 8);
-    }
-    if (i < n) {
-        uint64_t packed = 0;
-        std::memcpy(&packed, src + i, static_cast<size_t>(n - i));
-        const __m128i bytes = _mm_cvtsi64_si128(static_cast<int64_t>(packed));
-        store_items<kItemSize>(formula_values<kFloat64>(bytes, scale, scale64, mean, std_dev), dst + i * kItemSize,
-                               n - i);
+    const int64_t run_bytes = p * kItemSize, slot_bytes = p * run_bytes;
+    for (int64_t c = 0; c < channels; ++c) {
+        const __m256 mean = _mm256_set1_ps(formula.mean[static_cast<size_t>(c)]);
+        const __m256 std_dev = _mm256_set1_ps(formula.std_dev[static_cast<size_t>(c)]);
+        const uint8_t* src = bytes + c * channel_stride;
+        uint8_t* dst = patch + c * slots * slot_bytes;
+        for (int64_t y = 0; y < p; ++y, src += row_stride, dst += run_bytes) {
+            if (kItemSize == 2 && p > 8 && p <= 16 && y + 1 < p) {
+                const __m128i loaded = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+                const __m256i low = bfloat16_bits(formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev));
+                const __m256i high = bfloat16_bits(
+                    formula_values<kFloat64>(_mm_unpackhi_epi64(loaded, loaded), scale, scale64, mean, std_dev));
+                // packus interleaves the halves' lanes: items 0-3, 8-11 | 4-7, 12-15; the permute orders them.
+                const __m256i items = _mm256_permute4x64_epi64(_mm256_packus_epi32(low, high), 0xd8);
+                for (int slot = 0; slot < slots; ++slot)
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + slot * slot_bytes), items);
+                continue;
+            }
+            if (p < 8) {
+                uint64_t packed = 0;
+                std::memcpy(&packed, src, static_cast<size_t>(p));
+                const __m256 x = formula_values<kFloat64>(_mm_cvtsi64_si128(static_cast<int64_t>(packed)), scale,
+                                                          scale64, mean, std_dev);
+                for (int slot = 0; slot < slots; ++slot) store_items<kItemSize>(x, dst + slot * slot_bytes, p);
+                continue;
+            }
+            for (int64_t i = 0;; i += 8) {
+                i = std::min(i, p - 8);
+                const __m128i loaded = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
+                const __m256 x = formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev);
+                for (int slot = 0; slot < slots; ++slot)
+                    store_items<kItemSize>(x, dst + slot * slot_bytes + i * kItemSize, 8);
+                if (i == p - 8) break;
+            }
+        }
     }
     if (mxcsr != kDefaultMxcsr) _mm_setcsr(mxcsr);
 }
 
-void lookup_avx2(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst) {
-    if (!table.formula) return lookup_portable(src, n, table, channel, dst);
+void compute_patch_avx2(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
+                        int64_t p, int slots, const LookupTable& table, uint8_t* patch) {
     const TableFormula& formula = *table.formula;
+    const bool wide = formula.scale_in_float64;
     if (table.item_size == 4)
-        return formula.scale_in_float64 ? compute_items<true, 4>(src, n, formula, channel, dst)
-                                        : compute_items<false, 4>(src, n, formula, channel, dst);
-    return formula.scale_in_float64 ? compute_items<true, 2>(src, n, formula, channel, dst)
-                                    : compute_items<false, 2>(src, n, formula, channel, dst);
+        return (wide ? compute_patch_items<true, 4> : compute_patch_items<false, 4>)(
+            bytes, channel_stride, row_stride, channels, p, slots, formula, patch);
+    return (wide ? compute_patch_items<true, 2> : compute_patch_items<false, 2>)(bytes, channel_stride, row_stride,
+                                                                                channels, p, slots, formula, patch);
 }
 
-const LayoutKernels kAvx2Layout{false, true, deinterleave_x86, lookup_avx2};
-const LayoutKernels kVbmiLayout{true, false, deinterleave_x86, lookup_vbmi};
+const LayoutKernels kAvx2Layout{false, deinterleave_x86, lookup_portable, compute_patch_avx2};
+const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi, nullptr};
 
 #endif
 
@@ -291,9 +326,12 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 
 namespace {
 
-// Whether `kernels` computing the items of `table` with `formula` give every entry's bits.
+// Whether `kernels` computing the items of `table` with `formula` give every entry's bits: the 256 values as
+// one 16 x 16 patch of one channel.
 bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, const LayoutKernels& kernels) {
-    if (!kernels.computes || (table.item_size != 2 && table.item_size != 4) ||
+    constexpr int64_t kSide = 16;
+    static_assert(kSide * kSide == kTableSize);
+    if (kernels.compute_patch == nullptr || (table.item_size != 2 && table.item_size != 4) ||
         formula.mean.size() != static_cast<size_t>(table.channels) ||
         formula.std_dev.size() != static_cast<size_t>(table.channels))
         return false;
@@ -301,15 +339,11 @@ bool formula_gives_entries(const LookupTable& table, const TableFormula& formula
     computed.channels = table.channels;
     computed.item_size = table.item_size;
     computed.formula = formula;
-    uint8_t ramp[kTableSize];
-    for (int64_t v = 0; v < kTableSize; ++v) ramp[v] = static_cast<uint8_t>(v);
-    std::vector<uint8_t> items(static_cast<size_t>(kTableSize * table.item_size));
-    const auto* entries = reinterpret_cast<const uint8_t*>(table.entries.data());
-    for (int64_t c = 0; c < table.channels; ++c) {
-        kernels.lookup(ramp, kTableSize, computed, c, items.data());
-        if (std::memcmp(items.data(), entries + c * kTableSize * table.item_size, items.size()) != 0) return false;
-    }
-    return true;
+    std::vector<uint8_t> ramp(static_cast<size_t>(table.channels * kTableSize));
+    for (size_t v = 0; v < ramp.size(); ++v) ramp[v] = static_cast<uint8_t>(v % kTableSize);
+    std::vector<uint8_t> items(ramp.size() * static_cast<size_t>(table.item_size));
+    kernels.compute_patch(ramp.data(), kTableSize, kSide, table.channels, kSide, 1, computed, items.data());
+    return std::memcmp(items.data(), table.entries.data(), items.size()) == 0;
 }
 
 }  // namespace

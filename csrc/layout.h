@@ -3,8 +3,8 @@
 // its channel's table as a whole (contiguous bytes in, contiguous items out), so that the
 // patch layout afterwards only copies runs of items. layout.cpp holds the portable kernels and
 // the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at the AVX2
-// level, items computed with the table's formula where the caller gives one), chosen once per
-// frame by layout_kernels. Entries are copied bit for bit, or computed where a formula gives every
+// level, patches computed from the bytes with the table's formula where the caller gives one), chosen
+// once per frame by layout_kernels. Entries are copied bit for bit, or computed where a formula gives every
 // entry's bits, so every kernel gives the same bytes.
 #pragma once
 
@@ -41,21 +41,25 @@ struct LookupTable {
     std::vector<uint32_t> entries;  // channels x kTableSize items of item_size bytes, packed (an aligned copy)
     // The VBMI kernel's: per channel, item_size planes of kTableSize bytes (plane k: byte k of each item).
     std::vector<uint8_t> planes;
-    // Set where the kernels compute the items with this formula instead of looking them up: only where the
-    // level's kernels can and, computed with them, it gives every entry's bits.
+    // Set where the kernels compute the items with this formula (LayoutKernels::compute_patch) instead of
+    // looking them up: only where the level's kernels can and, computed with them, it gives every entry's bits.
     std::optional<TableFormula> formula;
 };
 
 struct LayoutKernels {
     // Whether `lookup` reads LookupTable::planes.
     bool byte_planes;
-    // Whether `lookup` computes the items where LookupTable::formula is set.
-    bool computes;
     // planes[c * plane_stride + x] = row[x * channels + c] for x < pixels, c < channels.
     void (*deinterleave)(const uint8_t* row, int64_t pixels, int64_t channels, uint8_t* planes, int64_t plane_stride);
-    // Item i of dst (item_size bytes) = the table's item (channel, src[i]), for i < n: looked up, or
-    // computed with LookupTable::formula.
+    // Item i of dst (item_size bytes) = the table's item (channel, src[i]), for i < n.
     void (*lookup)(const uint8_t* src, int64_t n, const LookupTable& table, int64_t channel, uint8_t* dst);
+    // Where the level computes items (nullptr elsewhere), for a table whose LookupTable::formula is set:
+    // one patch from byte planes, the items of channel c's p runs of p bytes (run y at bytes + c *
+    // channel_stride + y * row_stride) computed into patch (channels x slots x p x p items, channel-major),
+    // each run into each of `slots` temporal slots. It may read up to 16 bytes from the start of any run
+    // but each channel's last: the planes must hold whole rows (row_stride >= p) past those runs.
+    void (*compute_patch)(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
+                          int64_t p, int slots, const LookupTable& table, uint8_t* patch);
 };
 
 // The kernels of `level`, at most cpu_simd_level(): the x86 ones from AVX2 on (the VBMI lookup at

@@ -259,7 +259,9 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 // band row of the chunk is split into channel planes and looked up plane row by plane row into
 // s.values (channel x band row x chunk items; an identity table's planes are split straight into
 // it), then each patch is assembled in s.patch (channels x slot_count x patch_size^2 items) from
-// runs of patch_size items, one copy per temporal slot. It is then written whole when the frame
+// runs of patch_size items, one copy per temporal slot. Where the kernels compute the items (a table
+// formula, layout.h), the planes stay bytes in s.values and each patch is computed from them straight
+// into s.patch (LayoutKernels::compute_patch), with no looked-up copy of the chunk in between. It is then written whole when the frame
 // fills every slot, else as one run per channel. Where the frame fills more than one slot and one
 // channel's slot is at least kOneSlotMinBytes, the patch is assembled in one slot only (channels x
 // patch_size^2 items) and each channel's slot is written from it once per slot the frame fills:
@@ -282,6 +284,12 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
     const bool whole_rows = slots == t.temporal_patch_size;
     const int64_t chunk_pixels = f.chunk_pixels;
     const int64_t value_row_bytes = chunk_pixels * item;
+    // Items computed from the bytes (a formula the kernels compute): s.values holds byte planes, each
+    // patch is computed from them.
+    const bool computed = f.table.formula.has_value();
+    // A band row's plane in s.values: the bytes when split straight into it (an identity table's items,
+    // or the bytes of computed items), else the looked-up items.
+    const int64_t plane_row_bytes = computed || f.table.identity ? chunk_pixels : value_row_bytes;
     const int64_t grid_w = f.out_width / p;
     const LayoutKernels& layout = *f.layout;
     uint8_t* const patch = s.patch.get();
@@ -301,12 +309,12 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
                 for (int64_t i = 0; i < width * channels; i += static_cast<int64_t>(kCacheLine))
                     __builtin_prefetch(row + band_row_bytes + i);
 #endif
-            if (f.table.identity) {  // the planes are the items: split straight into s.values
-                uint8_t* value_row = values + y * value_row_bytes;
+            if (f.table.identity || computed) {  // the planes are the items, or what they are computed from
+                uint8_t* plane_row = values + y * plane_row_bytes;
                 if (channels > 1)
-                    layout.deinterleave(row, width, channels, value_row, band_rows * value_row_bytes);
+                    layout.deinterleave(row, width, channels, plane_row, band_rows * plane_row_bytes);
                 else
-                    std::memcpy(value_row, row, static_cast<size_t>(width));
+                    std::memcpy(plane_row, row, static_cast<size_t>(width));
                 continue;
             }
             const uint8_t* split = row;
@@ -321,10 +329,15 @@ VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t
         for (int64_t block_x = 0; block_x < width / (m * p); ++block_x) {
             for (int64_t merge_y = 0; merge_y < m; ++merge_y) {
                 for (int64_t merge_x = 0; merge_x < m; ++merge_x, out_row += row_bytes) {
-                    assemble_patch<kRunBytes>(
-                        values + merge_y * p * value_row_bytes + (block_x * m + merge_x) * p * item,
-                        band_rows * value_row_bytes, value_row_bytes, channels, p, one_slot ? 1 : slots, p * item,
-                        patch);
+                    if (computed)
+                        layout.compute_patch(values + merge_y * p * plane_row_bytes + (block_x * m + merge_x) * p,
+                                             band_rows * plane_row_bytes, plane_row_bytes, channels, p,
+                                             one_slot ? 1 : slots, f.table, patch);
+                    else
+                        assemble_patch<kRunBytes>(
+                            values + merge_y * p * value_row_bytes + (block_x * m + merge_x) * p * item,
+                            band_rows * value_row_bytes, value_row_bytes, channels, p, one_slot ? 1 : slots,
+                            p * item, patch);
                     if (one_slot) {
                         for (int64_t c = 0; c < channels; ++c)
                             for (int k = 0; k < slots; ++k)

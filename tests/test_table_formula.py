@@ -168,6 +168,41 @@ def test_computed_items_are_the_looked_up_ones(backend, dtype):
             assert torch.equal(computed.view(torch.uint8), looked_up.view(torch.uint8)), (frame, channels)
 
 
+@pytest.mark.parametrize("dtype", COMPUTED_DTYPES, ids=str)
+def test_computed_items_are_the_looked_up_ones_at_any_patch_size(dtype):
+    """Runs shorter than 8 items, of 8, of 9 to 16 (bfloat16: 16 a time, stores past the run), and longer;
+    merge sizes 1 and 2, one to three temporal slots (one filled, or all), 1 and 3 channels."""
+    with simd_level("avx2"):
+        for case, (patch, merge, temporal, channels) in enumerate(
+            itertools.product((2, 7, 8, 9, 14, 15, 16, 17, 28), (1, 2), (1, 2, 3), (1, 3))
+        ):
+            options = settings(case % len(SETTINGS), channels, True, True)
+            table = normalization_table(Backend.PIL, dtype=dtype, **options)
+            formula = table_formula(Backend.PIL, **options)
+            block = patch * merge
+            image, plan = _frame(3 * block + case % 5, 2 * block, 3 * block, 2 * block, channels, case)
+            rows = plan.out_height * plan.out_width // patch**2
+            outs = []
+            for given in (formula, None):
+                out = torch.full((rows, channels * temporal * patch**2), 7, dtype=dtype)
+                slots = {"slot_begin": temporal - 1, "slot_count": 1} if case % 2 else {}
+                cpu_kernel.run_frame(
+                    image,
+                    plan,
+                    table,
+                    out,
+                    0,
+                    num_threads=1 + case % 2,
+                    formula=given,
+                    patch_size=patch,
+                    merge_size=merge,
+                    temporal_patch_size=temporal,
+                    **slots,
+                )
+                outs.append(out.view(torch.uint8) if dtype == torch.float32 else out.view(torch.int16))
+            assert torch.equal(outs[0], outs[1]), (patch, merge, temporal, channels)
+
+
 def test_the_callers_rounding_mode_changes_nothing():
     """A caller that set another rounding mode (``fesetround``, per thread) before building its table gets
     the table's bits from every thread: the kernel computes and checks the formula under the default mode,
