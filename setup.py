@@ -14,7 +14,9 @@ extension = Pybind11Extension(
     depends=sorted(glob("csrc/*.h")),
     include_dirs=["csrc"],
     cxx_std=17,
-    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+    # No multiply and add contracted into one FMA where the flags allow FMA (-march=...): the formula kernels
+    # (csrc/layout.cpp) round where the arithmetic they reproduce rounds.
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3", "-ffp-contract=off"],
 )
 
 # Compile the sources in parallel (NPY_NUM_BUILD_JOBS overrides the default of one job per core).

@@ -140,7 +140,8 @@ def output_rows(plan: ResamplePlan) -> int:
 
 
 def frame_call(image: np.ndarray, plan: ResamplePlan, dtype: torch.dtype, threads: int) -> tuple[Callable, int]:
-    # One table for every plan: the lookup costs the same whatever the entries (pil plans included).
+    # One table and its formula for every plan (pil plans included): the lookup costs the same whatever the
+    # entries; at avx2 the torchvision formula is computed in float32, the pil one would take float64.
     table = normalization_table("torchvision", dtype=dtype)
     formula = table_formula("torchvision")
     out = empty_output(output_rows(plan), 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2, dtype)

@@ -304,7 +304,13 @@ std::optional<vlfast::TableFormula> read_formula(const std::optional<FormulaArgu
     if (mean.empty() || mean.size() != std_dev.size())
         fail("formula mean and std must have one value per channel, got " + std::to_string(mean.size()) + " and " +
              std::to_string(std_dev.size()));
-    return vlfast::TableFormula{scale, scale_in_float64, float32_values(mean, "mean"), float32_values(std_dev, "std")};
+    vlfast::TableFormula formula;
+    formula.scale = scale;
+    formula.scale_float32 = static_cast<float>(scale);
+    formula.scale_in_float64 = scale_in_float64;
+    formula.mean = float32_values(mean, "mean");
+    formula.std_dev = float32_values(std_dev, "std");
+    return formula;
 }
 
 // ValueError unless `formula` (may be absent) has one mean per channel of `job`'s table.
@@ -522,8 +528,8 @@ PYBIND11_MODULE(_C, m) {
     m.def("run_frames", &run_frames, py::arg("frames"), py::arg("num_threads"), py::arg("formula") = py::none(),
           "Run a list of frames, each a tuple of run_frame's arguments less num_threads, on up to num_threads "
           "threads: frames too small to split run side by side, a frame per thread, when no two write the same "
-          "bytes; `formula` as run_frame's, for every frame. Every frame is checked first (ValueError naming the frame's index); releases the GIL while "
-          "they run.");
+          "bytes; `formula` as run_frame's, for every frame. Every frame is checked first (ValueError naming the "
+          "frame's index); releases the GIL while they run.");
     m.def("frames_side_by_side", &frames_side_by_side, py::arg("frames"), py::arg("num_threads"),
           "The indices of the frames run_frames(frames, num_threads) runs side by side, a frame per thread (empty: "
           "each frame on its own, in order). For the tests.");

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "constants.h"
 #include "kernels.h"
@@ -190,8 +191,10 @@ void lookup_vbmi(const uint8_t* src, int64_t n, const LookupTable& table, int64_
 }
 
 // The MXCSR of a fresh thread: round to nearest even, no flush of denormals to zero, every exception
-// masked. The formula kernels run under it whatever the calling thread set.
+// masked. The formula kernels run under it whatever the calling thread set; its low 6 bits, the
+// exception flags, which every inexact division sets, are not control bits and are left alone.
 constexpr unsigned kDefaultMxcsr = 0x1f80;
+constexpr unsigned kMxcsrFlags = 0x3f;
 
 // The formula's float32 of 8 bytes (TableFormula): no multiply-add is contracted, since the
 // AVX2 target has no FMA. (Dividing by a multiply and two multiply-adds, Markstein's way, which
@@ -215,8 +218,8 @@ VLFAST_AVX2_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d sc
 // float's bits + 0x7fff + bit 16, top half. (No NaN comes out of a non-zero std_dev; an infinity stays one.)
 VLFAST_AVX2_INLINE __m256i bfloat16_bits(__m256 x) {
     const __m256i bits = _mm256_castps_si256(x);
-    const __m256i bias =
-        _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1)));
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd);
     return _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
 }
 
@@ -251,8 +254,9 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
                                      int64_t channels, int64_t p, int slots, const TableFormula& formula,
                                      uint8_t* patch) {
     const unsigned mxcsr = _mm_getcsr();
-    if (mxcsr != kDefaultMxcsr) _mm_setcsr(kDefaultMxcsr);
-    const __m256 scale = _mm256_set1_ps(static_cast<float>(formula.scale));
+    const bool other_mode = (mxcsr & ~kMxcsrFlags) != kDefaultMxcsr;
+    if (other_mode) _mm_setcsr(kDefaultMxcsr);
+    const __m256 scale = _mm256_set1_ps(formula.scale_float32);
     const __m256d scale64 = _mm256_set1_pd(formula.scale);
     const int64_t run_bytes = p * kItemSize, slot_bytes = p * run_bytes;
     for (int64_t c = 0; c < channels; ++c) {
@@ -290,7 +294,7 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
             }
         }
     }
-    if (mxcsr != kDefaultMxcsr) _mm_setcsr(mxcsr);
+    if (other_mode) _mm_setcsr(mxcsr);
 }
 
 void compute_patch_avx2(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
@@ -326,11 +330,11 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 
 namespace {
 
-// Whether `kernels` computing the items of `table` with `formula` give every entry's bits: the 256 values as
-// one 16 x 16 patch of one channel.
+// Whether `kernels` computing the items of `table` with `formula` give every entry's bits: the 256 values
+// (per channel) laid out as runs of 16, 9 and 4 bytes, so that each value goes through each of
+// compute_patch's paths (runs of more than 8 items, overlapping 8-item vectors, fewer than 8 items; for
+// bfloat16, 16 items a time and each channel's last run).
 bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, const LayoutKernels& kernels) {
-    constexpr int64_t kSide = 16;
-    static_assert(kSide * kSide == kTableSize);
     if (kernels.compute_patch == nullptr || (table.item_size != 2 && table.item_size != 4) ||
         formula.mean.size() != static_cast<size_t>(table.channels) ||
         formula.std_dev.size() != static_cast<size_t>(table.channels))
@@ -339,11 +343,62 @@ bool formula_gives_entries(const LookupTable& table, const TableFormula& formula
     computed.channels = table.channels;
     computed.item_size = table.item_size;
     computed.formula = formula;
-    std::vector<uint8_t> ramp(static_cast<size_t>(table.channels * kTableSize));
-    for (size_t v = 0; v < ramp.size(); ++v) ramp[v] = static_cast<uint8_t>(v % kTableSize);
-    std::vector<uint8_t> items(ramp.size() * static_cast<size_t>(table.item_size));
-    kernels.compute_patch(ramp.data(), kTableSize, kSide, table.channels, kSide, 1, computed, items.data());
-    return std::memcmp(items.data(), table.entries.data(), items.size()) == 0;
+    const auto* entries = reinterpret_cast<const uint8_t*>(table.entries.data());
+    const int64_t item = table.item_size;
+    for (int64_t p : {16, 9, 4}) {
+        // Patches of p x p values v = i % 256 (i: the value's place in the channel's plane), enough to
+        // hold every value, and one run of slack past the last (compute_patch reads up to 16 bytes a run).
+        const int64_t area = p * p, patches = (kTableSize + area - 1) / area;
+        const int64_t plane = patches * area + 16;
+        std::vector<uint8_t> bytes(static_cast<size_t>(table.channels * plane));
+        for (int64_t c = 0; c < table.channels; ++c)
+            for (int64_t i = 0; i < plane; ++i) bytes[static_cast<size_t>(c * plane + i)] = static_cast<uint8_t>(i);
+        std::vector<uint8_t> items(static_cast<size_t>(table.channels * area * item));
+        for (int64_t k = 0; k < patches; ++k) {
+            kernels.compute_patch(bytes.data() + k * area, plane, p, table.channels, p, 1, computed, items.data());
+            for (int64_t c = 0; c < table.channels; ++c)
+                for (int64_t i = 0; i < area; ++i) {
+                    const int64_t value = (k * area + i) % kTableSize;
+                    if (std::memcmp(items.data() + (c * area + i) * item,
+                                    entries + (c * kTableSize + value) * item, static_cast<size_t>(item)) != 0)
+                        return false;
+                }
+        }
+    }
+    return true;
+}
+
+bool same_formula(const TableFormula& a, const TableFormula& b) {
+    return a.scale == b.scale && a.scale_float32 == b.scale_float32 && a.scale_in_float64 == b.scale_in_float64 &&
+           a.mean == b.mean && a.std_dev == b.std_dev;
+}
+
+// formula_gives_entries, remembered for the last few tables and formulas this thread checked (the check
+// takes ~30 us, a 448x448 frame's layout ~300: a batch's and a video's frames share their table).
+bool checked_formula_gives_entries(const LookupTable& table, const TableFormula& formula,
+                                   const LayoutKernels& kernels) {
+    struct Check {
+        const LayoutKernels* kernels = nullptr;
+        LookupTable table;  // channels, item_size and entries; no planes, no formula
+        TableFormula formula;
+        bool gives = false;
+    };
+    thread_local Check checks[4];
+    thread_local size_t next = 0;
+    for (const Check& check : checks)
+        if (check.kernels == &kernels && check.table.channels == table.channels &&
+            check.table.item_size == table.item_size && check.table.entries == table.entries &&
+            same_formula(check.formula, formula))
+            return check.gives;
+    Check& check = checks[next];
+    next = (next + 1) % std::size(checks);
+    check.kernels = &kernels;
+    check.table.channels = table.channels;
+    check.table.item_size = table.item_size;
+    check.table.entries = table.entries;
+    check.formula = formula;
+    check.gives = formula_gives_entries(table, formula, kernels);
+    return check.gives;
 }
 
 }  // namespace
@@ -365,7 +420,8 @@ LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size
                 for (int64_t v = 0; v < kTableSize; ++v)
                     table.planes[(c * item_size + k) * kTableSize + v] = entries[(c * kTableSize + v) * item_size + k];
     }
-    if (formula != nullptr && !table.identity && formula_gives_entries(table, *formula, kernels)) table.formula = *formula;
+    if (formula != nullptr && !table.identity && checked_formula_gives_entries(table, *formula, kernels))
+        table.formula = *formula;
     return table;
 }
 

@@ -1,7 +1,8 @@
 // Kernels of the table lookup that turns resized bytes into output items: the band's
 // interleaved rows are split into one plane per channel, and each plane row is looked up in
 // its channel's table as a whole (contiguous bytes in, contiguous items out), so that the
-// patch layout afterwards only copies runs of items. layout.cpp holds the portable kernels and
+// patch layout afterwards only copies runs of items (or, where the items are computed, each
+// patch is computed from the planes' bytes). layout.cpp holds the portable kernels and
 // the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at the AVX2
 // level, patches computed from the bytes with the table's formula where the caller gives one), chosen
 // once per frame by layout_kernels. Entries are copied bit for bit, or computed where a formula gives every
@@ -28,6 +29,7 @@ namespace vlfast {
 // (lookup_table checks that it does before any item is computed).
 struct TableFormula {
     double scale = 1;
+    float scale_float32 = 1;  // scale rounded to float32 (in the caller's rounding mode): the float32 multiply's
     bool scale_in_float64 = false;
     std::vector<float> mean, std_dev;  // one per channel
 };
@@ -57,7 +59,8 @@ struct LayoutKernels {
     // one patch from byte planes, the items of channel c's p runs of p bytes (run y at bytes + c *
     // channel_stride + y * row_stride) computed into patch (channels x slots x p x p items, channel-major),
     // each run into each of `slots` temporal slots. It may read up to 16 bytes from the start of any run
-    // but each channel's last: the planes must hold whole rows (row_stride >= p) past those runs.
+    // but each channel's last (the items of the bytes past the run are discarded): the planes must hold
+    // whole rows (row_stride >= p) past those runs.
     void (*compute_patch)(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
                           int64_t p, int slots, const LookupTable& table, uint8_t* patch);
 };

@@ -37,7 +37,8 @@ namespace {
 constexpr int64_t kMinPixelsPerThread = 32 * 1024;
 
 // Bytes of table items a chunk of the band may take (Scratch::values): inside L2 with the band
-// (measured at 1080p: 24 KB chunks, in L1, cost float32 ~5% more; 160 to 320 KB, all alike).
+// (measured at 1080p: 24 KB chunks, in L1, cost float32 ~5% more; 160 to 320 KB, all alike). Where
+// the items are computed, the chunk (as wide) holds bytes: 1/item_size of this.
 constexpr int64_t kChunkValueBytes = 160 * 1024;
 
 // A buffer that is not zero-filled (every byte is written before it is read), aligned to a
@@ -104,7 +105,7 @@ struct Frame {
     const RowKernels* kernels;  // chosen once for the frame
     AxisKernel horizontal_kernel, vertical_kernel;  // the axes as the kernels take them
     bool streaming;    // the output is written with streaming stores
-    const LayoutKernels* layout;  // the lookup kernels, chosen once for the frame
+    const LayoutKernels* layout;  // the lookup (and compute) kernels, chosen once for the frame
     LookupTable table;            // the table as they read it
     int64_t chunk_pixels;         // width of the band's chunks (write_block_row): whole blocks
     SimdLevel layout_level;       // the target write_block_row runs compiled for: the frame's level
@@ -114,7 +115,7 @@ struct Frame {
 struct Scratch {
     Buffer band;    // the resized rows of one block row (none when the frame's rows are read in place)
     Buffer planes;  // one band row of a chunk, a plane per channel
-    Buffer values;  // a chunk of the band as table items: channel x band row x chunk_pixels
+    Buffer values;  // a chunk of the band as table items (bytes, where computed): channel x band row x chunk_pixels
     Buffer patch;   // one patch as table items
     OutputWriter writer;
     Buffer packed[kRowsPerGroup];          // source rows, packed (strided input)
@@ -261,10 +262,10 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 // it), then each patch is assembled in s.patch (channels x slot_count x patch_size^2 items) from
 // runs of patch_size items, one copy per temporal slot. Where the kernels compute the items (a table
 // formula, layout.h), the planes stay bytes in s.values and each patch is computed from them straight
-// into s.patch (LayoutKernels::compute_patch), with no looked-up copy of the chunk in between. It is then written whole when the frame
-// fills every slot, else as one run per channel. Where the frame fills more than one slot and one
-// channel's slot is at least kOneSlotMinBytes, the patch is assembled in one slot only (channels x
-// patch_size^2 items) and each channel's slot is written from it once per slot the frame fills:
+// into s.patch (LayoutKernels::compute_patch), with no looked-up copy of the chunk in between. The
+// patch is then written whole when the frame fills every slot, else as one run per channel. Where the
+// frame fills more than one slot and one channel's slot is at least kOneSlotMinBytes, the patch is
+// assembled in one slot only (channels x patch_size^2 items) and each channel's slot is written from it once per slot the frame fills:
 // 1/slot_count of the assembly's copies, for up to two partial output lines per slot that the
 // writer merges.
 template <int kRunBytes>

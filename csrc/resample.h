@@ -1,5 +1,5 @@
-// Two-pass fixed-point resize of a uint8 HWC image, fused with the table lookup and
-// the Qwen2-VL patch layout. Everything here trusts its inputs: bindings.cpp validates.
+// Two-pass fixed-point resize of a uint8 HWC image, fused with the table lookup (or the
+// table's formula, layout.h) and the Qwen2-VL patch layout. Everything here trusts its inputs: bindings.cpp validates.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +34,8 @@ struct ImageView {
 
 // Where the patch rows of one frame go. `out` is C-contiguous with rows of
 // channels * temporal_patch_size * patch_size^2 items of `item_size` bytes (1, 2 or 4);
-// `table` holds channels x 256 items of the same size, copied bit for bit.
+// `table` holds channels x 256 items of the same size, copied bit for bit (or computed where a
+// formula gives every one of them, layout.h).
 struct PatchTarget {
     uint8_t* out;
     const uint8_t* table;

@@ -169,7 +169,8 @@ def test_computed_items_are_the_looked_up_ones(backend, dtype):
 
 
 @pytest.mark.parametrize("dtype", COMPUTED_DTYPES, ids=str)
-def test_computed_items_are_the_looked_up_ones_at_any_patch_size(dtype):
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype):
     """Runs shorter than 8 items, of 8, of 9 to 16 (bfloat16: 16 a time, stores past the run), and longer;
     merge sizes 1 and 2, one to three temporal slots (one filled, or all), 1 and 3 channels."""
     with simd_level("avx2"):
@@ -177,8 +178,9 @@ def test_computed_items_are_the_looked_up_ones_at_any_patch_size(dtype):
             itertools.product((2, 7, 8, 9, 14, 15, 16, 17, 28), (1, 2), (1, 2, 3), (1, 3))
         ):
             options = settings(case % len(SETTINGS), channels, True, True)
-            table = normalization_table(Backend.PIL, dtype=dtype, **options)
-            formula = table_formula(Backend.PIL, **options)
+            table = normalization_table(backend, dtype=dtype, **options)
+            formula = table_formula(backend, **options)
+            assert computes(table, formula)
             block = patch * merge
             image, plan = _frame(3 * block + case % 5, 2 * block, 3 * block, 2 * block, channels, case)
             rows = plan.out_height * plan.out_width // patch**2
@@ -209,7 +211,7 @@ def test_the_callers_rounding_mode_changes_nothing():
     so a table built under another mode is looked up, and the caller's mode is left as it was."""
     script = textwrap.dedent(
         """
-        import ctypes, sys
+        import ctypes, ctypes.util, sys
         import numpy as np, torch
         from vlfast.engines import cpp as cpu_kernel
         from vlfast.plans import ResamplePlan
@@ -218,7 +220,7 @@ def test_the_callers_rounding_mode_changes_nothing():
         if "avx2" not in _C.simd_levels():
             sys.exit(3)
         _C.set_simd_level("avx2")
-        libm = ctypes.CDLL("libm.so.6")
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or sys.exit(4))
         TOWARD_ZERO = 0x0C00  # FE_TOWARDZERO on x86
         image = np.random.default_rng(0).integers(0, 256, (560, 560, 3), dtype=np.uint8)
         plan = ResamplePlan(560, 560, 560, 560, None, None, False)
@@ -239,8 +241,8 @@ def test_the_callers_rounding_mode_changes_nothing():
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    if result.returncode == 3:
-        pytest.skip("this CPU has no avx2")
+    if result.returncode in (3, 4):
+        pytest.skip("this CPU has no avx2" if result.returncode == 3 else "no C math library to set the mode with")
     assert result.returncode == 0, result.stderr
 
 
@@ -281,3 +283,67 @@ def test_the_library_gives_the_engine_its_tables_formula(monkeypatch):
         table_bits, formula = arguments[4], arguments[-1]
         assert formula == cpu_kernel.formula_arguments(table_formula(backend))
         assert np.array_equal(table_bits, bits(normalization_table(backend, dtype=torch.bfloat16)))
+
+
+def test_a_batch_computes_each_frame_with_the_formula():
+    """``run_frames`` (small frames side by side on the pool's threads, and a large one split): the same
+    bytes with the formula as without; a formula of another channel count names the frame."""
+    table = normalization_table("pil", dtype=torch.bfloat16)
+    formula = cpu_kernel.formula_arguments(table_formula("pil"))
+    sizes = [(56, 28), (84, 56), (28, 28), (560, 280)]
+    images = [_frame(w + 3, h + 5, w, h, 3, i) for i, (w, h) in enumerate(sizes)]
+    rows = [w * h // 196 for w, h in sizes]
+    offsets = np.cumsum([0, *rows])
+    outs = []
+    with simd_level("avx2"):
+        assert computes(table, table_formula("pil"))
+        for given in (formula, None):
+            out = torch.full((int(offsets[-1]), 3 * 2 * 196), 7, dtype=torch.bfloat16)
+            frames = [
+                cpu_kernel.frame_arguments(image, plan, table, out, int(offset), **LAYOUT)
+                for (image, plan), offset in zip(images, offsets, strict=False)
+            ]
+            assert _C.frames_side_by_side(frames, 2) == [0, 1, 2]
+            _C.run_frames(frames, 2, given)
+            outs.append(out.view(torch.int16))
+        assert torch.equal(outs[0], outs[1])
+        assert not (outs[0] == torch.full_like(outs[0], 7).view(torch.int16)).all(dim=1).any()
+        two = (formula[0], formula[1], formula[2][:2], formula[3][:2])
+        with pytest.raises(ValueError, match="frame 0: the formula has 2 channels but the table has 3"):
+            _C.run_frames(frames, 2, two)
+
+
+def test_a_table_changed_in_place_is_checked_again():
+    """The kernel remembers its last checks by the table's bytes, not its address."""
+    table = normalization_table("torchvision").clone()
+    formula = table_formula("torchvision")
+    with simd_level("avx2"):
+        assert computes(table, formula)
+        table[1, 200] = float(np.nextafter(np.float32(table[1, 200].item()), np.float32(0)))
+        assert not computes(table, formula)
+
+
+def test_formulas_of_settings_without_one():
+    """No rescale factor where rescale is off; settings that overflow float32 give no formula (looked up)."""
+    formula = table_formula("torchvision", do_rescale=False, rescale_factor=None)
+    mean, std = SETTINGS[0][1:]
+    assert formula == TableFormula(1.0, False, tuple(np.float32(mean).tolist()), tuple(np.float32(std).tolist()))
+    assert table_formula("pil", image_mean=(1e39, 0.0, 0.0)) is None
+    assert table_formula("torchvision", rescale_factor=1e-40) is None
+    image = np.random.default_rng(2).integers(0, 256, (56, 84, 3), dtype=np.uint8)
+    for backend in Backend:
+        result = preprocess([image], engine="cpp", backend=backend.value, do_rescale=False, rescale_factor=None)
+        assert result.pixel_values.shape == (24, 3 * 2 * 196)
+
+
+def test_normalization_caches_its_formula_only_for_frozen_settings():
+    from vlfast.tables import Normalization
+
+    frozen = Normalization(Backend.PIL, image_mean=(0.1, 0.2, 0.3))
+    assert frozen.formula() is frozen.formula() == table_formula("pil", image_mean=(0.1, 0.2, 0.3))
+    mean = [0.1, 0.2, 0.3]
+    changing = Normalization(Backend.PIL, image_mean=mean)
+    first = changing.formula()
+    mean[0] = 0.4
+    assert changing.formula() != first
+    assert changing.formula() == table_formula("pil", image_mean=(0.4, 0.2, 0.3))

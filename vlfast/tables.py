@@ -8,6 +8,7 @@ the reproduced backend applies to whole images, so a lookup gives the same bits.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -87,8 +88,9 @@ class TableFormula:
 
 def _pil_formula(do_rescale, rescale_factor, do_normalize, mean, std, channels) -> TableFormula:
     # _pil_table's arithmetic: the rescale in float64, rounded to float32; the normalize in float32.
-    mean32 = np.array(mean if do_normalize else (0.0,) * channels, dtype=np.float32)
-    std32 = np.array(std if do_normalize else (1.0,) * channels, dtype=np.float32)
+    with np.errstate(over="ignore"):  # settings past float32: table_formula gives no formula for them
+        mean32 = np.array(mean if do_normalize else (0.0,) * channels, dtype=np.float32)
+        std32 = np.array(std if do_normalize else (1.0,) * channels, dtype=np.float32)
     return TableFormula(
         float(rescale_factor) if do_rescale else 1.0, bool(do_rescale), tuple(mean32.tolist()), tuple(std32.tolist())
     )
@@ -152,6 +154,26 @@ def normalization_table(
         >>> t[0, 255].item()
         1.0
     """
+    backend, factor, mean, std = _checked_settings(
+        backend, do_rescale, rescale_factor, do_normalize, image_mean, image_std, channels
+    )
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # key the cache by the GPU the table lands on
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _cached_table(backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(device))
+
+
+def _checked_settings(
+    backend: Backend | str,
+    do_rescale: bool,
+    rescale_factor: float,
+    do_normalize: bool,
+    image_mean: float | Sequence[float],
+    image_std: float | Sequence[float],
+    channels: int,
+) -> tuple[Backend, float, tuple[float, ...], tuple[float, ...]]:
+    """The backend, the rescale factor (0.0 when unused), the means and the stds (empty when unused) of
+    a table's settings, or :class:`UnsupportedOptionError` where the stock would divide by zero."""
     backend = parse_backend(backend)
     mean = _per_channel(image_mean, channels, "image_mean") if do_normalize else ()
     std = _per_channel(image_std, channels, "image_std") if do_normalize else ()
@@ -159,11 +181,7 @@ def normalization_table(
         raise UnsupportedOptionError("image_std contains 0, leading to division by zero")
     if do_rescale and rescale_factor == 0 and do_normalize and backend is Backend.TORCHVISION:
         raise UnsupportedOptionError("rescale_factor must be non-zero for the torchvision backend")
-    factor = float(rescale_factor) if do_rescale else 0.0
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:  # key the cache by the GPU the table lands on
-        device = torch.device("cuda", torch.cuda.current_device())
-    return _cached_table(backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels, dtype, str(device))
+    return backend, float(rescale_factor) if do_rescale else 0.0, mean, std
 
 
 def table_formula(
@@ -175,17 +193,18 @@ def table_formula(
     image_mean: float | Sequence[float] = OPENAI_CLIP_MEAN,
     image_std: float | Sequence[float] = OPENAI_CLIP_STD,
     channels: int = 3,
-) -> TableFormula:
-    """The :class:`TableFormula` of :func:`normalization_table` with the same settings (any dtype).
+) -> TableFormula | None:
+    """The :class:`TableFormula` of :func:`normalization_table` with the same settings (any dtype); None
+    where a value of it is not a finite float32 (settings that overflow float32: the table is looked up).
 
     Example:
         >>> table_formula("pil", image_mean=(0.5,) * 3, image_std=(0.5,) * 3).mean
         (0.5, 0.5, 0.5)
     """
-    backend = parse_backend(backend)
-    mean = _per_channel(image_mean, channels, "image_mean") if do_normalize else ()
-    std = _per_channel(image_std, channels, "image_std") if do_normalize else ()
-    return _cached_formula(backend, bool(do_rescale), float(rescale_factor), bool(do_normalize), mean, std, channels)
+    backend, factor, mean, std = _checked_settings(
+        backend, do_rescale, rescale_factor, do_normalize, image_mean, image_std, channels
+    )
+    return _cached_formula(backend, bool(do_rescale), factor, bool(do_normalize), mean, std, channels)
 
 
 @lru_cache(maxsize=64)
@@ -197,9 +216,11 @@ def _cached_formula(
     mean: tuple[float, ...],
     std: tuple[float, ...],
     channels: int,
-) -> TableFormula:
+) -> TableFormula | None:
     build = _pil_formula if backend is Backend.PIL else _torchvision_formula
-    return build(do_rescale, rescale_factor, do_normalize, mean, std, channels)
+    formula = build(do_rescale, rescale_factor, do_normalize, mean, std, channels)
+    values = (formula.scale, *formula.mean, *formula.std)
+    return formula if all(math.isfinite(value) for value in values) else None
 
 
 @dataclass(frozen=True)
@@ -215,13 +236,12 @@ class Normalization:
     #: Tables already looked up, by ``(dtype, device, channels)``: a call skips the checks and the shared cache.
     _tables: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
     #: Formulas already built, by channel count.
-    _formulas: dict[int, TableFormula] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _formulas: dict[int, TableFormula | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def formula(self, channels: int = 3) -> TableFormula:
+    def formula(self, channels: int = 3) -> TableFormula | None:
         """:func:`table_formula` of these settings, cached."""
-        formula = self._formulas.get(channels)
-        if formula is not None:
-            return formula
+        if channels in self._formulas:
+            return self._formulas[channels]
         formula = table_formula(
             self.backend,
             do_rescale=self.do_rescale,

@@ -5,7 +5,8 @@ looks every byte up in a ``(C, 256)`` table (or computes it with the table's for
 and gives the same bits) and writes the frame's patch rows (see
 :mod:`vlfast.layout`), in one pass over the output, on several threads, without the GIL: each frame
 split over the threads, or frames too small to split side by side, a frame per thread.
-Table entries are copied bit for bit, so one kernel serves every output dtype.
+Table entries are copied bit for bit, so one kernel serves every output dtype (at the ``avx2`` level, float32
+and bfloat16 items are computed with the table's formula instead, once it has given every entry's bits).
 """
 
 from __future__ import annotations

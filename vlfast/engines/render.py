@@ -88,5 +88,5 @@ def render(
     else:
         on_host = all(job.pixels.is_cpu for job in jobs)
         host_jobs = jobs if on_host else [replace(job, pixels=job.pixels.cpu()) for job in jobs]
-        engine.run(host_jobs, table, out, layout, normalization.formula(table.shape[0]))
+        engine.run(host_jobs, table, out, layout, formula=normalization.formula(table.shape[0]))
     return out if out.device == device else out.to(device, non_blocking=True)
