@@ -265,9 +265,9 @@ VLFAST_INLINE_IN_CALLER void assemble_patch(const uint8_t* values, int64_t chann
 // into s.patch (LayoutKernels::compute_patch), with no looked-up copy of the chunk in between. The
 // patch is then written whole when the frame fills every slot, else as one run per channel. Where the
 // frame fills more than one slot and one channel's slot is at least kOneSlotMinBytes, the patch is
-// assembled in one slot only (channels x patch_size^2 items) and each channel's slot is written from it once per slot the frame fills:
-// 1/slot_count of the assembly's copies, for up to two partial output lines per slot that the
-// writer merges.
+// assembled in one slot only (channels x patch_size^2 items) and each channel's slot is written from
+// it once per slot the frame fills: 1/slot_count of the assembly's copies, for up to two partial
+// output lines per slot that the writer merges.
 template <int kRunBytes>
 VLFAST_INLINE_IN_CALLER void write_block_row(const Frame& f, Scratch& s, int64_t block_y, const uint8_t* band,
                                              int64_t band_row_bytes) {
