@@ -4,7 +4,7 @@
 // AVX-512 VBMI, the lookup takes vpermi2b: a 256-entry byte table is 4 registers, and two
 // two-register permutes and a blend on the index's top bit look up 64 bytes at once, once
 // per byte of the item; unpacks then interleave those bytes into items. At the AVX2 level,
-// where a lookup costs about a load and a store an item, the items of a float32 or bfloat16
+// where a lookup costs about a load and a store an item, the items of a float32, bfloat16 or float16
 // table are computed instead, 8 a time and straight into the patch (compute_patch), where the
 // caller gives the table's formula, and only after the formula, computed by the same kernel, has
 // given every entry's bits; else copied. So every kernel writes the table's bits.
@@ -200,7 +200,8 @@ constexpr unsigned kMxcsrFlags = 0x3f;
 // AVX2 target has no FMA. (Dividing by a multiply and two multiply-adds, Markstein's way, which
 // rounds as the division does, measured the same on the Zen 3 VM: the stores set the pace.)
 template <bool kFloat64>
-VLFAST_AVX2_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d scale64, __m256 mean, __m256 std_dev) {
+VLFAST_AVX2_F16C_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d scale64, __m256 mean,
+                                              __m256 std_dev) {
     const __m256i values = _mm256_cvtepu8_epi32(bytes);
     __m256 x;
     if constexpr (kFloat64) {
@@ -216,41 +217,61 @@ VLFAST_AVX2_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d sc
 
 // The bfloat16 bits of 8 floats, one in the low half of each int32, rounded to nearest even: the
 // float's bits + 0x7fff + bit 16, top half. (No NaN comes out of a non-zero std_dev; an infinity stays one.)
-VLFAST_AVX2_INLINE __m256i bfloat16_bits(__m256 x) {
+VLFAST_AVX2_F16C_INLINE __m256i bfloat16_bits(__m256 x) {
     const __m256i bits = _mm256_castps_si256(x);
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
     const __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd);
     return _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
 }
 
-// The formula's items of 8 values (formula_values), stored at dst: `count` (1 to 8) of them.
-template <int kItemSize>
-VLFAST_AVX2_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
-    if constexpr (kItemSize == 4) {
-        if (count == 8) return _mm256_storeu_ps(reinterpret_cast<float*>(dst), x);
-        alignas(32) float items[8];
-        _mm256_store_ps(items, x);
-        std::memcpy(dst, items, static_cast<size_t>(count) * 4);
-    } else {
-        const __m256i top = bfloat16_bits(x);
-        // packus within lanes puts items 0-3 and 4-7 in the low 64 bits of each lane.
-        const __m128i items = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0x08));
-        if (count == 8) return _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), items);
-        alignas(16) uint8_t bytes[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(bytes), items);
-        std::memcpy(dst, bytes, static_cast<size_t>(count) * 2);
-    }
+// The float16 bits of 8 floats, rounded to nearest even (the instruction's own rounding, not MXCSR's).
+VLFAST_AVX2_F16C_INLINE __m128i float16_bits(__m256 x) { return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT); }
+
+// The bytes of the 8 kKind items of 8 floats: a register's worth for float32, its low half otherwise.
+template <ItemKind kKind>
+VLFAST_AVX2_F16C_INLINE __m256i item_bits(__m256 x) {
+    if constexpr (kKind == ItemKind::kFloat32) return _mm256_castps_si256(x);
+    if constexpr (kKind == ItemKind::kFloat16) return _mm256_castsi128_si256(float16_bits(x));
+    // packus within lanes puts items 0-3 and 4-7 in the low 64 bits of each lane.
+    const __m256i top = bfloat16_bits(x);
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0x08);
 }
 
-// One patch computed from byte planes (compute_patch in layout.h), float32 (kItemSize 4) or bfloat16 (2)
-// items: each run of p items as 8-item vectors, the last one overlapping the one before where p is not a
-// multiple of 8 (a run shorter than 8 is stored in part). bfloat16 runs of 9 to 16 items but the last of
-// each channel take 16 items a time from 16 bytes, one 32-byte store a slot (half the stores: the
-// assembly's stores set its pace): the items past the run land on the next run, written after it, and
+// The 16 2-byte kKind items of 16 floats (low: items 0-7), in order.
+template <ItemKind kKind>
+VLFAST_AVX2_F16C_INLINE __m256i sixteen_items(__m256 low, __m256 high) {
+    if constexpr (kKind == ItemKind::kFloat16)
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(float16_bits(low)), float16_bits(high), 1);
+    // packus interleaves the halves' lanes: items 0-3, 8-11 | 4-7, 12-15; the permute orders them.
+    return _mm256_permute4x64_epi64(_mm256_packus_epi32(bfloat16_bits(low), bfloat16_bits(high)), 0xd8);
+}
+
+// The formula's items of 8 values (formula_values), stored at dst: `count` (1 to 8) of them.
+template <ItemKind kKind>
+VLFAST_AVX2_F16C_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
+    constexpr int64_t kItemSize = kKind == ItemKind::kFloat32 ? 4 : 2;
+    const __m256i items = item_bits<kKind>(x);
+    if (count == 8) {
+        if constexpr (kItemSize == 4)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), items);
+        else
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(items));
+        return;
+    }
+    alignas(32) uint8_t bytes[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bytes), items);
+    std::memcpy(dst, bytes, static_cast<size_t>(count * kItemSize));
+}
+
+// One patch computed from byte planes (compute_patch in layout.h), of kKind items: each run of p items as
+// 8-item vectors, the last one overlapping the one before where p is not a multiple of 8 (a run shorter
+// than 8 is stored in part). 2-byte runs of 9 to 16 items but the last of each channel take 16 items a
+// time from 16 bytes, one 32-byte store a slot (half the stores: the assembly's stores set its pace):
+// the items past the run land on the next run, written after it, and
 // the bytes past it are read from the plane's next items or row, which exist since this run is not the
 // plane's last (the caller's planes hold whole rows of at least p bytes).
-template <bool kFloat64, int kItemSize>
-VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride,
+template <bool kFloat64, ItemKind kKind>
+VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride,
                                      int64_t channels, int64_t p, int slots, const TableFormula& formula,
                                      uint8_t* patch) {
     const unsigned mxcsr = _mm_getcsr();
@@ -258,6 +279,7 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
     if (other_mode) _mm_setcsr(kDefaultMxcsr);
     const __m256 scale = _mm256_set1_ps(formula.scale_float32);
     const __m256d scale64 = _mm256_set1_pd(formula.scale);
+    constexpr int64_t kItemSize = kKind == ItemKind::kFloat32 ? 4 : 2;
     const int64_t run_bytes = p * kItemSize, slot_bytes = p * run_bytes;
     for (int64_t c = 0; c < channels; ++c) {
         const __m256 mean = _mm256_set1_ps(formula.mean[static_cast<size_t>(c)]);
@@ -267,11 +289,10 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
         for (int64_t y = 0; y < p; ++y, src += row_stride, dst += run_bytes) {
             if (kItemSize == 2 && p > 8 && p <= 16 && y + 1 < p) {
                 const __m128i loaded = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-                const __m256i low = bfloat16_bits(formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev));
-                const __m256i high = bfloat16_bits(
-                    formula_values<kFloat64>(_mm_unpackhi_epi64(loaded, loaded), scale, scale64, mean, std_dev));
-                // packus interleaves the halves' lanes: items 0-3, 8-11 | 4-7, 12-15; the permute orders them.
-                const __m256i items = _mm256_permute4x64_epi64(_mm256_packus_epi32(low, high), 0xd8);
+                const __m256 low = formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev);
+                const __m256 high =
+                    formula_values<kFloat64>(_mm_unpackhi_epi64(loaded, loaded), scale, scale64, mean, std_dev);
+                const __m256i items = sixteen_items<kKind>(low, high);
                 for (int slot = 0; slot < slots; ++slot)
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + slot * slot_bytes), items);
                 continue;
@@ -281,7 +302,7 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
                 std::memcpy(&packed, src, static_cast<size_t>(p));
                 const __m256 x = formula_values<kFloat64>(_mm_cvtsi64_si128(static_cast<int64_t>(packed)), scale,
                                                           scale64, mean, std_dev);
-                for (int slot = 0; slot < slots; ++slot) store_items<kItemSize>(x, dst + slot * slot_bytes, p);
+                for (int slot = 0; slot < slots; ++slot) store_items<kKind>(x, dst + slot * slot_bytes, p);
                 continue;
             }
             for (int64_t i = 0;; i += 8) {
@@ -289,7 +310,7 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
                 const __m128i loaded = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
                 const __m256 x = formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev);
                 for (int slot = 0; slot < slots; ++slot)
-                    store_items<kItemSize>(x, dst + slot * slot_bytes + i * kItemSize, 8);
+                    store_items<kKind>(x, dst + slot * slot_bytes + i * kItemSize, 8);
                 if (i == p - 8) break;
             }
         }
@@ -297,18 +318,31 @@ VLFAST_AVX2 void compute_patch_items(const uint8_t* bytes, int64_t channel_strid
     if (other_mode) _mm_setcsr(mxcsr);
 }
 
+// compute_patch_items for `formula`'s rescale.
+template <ItemKind kKind>
+void compute_patch_kind(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
+                        int64_t p, int slots, const TableFormula& formula, uint8_t* patch) {
+    (formula.scale_in_float64 ? compute_patch_items<true, kKind> : compute_patch_items<false, kKind>)(
+        bytes, channel_stride, row_stride, channels, p, slots, formula, patch);
+}
+
 void compute_patch_avx2(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
                         int64_t p, int slots, const LookupTable& table, uint8_t* patch) {
-    const TableFormula& formula = *table.formula;
-    const bool wide = formula.scale_in_float64;
-    if (table.item_size == 4)
-        return (wide ? compute_patch_items<true, 4> : compute_patch_items<false, 4>)(
-            bytes, channel_stride, row_stride, channels, p, slots, formula, patch);
-    return (wide ? compute_patch_items<true, 2> : compute_patch_items<false, 2>)(bytes, channel_stride, row_stride,
-                                                                                channels, p, slots, formula, patch);
+    switch (table.computed_item) {
+        case ItemKind::kFloat32:
+            return compute_patch_kind<ItemKind::kFloat32>(bytes, channel_stride, row_stride, channels, p, slots,
+                                                          *table.formula, patch);
+        case ItemKind::kBfloat16:
+            return compute_patch_kind<ItemKind::kBfloat16>(bytes, channel_stride, row_stride, channels, p, slots,
+                                                           *table.formula, patch);
+        case ItemKind::kFloat16:
+            return compute_patch_kind<ItemKind::kFloat16>(bytes, channel_stride, row_stride, channels, p, slots,
+                                                          *table.formula, patch);
+    }
 }
 
 const LayoutKernels kAvx2Layout{false, deinterleave_x86, lookup_portable, compute_patch_avx2};
+const LayoutKernels kAvx2LookupLayout{false, deinterleave_x86, lookup_portable, nullptr};  // no F16C
 const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi, nullptr};
 
 #endif
@@ -319,7 +353,10 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 #if VLFAST_X86
     switch (level) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
         case SimdLevel::kAvx512: return kVbmiLayout;
-        case SimdLevel::kAvx2: return kAvx2Layout;
+        case SimdLevel::kAvx2: {
+            static const bool f16c = __builtin_cpu_supports("f16c");
+            return f16c ? kAvx2Layout : kAvx2LookupLayout;
+        }
         default: break;
     }
 #else
@@ -330,19 +367,17 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 
 namespace {
 
-// Whether `kernels` computing the items of `table` with `formula` give every entry's bits: the 256 values
+// Whether `kernels` computing `kind` items of `table` with `formula` give every entry's bits: the 256 values
 // (per channel) laid out as runs of 16, 9 and 4 bytes, so that each value goes through each of
 // compute_patch's paths (runs of more than 8 items, overlapping 8-item vectors, fewer than 8 items; for
 // bfloat16, 16 items a time and each channel's last run).
-bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, const LayoutKernels& kernels) {
-    if (kernels.compute_patch == nullptr || (table.item_size != 2 && table.item_size != 4) ||
-        formula.mean.size() != static_cast<size_t>(table.channels) ||
-        formula.std_dev.size() != static_cast<size_t>(table.channels))
-        return false;
+bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, ItemKind kind,
+                           const LayoutKernels& kernels) {
     LookupTable computed;
     computed.channels = table.channels;
     computed.item_size = table.item_size;
     computed.formula = formula;
+    computed.computed_item = kind;
     const auto* entries = reinterpret_cast<const uint8_t*>(table.entries.data());
     const int64_t item = table.item_size;
     for (int64_t p : {16, 9, 4}) {
@@ -373,15 +408,30 @@ bool same_formula(const TableFormula& a, const TableFormula& b) {
            a.mean == b.mean && a.std_dev == b.std_dev;
 }
 
-// formula_gives_entries, remembered for the last few tables and formulas this thread checked (the check
+// The kind of item that `kernels`, computing with `formula`, give every entry of `table` as (float32 for
+// 4-byte items; bfloat16, else float16, for 2-byte ones), if any.
+std::optional<ItemKind> formula_items(const LookupTable& table, const TableFormula& formula,
+                                      const LayoutKernels& kernels) {
+    if (kernels.compute_patch == nullptr || formula.mean.size() != static_cast<size_t>(table.channels) ||
+        formula.std_dev.size() != static_cast<size_t>(table.channels))
+        return std::nullopt;
+    if (table.item_size == 4 && formula_gives_entries(table, formula, ItemKind::kFloat32, kernels))
+        return ItemKind::kFloat32;
+    if (table.item_size == 2)
+        for (ItemKind kind : {ItemKind::kBfloat16, ItemKind::kFloat16})
+            if (formula_gives_entries(table, formula, kind, kernels)) return kind;
+    return std::nullopt;
+}
+
+// formula_items, remembered for the last few tables and formulas this thread checked (the check
 // takes ~30 us, a 448x448 frame's layout ~300: a batch's and a video's frames share their table).
-bool checked_formula_gives_entries(const LookupTable& table, const TableFormula& formula,
-                                   const LayoutKernels& kernels) {
+std::optional<ItemKind> checked_formula_items(const LookupTable& table, const TableFormula& formula,
+                                              const LayoutKernels& kernels) {
     struct Check {
         const LayoutKernels* kernels = nullptr;
         LookupTable table;  // channels, item_size and entries; no planes, no formula
         TableFormula formula;
-        bool gives = false;
+        std::optional<ItemKind> items;
     };
     thread_local Check checks[4];
     thread_local size_t next = 0;
@@ -389,7 +439,7 @@ bool checked_formula_gives_entries(const LookupTable& table, const TableFormula&
         if (check.kernels == &kernels && check.table.channels == table.channels &&
             check.table.item_size == table.item_size && check.table.entries == table.entries &&
             same_formula(check.formula, formula))
-            return check.gives;
+            return check.items;
     Check& check = checks[next];
     next = (next + 1) % std::size(checks);
     check.kernels = &kernels;
@@ -397,8 +447,8 @@ bool checked_formula_gives_entries(const LookupTable& table, const TableFormula&
     check.table.item_size = table.item_size;
     check.table.entries = table.entries;
     check.formula = formula;
-    check.gives = formula_gives_entries(table, formula, kernels);
-    return check.gives;
+    check.items = formula_items(table, formula, kernels);
+    return check.items;
 }
 
 }  // namespace
@@ -420,8 +470,12 @@ LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size
                 for (int64_t v = 0; v < kTableSize; ++v)
                     table.planes[(c * item_size + k) * kTableSize + v] = entries[(c * kTableSize + v) * item_size + k];
     }
-    if (formula != nullptr && !table.identity && checked_formula_gives_entries(table, *formula, kernels))
-        table.formula = *formula;
+    if (formula != nullptr && !table.identity) {
+        if (const std::optional<ItemKind> items = checked_formula_items(table, *formula, kernels)) {
+            table.formula = *formula;
+            table.computed_item = *items;
+        }
+    }
     return table;
 }
 

@@ -25,14 +25,18 @@ namespace vlfast {
 // The arithmetic that made a float table, where the caller knows it (vlfast.tables.TableFormula):
 // entry (c, v) is x = v * scale, rounded to float32 (computed in float32, with scale rounded to
 // float32, or in float64), then (x - mean[c]) / std_dev[c] in float32, then rounded to the item: float32,
-// or bfloat16 to nearest even. A kernel that computes items with it must give every entry's bits
-// (lookup_table checks that it does before any item is computed).
+// or bfloat16 or float16 to nearest even (which of the two a table of 2-byte items holds, the check
+// says). A kernel that computes items with it must give every entry's bits (lookup_table checks that
+// it does before any item is computed).
 struct TableFormula {
     double scale = 1;
     float scale_float32 = 1;  // scale rounded to float32 (in the caller's rounding mode): the float32 multiply's
     bool scale_in_float64 = false;
     std::vector<float> mean, std_dev;  // one per channel
 };
+
+// What a computed item is: the formula's float32, or it rounded to bfloat16 or float16 (to nearest even).
+enum class ItemKind { kFloat32, kBfloat16, kFloat16 };
 
 // A frame's table, as the lookup kernels read it.
 struct LookupTable {
@@ -46,6 +50,7 @@ struct LookupTable {
     // Set where the kernels compute the items with this formula (LayoutKernels::compute_patch) instead of
     // looking them up: only where the level's kernels can and, computed with them, it gives every entry's bits.
     std::optional<TableFormula> formula;
+    ItemKind computed_item = ItemKind::kFloat32;  // with `formula`: the items it computes
 };
 
 struct LayoutKernels {

@@ -10,6 +10,10 @@
 #define VLFAST_SSSE3 __attribute__((target("ssse3")))
 #define VLFAST_AVX2 __attribute__((target("avx2")))
 #define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
+// The AVX2 level's formula kernels (layout.cpp), which also convert to float16 (F16C): run only where the
+// CPU has it (every AVX2 CPU does, but a virtual machine may hide it).
+#define VLFAST_AVX2_F16C __attribute__((target("avx2,f16c")))
+#define VLFAST_AVX2_F16C_INLINE inline __attribute__((target("avx2,f16c"), always_inline))
 // For a lambda's body, which does not take its enclosing function's level.
 #define VLFAST_AVX2_LAMBDA __attribute__((target("avx2")))
 // The AVX-512 level (SimdLevel::kAvx512) requires all of these.
