@@ -18,6 +18,10 @@
 #include "kernels.h"
 #include "x86_target.h"
 
+#if VLFAST_X86
+#include <cpuid.h>
+#endif
+
 namespace vlfast {
 namespace {
 
@@ -342,6 +346,12 @@ void compute_patch_avx2(const uint8_t* bytes, int64_t channel_stride, int64_t ro
 }
 
 const LayoutKernels kAvx2Layout{false, deinterleave_x86, lookup_portable, compute_patch_avx2};
+
+// CPUID leaf 1, ECX bit 29 (read directly: older compilers' __builtin_cpu_supports has no "f16c").
+bool cpu_has_f16c() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
 const LayoutKernels kAvx2LookupLayout{false, deinterleave_x86, lookup_portable, nullptr};  // no F16C
 const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi, nullptr};
 
@@ -354,7 +364,7 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
     switch (level) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
         case SimdLevel::kAvx512: return kVbmiLayout;
         case SimdLevel::kAvx2: {
-            static const bool f16c = __builtin_cpu_supports("f16c");
+            static const bool f16c = cpu_has_f16c();
             return f16c ? kAvx2Layout : kAvx2LookupLayout;
         }
         default: break;
@@ -368,9 +378,9 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 namespace {
 
 // Whether `kernels` computing `kind` items of `table` with `formula` give every entry's bits: the 256 values
-// (per channel) laid out as runs of 16, 9 and 4 bytes, so that each value goes through each of
-// compute_patch's paths (runs of more than 8 items, overlapping 8-item vectors, fewer than 8 items; for
-// bfloat16, 16 items a time and each channel's last run).
+// (per channel) laid out as runs of 16, 9 and 4 bytes, so that each of compute_patch's paths (runs of
+// more than 8 items, overlapping 8-item vectors, fewer than 8 items; for 2-byte items, 16 items a time
+// and each channel's last run) computes values of the table (the arithmetic is the same in every lane).
 bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, ItemKind kind,
                            const LayoutKernels& kernels) {
     LookupTable computed;
@@ -403,9 +413,16 @@ bool formula_gives_entries(const LookupTable& table, const TableFormula& formula
     return true;
 }
 
+// Whether two formulas hold the same bits (not ==, which makes -0.0 and +0.0 one: a mean of -0.0 can
+// give another zero than +0.0 does).
 bool same_formula(const TableFormula& a, const TableFormula& b) {
-    return a.scale == b.scale && a.scale_float32 == b.scale_float32 && a.scale_in_float64 == b.scale_in_float64 &&
-           a.mean == b.mean && a.std_dev == b.std_dev;
+    auto same_bits = [](const auto& x, const auto& y) { return std::memcmp(&x, &y, sizeof(x)) == 0; };
+    auto same_values = [](const std::vector<float>& x, const std::vector<float>& y) {
+        return x.size() == y.size() && (x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
+    };
+    return same_bits(a.scale, b.scale) && same_bits(a.scale_float32, b.scale_float32) &&
+           a.scale_in_float64 == b.scale_in_float64 && same_values(a.mean, b.mean) &&
+           same_values(a.std_dev, b.std_dev);
 }
 
 // The kind of item that `kernels`, computing with `formula`, give every entry of `table` as (float32 for

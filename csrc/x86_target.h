@@ -11,7 +11,7 @@
 #define VLFAST_AVX2 __attribute__((target("avx2")))
 #define VLFAST_AVX2_INLINE inline __attribute__((target("avx2"), always_inline))
 // The AVX2 level's formula kernels (layout.cpp), which also convert to float16 (F16C): run only where the
-// CPU has it (every AVX2 CPU does, but a virtual machine may hide it).
+// CPU has it (every AVX2 CPU does, but a virtual machine may hide it: then every item is looked up).
 #define VLFAST_AVX2_F16C __attribute__((target("avx2,f16c")))
 #define VLFAST_AVX2_F16C_INLINE inline __attribute__((target("avx2,f16c"), always_inline))
 // For a lambda's body, which does not take its enclosing function's level.

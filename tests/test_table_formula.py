@@ -353,3 +353,37 @@ def test_normalization_caches_its_formula_only_for_frozen_settings():
     mean[0] = 0.4
     assert changing.formula() != first
     assert changing.formula() == table_formula("pil", image_mean=(0.4, 0.2, 0.3))
+
+
+def test_the_remembered_checks_tell_minus_zero_from_zero():
+    """A formula remembered as giving a table's entries is not taken for one whose mean is -0.0 where it was
+    +0.0: with a negative scale, x - (+0.0) keeps the table's -0.0 of value 0 and x - (-0.0) does not."""
+    table = normalization_table("torchvision", do_normalize=False, rescale_factor=-1 / 255)
+    assert math.copysign(1.0, table[0, 0].item()) == -1.0
+    plus = table_formula("torchvision", do_normalize=False, rescale_factor=-1 / 255)
+    minus = TableFormula(plus.scale, plus.scale_in_float64, (-0.0,) * 3, plus.std)
+    image, plan = _frame(56, 28, 56, 28, 3, 4)
+    image[0, 0] = 0
+    with simd_level("avx2"):
+        assert computes(table, plus)
+        assert not computes(table, minus)
+        assert torch.equal(
+            _run(image, plan, table, minus).view(torch.int32), _run(image, plan, table, None).view(torch.int32)
+        )
+
+
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_float16_subnormals_and_overflow_are_computed_as_torch_rounds_them(backend):
+    """Items below float16's smallest normal (scale 2**-26) and past its largest (scale 312: 255 * 312 rounds to
+    infinity) and negative ones: computed, and the frames equal the looked-up ones."""
+    image, plan = _frame(84, 56, 84, 56, 3, 5)
+    with simd_level("avx2"):
+        for scale in (2.0**-26, 312.0, -312.0):
+            options = {"do_normalize": False, "rescale_factor": scale}
+            table = normalization_table(backend, dtype=torch.float16, **options)
+            assert computes(table, table_formula(backend, **options)), scale
+            computed = _run(image, plan, table, table_formula(backend, **options))
+            assert torch.equal(computed.view(torch.int16), _run(image, plan, table, None).view(torch.int16))
+        assert torch.isinf(table).any() and (table[table != 0].abs() < 2.0**-14).sum() == 0
+        tiny = normalization_table(backend, dtype=torch.float16, do_normalize=False, rescale_factor=2.0**-26)
+        assert ((tiny != 0) & (tiny.abs() < 2.0**-14)).any()  # subnormal items were computed above
