@@ -428,9 +428,9 @@ bool horizontal_gathers(const AxisArguments& plan, int64_t channels) {
     return vlfast::horizontal_gathers(axis.coefficients, channels);
 }
 
-// Whether run_frame, at simd_level(), computes the items of `table` with `formula` rather than looking them up.
-bool computes_items(const py::object& table_object, const FormulaArguments& formula_arguments) {
-    const py::array table = as_array(table_object, "table");
+// The item size of `table`, or ValueError unless it is a C-contiguous (channels, kTableSize) array of one of
+// kItemSizes (computes_items' and expand's tables; read_frame's names its problems one by one).
+int64_t checked_table(const py::array& table) {
     if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1 || !is_c_contiguous(table))
         fail("table must be a C-contiguous (channels, " + std::to_string(vlfast::kTableSize) + ") array, got shape " +
              shape_of(table));
@@ -439,6 +439,13 @@ bool computes_items(const py::object& table_object, const FormulaArguments& form
         std::end(vlfast::kItemSizes))
         fail("table items must be " + item_sizes_text() + " bytes, got " + std::to_string(item_size) + " (" +
              str(table.dtype()) + ")");
+    return item_size;
+}
+
+// Whether run_frame, at simd_level(), computes the items of `table` with `formula` rather than looking them up.
+bool computes_items(const py::object& table_object, const FormulaArguments& formula_arguments) {
+    const py::array table = as_array(table_object, "table");
+    const int64_t item_size = checked_table(table);
     const vlfast::TableFormula formula = *read_formula(formula_arguments);
     const vlfast::LookupTable lookup =
         vlfast::lookup_table(static_cast<const uint8_t*>(table.data()), table.shape(0), static_cast<int>(item_size),
@@ -457,14 +464,7 @@ void expand(const py::object& compact_object, const py::object& table_object, co
     if (compact.ndim() != 2 || !is_c_contiguous(compact))
         fail("compact must be a C-contiguous (rows, channels * patch_size^2) array, got shape " + shape_of(compact));
     py::array table = as_array(table_object, "table");
-    if (table.ndim() != 2 || table.shape(1) != vlfast::kTableSize || table.shape(0) < 1 || !is_c_contiguous(table))
-        fail("table must be a C-contiguous (channels, " + std::to_string(vlfast::kTableSize) + ") array, got shape " +
-             shape_of(table));
-    const int64_t item_size = table.itemsize();
-    if (std::find(std::begin(vlfast::kItemSizes), std::end(vlfast::kItemSizes), item_size) ==
-        std::end(vlfast::kItemSizes))
-        fail("table items must be " + item_sizes_text() + " bytes, got " + std::to_string(item_size) + " (" +
-             str(table.dtype()) + ")");
+    const int64_t item_size = checked_table(table);
     const int64_t channels = table.shape(0), rows = compact.shape(0), columns = compact.shape(1);
     if (columns < 1 || columns % channels)
         fail("compact has " + std::to_string(columns) + " columns, not a positive multiple of the table's " +

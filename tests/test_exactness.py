@@ -265,8 +265,39 @@ def test_real_photos_at_every_simd_level(backend):
                 _, out_width = smart_resize(height, width, **QWEN25_VL)
                 plan = axis_plan(width, out_width, Filter.BICUBIC, Backend(backend))
                 gathered += _C.horizontal_gathers(cpp.axis_arguments(plan), 3)
-                assert_exact([image], backend, QWEN25_VL, dtypes=(torch.float32, torch.bfloat16))
+                assert_exact([image], backend, QWEN25_VL, dtypes=(torch.float32, torch.bfloat16, torch.float16))
         assert (gathered > 0) == (level != "portable"), (level, gathered)
+
+
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_items_computed_at_avx2_equal_the_stock(backend):
+    """At the avx2 level the C++ engine computes float items with the table's formula (checked against the
+    table): real photos (grey, RGBA), odd sizes and settings other than the defaults, every float dtype,
+    against the stock; and each of these tables is computed there, not looked up."""
+    from vlfast import _C
+    from vlfast.engines import cpp
+    from vlfast.tables import normalization_table, table_formula
+
+    if "avx2" not in cpp.simd_levels():
+        pytest.skip("this CPU has no avx2")
+    photos = real_photos()
+    images = [photos["coffee"], photos["coins-L"], photos["logo-RGBA-array"]]
+    images.append(np.random.default_rng(9).integers(0, 256, (97, 333, 3), dtype=np.uint8))
+    dtypes = (torch.float32, torch.bfloat16, torch.float16)
+    with cpp.capped_simd_level("avx2"):
+        for options in [
+            {},
+            {"image_mean": [0.5, 0.25, 0.75], "image_std": [0.2, 0.5, 0.3]},
+            {"do_normalize": False},
+            {"do_rescale": False},
+            {"rescale_factor": 1 / 127.5},
+        ]:
+            for dtype in dtypes:
+                table = normalization_table(backend, dtype=dtype, **options)
+                formula = cpp.formula_arguments(table_formula(backend, **options))
+                assert _C.computes_items(cpp._numpy_bits(table, "table"), formula), (options, dtype)
+            for image in images:
+                assert_exact([image], backend, {**QWEN25_VL, **options}, dtypes=dtypes)
 
 
 def test_grids_are_tensors_of_their_own_as_the_stocks():

@@ -18,7 +18,7 @@ from simd_levels import simd_level
 
 from vlfast import preprocess
 from vlfast.engines import cpp as cpu_kernel
-from vlfast.errors import InvalidImageError
+from vlfast.errors import InvalidImageError, UnsupportedOptionError
 from vlfast.plans import Backend, Filter, ResamplePlan, resample_plan
 from vlfast.tables import TableFormula, normalization_table, table_formula
 
@@ -266,6 +266,8 @@ def test_formula_arguments_are_checked():
     for formula, message in cases:
         with pytest.raises(InvalidImageError, match=message):
             _run(image, plan, table, formula)
+    with pytest.raises(UnsupportedOptionError, match="formula must be a vlfast.tables.TableFormula or None, got tuple"):
+        _run(image, plan, table, (1.0, False, good.mean, good.std))
     with pytest.raises(ValueError, match="formula std must hold finite float32"):
         _C.computes_items(bits(table), (1.0, False, good.mean, (math.nan,) * 3))
 

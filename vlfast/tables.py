@@ -242,18 +242,20 @@ class Normalization:
         """:func:`table_formula` of these settings, cached."""
         if channels in self._formulas:
             return self._formulas[channels]
-        formula = table_formula(
-            self.backend,
-            do_rescale=self.do_rescale,
-            rescale_factor=self.rescale_factor,
-            do_normalize=self.do_normalize,
-            image_mean=self.image_mean,
-            image_std=self.image_std,
-            channels=channels,
-        )
+        formula = table_formula(self.backend, channels=channels, **self._options())
         if self._settings_frozen():
             self._formulas[channels] = formula
         return formula
+
+    def _options(self) -> dict:
+        """The settings as :func:`normalization_table` and :func:`table_formula` take them."""
+        return {
+            "do_rescale": self.do_rescale,
+            "rescale_factor": self.rescale_factor,
+            "do_normalize": self.do_normalize,
+            "image_mean": self.image_mean,
+            "image_std": self.image_std,
+        }
 
     def _settings_frozen(self) -> bool:
         """Whether the settings cannot change any more (no list a caller can still mutate)."""
@@ -265,17 +267,7 @@ class Normalization:
         table = self._tables.get(key)
         if table is not None:
             return table
-        table = normalization_table(
-            self.backend,
-            do_rescale=self.do_rescale,
-            rescale_factor=self.rescale_factor,
-            do_normalize=self.do_normalize,
-            image_mean=self.image_mean,
-            image_std=self.image_std,
-            channels=channels,
-            dtype=dtype,
-            device=device,
-        )
+        table = normalization_table(self.backend, channels=channels, dtype=dtype, device=device, **self._options())
         # Not kept: settings a caller can still change (a list), or "cuda", whose table follows the current GPU.
         if self._settings_frozen() and str(device) != "cuda":
             self._tables[key] = table

@@ -255,9 +255,17 @@ def run_frame(
 
 
 def formula_arguments(formula: TableFormula | None) -> tuple | None:
-    """``formula`` in the form the extension takes it: ``(scale, scale_in_float64, mean, std)``, or None."""
+    """``formula`` in the form the extension takes it: ``(scale, scale_in_float64, mean, std)``, or None.
+
+    Raises:
+        UnsupportedOptionError: ``formula`` is neither a :class:`~vlfast.tables.TableFormula` nor None.
+    """
     if formula is None:
         return None
+    if not isinstance(formula, TableFormula):
+        raise UnsupportedOptionError(
+            f"formula must be a vlfast.tables.TableFormula or None, got {type(formula).__name__}"
+        )
     return (formula.scale, formula.scale_in_float64, formula.mean, formula.std)
 
 
