@@ -442,15 +442,17 @@ int64_t checked_table(const py::array& table) {
     return item_size;
 }
 
-// Whether run_frame, at simd_level(), computes the items of `table` with `formula` rather than looking them up.
-bool computes_items(const py::object& table_object, const FormulaArguments& formula_arguments) {
+// How run_frame, at simd_level(), makes the items of `table` given `formula`: None (looked up), "formula"
+// (computed with its arithmetic) or "affine" (computed as v * slope + intercept).
+py::object computes_items(const py::object& table_object, const FormulaArguments& formula_arguments) {
     const py::array table = as_array(table_object, "table");
     const int64_t item_size = checked_table(table);
     const vlfast::TableFormula formula = *read_formula(formula_arguments);
     const vlfast::LookupTable lookup =
         vlfast::lookup_table(static_cast<const uint8_t*>(table.data()), table.shape(0), static_cast<int>(item_size),
                              vlfast::layout_kernels(vlfast::simd_level()), &formula);
-    return lookup.formula.has_value();
+    if (!lookup.formula) return py::none();
+    return py::str(lookup.affine ? "affine" : "formula");
 }
 
 // The compact hand-off's expansion: uint8 `compact` (rows, C * area) and `table` (C, 256) into
@@ -554,10 +556,11 @@ PYBIND11_MODULE(_C, m) {
         "How many horizontal axes run_frame, resample_axis and horizontal_gathers found prepared (paired "
         "weights, gather tables) among the last four this thread prepared, so far. For the tests.");
     m.def("computes_items", &computes_items, py::arg("table"), py::arg("formula"),
-          "Whether run_frame, at simd_level(), computes the items of `table` (C, 256) with `formula` (as "
-          "run_frame takes it) rather than looking them up: where the level's kernels can and the formula, "
-          "computed by them, gives every entry's bits. For the tests and the benchmarks. Raises ValueError on "
-          "an invalid table or formula.");
+          "How run_frame, at simd_level(), makes the items of `table` (C, 256) given `formula` (as run_frame "
+          "takes it): None where it looks them up; 'formula' where it computes them with the formula's "
+          "arithmetic, 'affine' where as float32 v * slope + intercept (the formula folded), each only where "
+          "the level's kernels can and, computed so by them, every entry has the table's bits. For the tests "
+          "and the benchmarks. Raises ValueError on an invalid table or formula.");
     m.def("expand", &expand, py::arg("compact"), py::arg("table"), py::arg("out"), py::arg("num_threads"),
           "The compact hand-off's expansion: out[r, (c*T + t)*A + j] = table[c, compact[r, c*A + j]] for every "
           "temporal slot t, with uint8 `compact` (rows, C*A), `table` (C, 256) and `out` (rows, C*T*A) of the "

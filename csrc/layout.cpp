@@ -7,7 +7,10 @@
 // where a lookup costs about a load and a store an item, the items of a float32, bfloat16 or float16
 // table are computed instead, 8 a time and straight into the patch (compute_patch), where the
 // caller gives the table's formula, and only after the formula, computed by the same kernel, has
-// given every entry's bits; else copied. So every kernel writes the table's bits.
+// given every entry's bits; else copied. So every kernel writes the table's bits. Since a channel's
+// values are its 256 bytes, that check proves any arithmetic for every image: where it passes, the
+// items are computed in a cheaper, affine form (v * slope + intercept, no division; bfloat16 rounded
+// ties away, one add fewer), else with the formula's own arithmetic (one division an item).
 #include "layout.h"
 
 #include <algorithm>
@@ -200,29 +203,41 @@ void lookup_vbmi(const uint8_t* src, int64_t n, const LookupTable& table, int64_
 constexpr unsigned kDefaultMxcsr = 0x1f80;
 constexpr unsigned kMxcsrFlags = 0x3f;
 
-// The formula's float32 of 8 bytes (TableFormula): no multiply-add is contracted, since the
-// AVX2 target has no FMA. (Dividing by a multiply and two multiply-adds, Markstein's way, which
-// rounds as the division does, measured the same on the Zen 3 VM: the stores set the pace.)
-template <bool kFloat64>
-VLFAST_AVX2_F16C_INLINE __m256 formula_values(__m128i bytes, __m256 scale, __m256d scale64, __m256 mean,
-                                              __m256 std_dev) {
+// The per-channel constants a formula kernel computes with, broadcast (TableFormula, LookupTable::affine).
+struct FormulaConstants {
+    __m256 scale, mean, std_dev, slope, intercept;
+    __m256d scale64;
+};
+
+// The float32 of 8 bytes: the formula's (TableFormula) or, with kAffine, v * slope + intercept (the
+// table's check chose it). No multiply-add is contracted, since the AVX2 target has no FMA.
+// (Dividing by a multiply and two multiply-adds, Markstein's way, which rounds as the division does,
+// measured the same on the Zen 3 VM: the stores set the pace of float32 items.)
+template <bool kFloat64, bool kAffine>
+VLFAST_AVX2_F16C_INLINE __m256 formula_values(__m128i bytes, const FormulaConstants& k) {
     const __m256i values = _mm256_cvtepu8_epi32(bytes);
+    if constexpr (kAffine) return _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(values), k.slope), k.intercept);
     __m256 x;
     if constexpr (kFloat64) {
-        const __m128 low = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(values)), scale64));
+        const __m128 low =
+            _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(values)), k.scale64));
         const __m128 high =
-            _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(values, 1)), scale64));
+            _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(values, 1)), k.scale64));
         x = _mm256_insertf128_ps(_mm256_castps128_ps256(low), high, 1);
     } else {
-        x = _mm256_mul_ps(_mm256_cvtepi32_ps(values), scale);
+        x = _mm256_mul_ps(_mm256_cvtepi32_ps(values), k.scale);
     }
-    return _mm256_div_ps(_mm256_sub_ps(x, mean), std_dev);
+    return _mm256_div_ps(_mm256_sub_ps(x, k.mean), k.std_dev);
 }
 
-// The bfloat16 bits of 8 floats, one in the low half of each int32, rounded to nearest even: the
-// float's bits + 0x7fff + bit 16, top half. (No NaN comes out of a non-zero std_dev; an infinity stays one.)
+// The bfloat16 bits of 8 floats, one in the low half of each int32, rounded to nearest, ties to even: the
+// float's bits + 0x7fff + bit 16, top half; with kTiesAway, ties away from zero: bits + 0x8000 (one add
+// fewer; the affine form's, whose check proves no entry is a tie it rounds otherwise). (No NaN comes out
+// of a non-zero std_dev; an infinity stays one.)
+template <bool kTiesAway>
 VLFAST_AVX2_F16C_INLINE __m256i bfloat16_bits(__m256 x) {
     const __m256i bits = _mm256_castps_si256(x);
+    if constexpr (kTiesAway) return _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x8000)), 16);
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
     const __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd);
     return _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
@@ -231,30 +246,44 @@ VLFAST_AVX2_F16C_INLINE __m256i bfloat16_bits(__m256 x) {
 // The float16 bits of 8 floats, rounded to nearest even (the instruction's own rounding, not MXCSR's).
 VLFAST_AVX2_F16C_INLINE __m128i float16_bits(__m256 x) { return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT); }
 
-// The bytes of the 8 kKind items of 8 floats: a register's worth for float32, its low half otherwise.
-template <ItemKind kKind>
+// The bytes of the 8 kKind items of 8 floats: a register's worth for float32, its low half otherwise
+// (bfloat16 rounded as bfloat16_bits<kTiesAway>).
+template <ItemKind kKind, bool kTiesAway>
 VLFAST_AVX2_F16C_INLINE __m256i item_bits(__m256 x) {
     if constexpr (kKind == ItemKind::kFloat32) return _mm256_castps_si256(x);
     if constexpr (kKind == ItemKind::kFloat16) return _mm256_castsi128_si256(float16_bits(x));
     // packus within lanes puts items 0-3 and 4-7 in the low 64 bits of each lane.
-    const __m256i top = bfloat16_bits(x);
+    const __m256i top = bfloat16_bits<kTiesAway>(x);
     return _mm256_permute4x64_epi64(_mm256_packus_epi32(top, top), 0x08);
 }
 
 // The 16 2-byte kKind items of 16 floats (low: items 0-7), in order.
-template <ItemKind kKind>
+template <ItemKind kKind, bool kTiesAway>
 VLFAST_AVX2_F16C_INLINE __m256i sixteen_items(__m256 low, __m256 high) {
     if constexpr (kKind == ItemKind::kFloat16)
         return _mm256_inserti128_si256(_mm256_castsi128_si256(float16_bits(low)), float16_bits(high), 1);
     // packus interleaves the halves' lanes: items 0-3, 8-11 | 4-7, 12-15; the permute orders them.
-    return _mm256_permute4x64_epi64(_mm256_packus_epi32(bfloat16_bits(low), bfloat16_bits(high)), 0xd8);
+    return _mm256_permute4x64_epi64(
+        _mm256_packus_epi32(bfloat16_bits<kTiesAway>(low), bfloat16_bits<kTiesAway>(high)), 0xd8);
+}
+
+// The 16 bfloat16 items of 16 bytes in the affine form, rounded ties away (bfloat16_bits<true>): the even
+// bytes' floats keep their items in the low halves of the int32s, the odd bytes' in the high halves, so one
+// blend puts all 16 in order (no pack, no permute).
+VLFAST_AVX2_F16C_INLINE __m256i sixteen_bfloat16_affine(__m128i bytes, const FormulaConstants& k) {
+    const __m128i split = _mm_shuffle_epi8(bytes, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+    const __m256i half = _mm256_set1_epi32(0x8000);
+    const __m256i even = _mm256_add_epi32(_mm256_castps_si256(formula_values<false, true>(split, k)), half);
+    const __m256i odd =
+        _mm256_add_epi32(_mm256_castps_si256(formula_values<false, true>(_mm_unpackhi_epi64(split, split), k)), half);
+    return _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xaa);
 }
 
 // The formula's items of 8 values (formula_values), stored at dst: `count` (1 to 8) of them.
-template <ItemKind kKind>
+template <ItemKind kKind, bool kTiesAway>
 VLFAST_AVX2_F16C_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) {
     constexpr int64_t kItemSize = kKind == ItemKind::kFloat32 ? 4 : 2;
-    const __m256i items = item_bits<kKind>(x);
+    const __m256i items = item_bits<kKind, kTiesAway>(x);
     if (count == 8) {
         if constexpr (kItemSize == 4)
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), items);
@@ -274,29 +303,40 @@ VLFAST_AVX2_F16C_INLINE void store_items(__m256 x, uint8_t* dst, int64_t count) 
 // the items past the run land on the next run, written after it, and
 // the bytes past it are read from the plane's next items or row, which exist since this run is not the
 // plane's last (the caller's planes hold whole rows of at least p bytes).
-template <bool kFloat64, ItemKind kKind>
+template <bool kFloat64, bool kAffine, ItemKind kKind>
 VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride,
-                                     int64_t channels, int64_t p, int slots, const TableFormula& formula,
+                                     int64_t channels, int64_t p, int slots, const LookupTable& table,
                                      uint8_t* patch) {
     const unsigned mxcsr = _mm_getcsr();
     const bool other_mode = (mxcsr & ~kMxcsrFlags) != kDefaultMxcsr;
     if (other_mode) _mm_setcsr(kDefaultMxcsr);
-    const __m256 scale = _mm256_set1_ps(formula.scale_float32);
-    const __m256d scale64 = _mm256_set1_pd(formula.scale);
+    const TableFormula& formula = *table.formula;
+    FormulaConstants k;
+    k.scale = _mm256_set1_ps(formula.scale_float32);
+    k.scale64 = _mm256_set1_pd(formula.scale);
     constexpr int64_t kItemSize = kKind == ItemKind::kFloat32 ? 4 : 2;
     const int64_t run_bytes = p * kItemSize, slot_bytes = p * run_bytes;
     for (int64_t c = 0; c < channels; ++c) {
-        const __m256 mean = _mm256_set1_ps(formula.mean[static_cast<size_t>(c)]);
-        const __m256 std_dev = _mm256_set1_ps(formula.std_dev[static_cast<size_t>(c)]);
+        const size_t channel = static_cast<size_t>(c);
+        k.mean = _mm256_set1_ps(formula.mean[channel]);
+        k.std_dev = _mm256_set1_ps(formula.std_dev[channel]);
+        if constexpr (kAffine) {
+            k.slope = _mm256_set1_ps(table.slope[channel]);
+            k.intercept = _mm256_set1_ps(table.intercept[channel]);
+        }
         const uint8_t* src = bytes + c * channel_stride;
         uint8_t* dst = patch + c * slots * slot_bytes;
         for (int64_t y = 0; y < p; ++y, src += row_stride, dst += run_bytes) {
             if (kItemSize == 2 && p > 8 && p <= 16 && y + 1 < p) {
                 const __m128i loaded = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-                const __m256 low = formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev);
-                const __m256 high =
-                    formula_values<kFloat64>(_mm_unpackhi_epi64(loaded, loaded), scale, scale64, mean, std_dev);
-                const __m256i items = sixteen_items<kKind>(low, high);
+                __m256i items;
+                if constexpr (kKind == ItemKind::kBfloat16 && kAffine) {
+                    items = sixteen_bfloat16_affine(loaded, k);
+                } else {
+                    const __m256 low = formula_values<kFloat64, kAffine>(loaded, k);
+                    const __m256 high = formula_values<kFloat64, kAffine>(_mm_unpackhi_epi64(loaded, loaded), k);
+                    items = sixteen_items<kKind, kAffine>(low, high);
+                }
                 for (int slot = 0; slot < slots; ++slot)
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + slot * slot_bytes), items);
                 continue;
@@ -304,17 +344,16 @@ VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_
             if (p < 8) {
                 uint64_t packed = 0;
                 std::memcpy(&packed, src, static_cast<size_t>(p));
-                const __m256 x = formula_values<kFloat64>(_mm_cvtsi64_si128(static_cast<int64_t>(packed)), scale,
-                                                          scale64, mean, std_dev);
-                for (int slot = 0; slot < slots; ++slot) store_items<kKind>(x, dst + slot * slot_bytes, p);
+                const __m256 x = formula_values<kFloat64, kAffine>(_mm_cvtsi64_si128(static_cast<int64_t>(packed)), k);
+                for (int slot = 0; slot < slots; ++slot) store_items<kKind, kAffine>(x, dst + slot * slot_bytes, p);
                 continue;
             }
             for (int64_t i = 0;; i += 8) {
                 i = std::min(i, p - 8);
                 const __m128i loaded = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
-                const __m256 x = formula_values<kFloat64>(loaded, scale, scale64, mean, std_dev);
+                const __m256 x = formula_values<kFloat64, kAffine>(loaded, k);
                 for (int slot = 0; slot < slots; ++slot)
-                    store_items<kKind>(x, dst + slot * slot_bytes + i * kItemSize, 8);
+                    store_items<kKind, kAffine>(x, dst + slot * slot_bytes + i * kItemSize, 8);
                 if (i == p - 8) break;
             }
         }
@@ -322,12 +361,14 @@ VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_
     if (other_mode) _mm_setcsr(mxcsr);
 }
 
-// compute_patch_items for `formula`'s rescale.
+// compute_patch_items for the table's form: v * slope + intercept, or the formula with its rescale.
 template <ItemKind kKind>
 void compute_patch_kind(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
-                        int64_t p, int slots, const TableFormula& formula, uint8_t* patch) {
-    (formula.scale_in_float64 ? compute_patch_items<true, kKind> : compute_patch_items<false, kKind>)(
-        bytes, channel_stride, row_stride, channels, p, slots, formula, patch);
+                        int64_t p, int slots, const LookupTable& table, uint8_t* patch) {
+    const auto kernel = table.affine                     ? compute_patch_items<false, true, kKind>
+                        : table.formula->scale_in_float64 ? compute_patch_items<true, false, kKind>
+                                                          : compute_patch_items<false, false, kKind>;
+    kernel(bytes, channel_stride, row_stride, channels, p, slots, table, patch);
 }
 
 void compute_patch_avx2(const uint8_t* bytes, int64_t channel_stride, int64_t row_stride, int64_t channels,
@@ -335,13 +376,13 @@ void compute_patch_avx2(const uint8_t* bytes, int64_t channel_stride, int64_t ro
     switch (table.computed_item) {
         case ItemKind::kFloat32:
             return compute_patch_kind<ItemKind::kFloat32>(bytes, channel_stride, row_stride, channels, p, slots,
-                                                          *table.formula, patch);
+                                                          table, patch);
         case ItemKind::kBfloat16:
             return compute_patch_kind<ItemKind::kBfloat16>(bytes, channel_stride, row_stride, channels, p, slots,
-                                                           *table.formula, patch);
+                                                           table, patch);
         case ItemKind::kFloat16:
             return compute_patch_kind<ItemKind::kFloat16>(bytes, channel_stride, row_stride, channels, p, slots,
-                                                          *table.formula, patch);
+                                                          table, patch);
     }
 }
 
@@ -377,17 +418,38 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 
 namespace {
 
-// Whether `kernels` computing `kind` items of `table` with `formula` give every entry's bits: the 256 values
-// (per channel) laid out as runs of 16, 9 and 4 bytes, so that each of compute_patch's paths (runs of
+// How the kernels compute a table's items: which kind of item, with the formula's arithmetic or affine.
+struct ComputedForm {
+    ItemKind item;
+    bool affine;
+};
+
+// `table` set to compute its items in `form` with `formula` (LookupTable::formula, computed_item, affine).
+void set_computed(LookupTable& table, const TableFormula& formula, ComputedForm form) {
+    table.formula = formula;
+    table.computed_item = form.item;
+    table.affine = form.affine;
+    table.slope.clear();
+    table.intercept.clear();
+    if (!form.affine) return;
+    // The formula folded in float64: v * scale / std_dev - mean / std_dev, each constant rounded once.
+    const double scale = formula.scale_in_float64 ? formula.scale : double{formula.scale_float32};
+    for (size_t c = 0; c < formula.mean.size(); ++c) {
+        table.slope.push_back(static_cast<float>(scale / formula.std_dev[c]));
+        table.intercept.push_back(static_cast<float>(-double{formula.mean[c]} / formula.std_dev[c]));
+    }
+}
+
+// Whether `kernels` computing `table`'s items with `formula` in `form` give every entry's bits: the 256
+// values (per channel) laid out as runs of 16, 9 and 4 bytes, so that each of compute_patch's paths (runs of
 // more than 8 items, overlapping 8-item vectors, fewer than 8 items; for 2-byte items, 16 items a time
 // and each channel's last run) computes values of the table (the arithmetic is the same in every lane).
-bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, ItemKind kind,
+bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, ComputedForm form,
                            const LayoutKernels& kernels) {
     LookupTable computed;
     computed.channels = table.channels;
     computed.item_size = table.item_size;
-    computed.formula = formula;
-    computed.computed_item = kind;
+    set_computed(computed, formula, form);
     const auto* entries = reinterpret_cast<const uint8_t*>(table.entries.data());
     const int64_t item = table.item_size;
     for (int64_t p : {16, 9, 4}) {
@@ -425,30 +487,33 @@ bool same_formula(const TableFormula& a, const TableFormula& b) {
            same_values(a.std_dev, b.std_dev);
 }
 
-// The kind of item that `kernels`, computing with `formula`, give every entry of `table` as (float32 for
-// 4-byte items; bfloat16, else float16, for 2-byte ones), if any.
-std::optional<ItemKind> formula_items(const LookupTable& table, const TableFormula& formula,
-                                      const LayoutKernels& kernels) {
+// How `kernels` compute every entry of `table` with `formula`, if they can: float32 items for 4-byte ones;
+// bfloat16, else float16, for 2-byte ones; each affine where that gives every entry, else with the formula's
+// arithmetic (one division an item, the costlier).
+std::optional<ComputedForm> formula_items(const LookupTable& table, const TableFormula& formula,
+                                          const LayoutKernels& kernels) {
     if (kernels.compute_patch == nullptr || formula.mean.size() != static_cast<size_t>(table.channels) ||
         formula.std_dev.size() != static_cast<size_t>(table.channels))
         return std::nullopt;
-    if (table.item_size == 4 && formula_gives_entries(table, formula, ItemKind::kFloat32, kernels))
-        return ItemKind::kFloat32;
-    if (table.item_size == 2)
-        for (ItemKind kind : {ItemKind::kBfloat16, ItemKind::kFloat16})
-            if (formula_gives_entries(table, formula, kind, kernels)) return kind;
+    const std::vector<ItemKind> kinds = table.item_size == 4   ? std::vector<ItemKind>{ItemKind::kFloat32}
+                                        : table.item_size == 2 ? std::vector<ItemKind>{ItemKind::kBfloat16,
+                                                                                       ItemKind::kFloat16}
+                                                               : std::vector<ItemKind>{};
+    for (ItemKind kind : kinds)
+        for (bool affine : {true, false})
+            if (formula_gives_entries(table, formula, {kind, affine}, kernels)) return ComputedForm{kind, affine};
     return std::nullopt;
 }
 
 // formula_items, remembered for the last few tables and formulas this thread checked (the check
 // takes ~30 us, a 448x448 frame's layout ~300: a batch's and a video's frames share their table).
-std::optional<ItemKind> checked_formula_items(const LookupTable& table, const TableFormula& formula,
-                                              const LayoutKernels& kernels) {
+std::optional<ComputedForm> checked_formula_items(const LookupTable& table, const TableFormula& formula,
+                                                  const LayoutKernels& kernels) {
     struct Check {
         const LayoutKernels* kernels = nullptr;
         LookupTable table;  // channels, item_size and entries; no planes, no formula
         TableFormula formula;
-        std::optional<ItemKind> items;
+        std::optional<ComputedForm> form;
     };
     thread_local Check checks[4];
     thread_local size_t next = 0;
@@ -456,7 +521,7 @@ std::optional<ItemKind> checked_formula_items(const LookupTable& table, const Ta
         if (check.kernels == &kernels && check.table.channels == table.channels &&
             check.table.item_size == table.item_size && check.table.entries == table.entries &&
             same_formula(check.formula, formula))
-            return check.items;
+            return check.form;
     Check& check = checks[next];
     next = (next + 1) % std::size(checks);
     check.kernels = &kernels;
@@ -464,8 +529,8 @@ std::optional<ItemKind> checked_formula_items(const LookupTable& table, const Ta
     check.table.item_size = table.item_size;
     check.table.entries = table.entries;
     check.formula = formula;
-    check.items = formula_items(table, formula, kernels);
-    return check.items;
+    check.form = formula_items(table, formula, kernels);
+    return check.form;
 }
 
 }  // namespace
@@ -488,10 +553,8 @@ LookupTable lookup_table(const uint8_t* entries, int64_t channels, int item_size
                     table.planes[(c * item_size + k) * kTableSize + v] = entries[(c * kTableSize + v) * item_size + k];
     }
     if (formula != nullptr && !table.identity) {
-        if (const std::optional<ItemKind> items = checked_formula_items(table, *formula, kernels)) {
-            table.formula = *formula;
-            table.computed_item = *items;
-        }
+        if (const std::optional<ComputedForm> form = checked_formula_items(table, *formula, kernels))
+            set_computed(table, *formula, *form);
     }
     return table;
 }

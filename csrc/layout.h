@@ -4,7 +4,8 @@
 // patch layout afterwards only copies runs of items (or, where the items are computed, each
 // patch is computed from the planes' bytes). layout.cpp holds the portable kernels and
 // the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at the AVX2
-// level, patches computed from the bytes with the table's formula where the caller gives one), chosen
+// level, patches computed from the bytes with the table's formula, or an affine form of it, where the
+// caller gives one), chosen
 // once per frame by layout_kernels. Entries are copied bit for bit, or computed where a formula gives every
 // entry's bits, so every kernel gives the same bytes.
 #pragma once
@@ -51,6 +52,12 @@ struct LookupTable {
     // looking them up: only where the level's kernels can and, computed with them, it gives every entry's bits.
     std::optional<TableFormula> formula;
     ItemKind computed_item = ItemKind::kFloat32;  // with `formula`: the items it computes
+    // With `formula`: whether the kernels compute each item as float32 v * slope[c] + intercept[c] (a
+    // multiply and an add, each rounded; slope and intercept the formula's, folded and rounded to float32)
+    // rather than with the formula's own arithmetic. Only where that, too, gives every entry's bits: the
+    // values are 256 bytes a channel, so a check of all of them proves any arithmetic for every image.
+    bool affine = false;
+    std::vector<float> slope, intercept;  // one per channel, with `affine`
 };
 
 struct LayoutKernels {

@@ -271,9 +271,11 @@ def test_real_photos_at_every_simd_level(backend):
 
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
 def test_items_computed_at_avx2_equal_the_stock(backend):
-    """At the avx2 level the C++ engine computes float items with the table's formula (checked against the
-    table): real photos (grey, RGBA), odd sizes and settings other than the defaults, every float dtype,
-    against the stock; and each of these tables is computed there, not looked up."""
+    """At the avx2 level the C++ engine computes float items with the table's formula, or for 2-byte items
+    affine (each form checked against the table): real photos (grey, RGBA), odd sizes and settings other than
+    the defaults, every float dtype, against the stock; each of these tables is computed there, not looked
+    up, and both forms are among them. A rescale of 3 makes 87 a bfloat16 tie (261: the affine form's ties
+    away from zero would give 262, the stock's ties to even 260), so its bfloat16 table keeps the formula."""
     from vlfast import _C
     from vlfast.engines import cpp
     from vlfast.tables import normalization_table, table_formula
@@ -284,6 +286,7 @@ def test_items_computed_at_avx2_equal_the_stock(backend):
     images = [photos["coffee"], photos["coins-L"], photos["logo-RGBA-array"]]
     images.append(np.random.default_rng(9).integers(0, 256, (97, 333, 3), dtype=np.uint8))
     dtypes = (torch.float32, torch.bfloat16, torch.float16)
+    forms: dict[torch.dtype, set[str]] = {}
     with cpp.capped_simd_level("avx2"):
         for options in [
             {},
@@ -291,13 +294,20 @@ def test_items_computed_at_avx2_equal_the_stock(backend):
             {"do_normalize": False},
             {"do_rescale": False},
             {"rescale_factor": 1 / 127.5},
+            {"rescale_factor": 3.0, "do_normalize": False},
         ]:
             for dtype in dtypes:
                 table = normalization_table(backend, dtype=dtype, **options)
                 formula = cpp.formula_arguments(table_formula(backend, **options))
-                assert _C.computes_items(cpp._numpy_bits(table, "table"), formula), (options, dtype)
+                form = _C.computes_items(cpp._numpy_bits(table, "table"), formula)
+                assert form is not None, (options, dtype)
+                forms.setdefault(dtype, set()).add(form)
             for image in images:
                 assert_exact([image], backend, {**QWEN25_VL, **options}, dtypes=dtypes)
+    # The defaults' 2-byte tables are affine, the tie's bfloat16 one is not; float32 is affine only where no
+    # normalization divides (v * 3 is exact), else the division, as the stock rounds it.
+    assert forms[torch.bfloat16] == {"affine", "formula"} and "affine" in forms[torch.float16]
+    assert forms[torch.float32] == {"affine", "formula"}
 
 
 def test_grids_are_tensors_of_their_own_as_the_stocks():

@@ -56,8 +56,41 @@ def settings(index: int, channels: int, do_rescale: bool, do_normalize: bool) ->
     }
 
 
-def computes(table: torch.Tensor, formula: TableFormula) -> bool:
+def computes(table: torch.Tensor, formula: TableFormula) -> str | None:
+    """How the kernel makes the table's items: None (looked up), "formula" or "affine" (computed)."""
     return _C.computes_items(bits(table), cpu_kernel.formula_arguments(formula))
+
+
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_two_byte_items_of_common_settings_are_computed_affine(backend):
+    """bfloat16 and float16 items of the model families' and other common settings (the first four of
+    SETTINGS) take the affine form at ``avx2``, one multiply and one add an item, since it gives every
+    entry; float32 ones, which it does not give, the formula's division."""
+    with simd_level("avx2"):
+        for index, channels in itertools.product(range(4), (1, 3, 4)):
+            options = settings(index, channels, True, True)
+            for dtype, form in ((torch.bfloat16, "affine"), (torch.float16, "affine"), (torch.float32, "formula")):
+                table = normalization_table(backend, dtype=dtype, **options)
+                assert computes(table, table_formula(backend, **options)) == form, (index, channels, dtype)
+
+
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
+def test_the_affine_form_is_not_used_where_it_rounds_a_tie_otherwise(backend):
+    """A rescale of 3 without normalization puts value 87 at 261, halfway between the bfloat16 neighbours
+    260 and 262: the table rounds it to even (260), the affine form's bfloat16 rounding (ties away from
+    zero) would give 262, so that table is computed with the formula, and every item is the table's."""
+    options = {"rescale_factor": 3.0, "do_normalize": False}
+    table = normalization_table(backend, dtype=torch.bfloat16, **options)
+    assert table[0, 87].item() == 260.0
+    image = np.tile(np.arange(256, dtype=np.uint8), (56, 2))[:, :168, None].repeat(3, axis=2)
+    plan = ResamplePlan(56, 168, 56, 168, None, None, False)
+    with simd_level("avx2"):
+        formula = table_formula(backend, **options)
+        assert computes(table, formula) == "formula"
+        computed = _run(image, plan, table, formula)
+        assert torch.equal(computed.view(torch.int16), _run(image, plan, table, None).view(torch.int16))
+        assert (computed == 260.0).any() and not (computed == 262.0).any()
+        assert computes(normalization_table(backend, dtype=torch.float16, **options), formula) == "affine"
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
@@ -160,18 +193,21 @@ FRAMES = [
 def test_computed_items_are_the_looked_up_ones(backend, dtype):
     """The same bytes with the formula as without it, where it is computed: every frame shape, channel
     count, thread count and temporal slot range, with settings other than the defaults."""
+    forms = set()
     with simd_level("avx2"):
         for case, (frame, channels) in enumerate(itertools.product(FRAMES, (1, 3, 4))):
             options = settings(case % len(SETTINGS), channels, True, True)
             table = normalization_table(backend, dtype=dtype, **options)
             formula = table_formula(backend, **options)
-            assert computes(table, formula)
+            forms.add(computes(table, formula))
             image, plan = _frame(*frame, channels, case)
             threads, slot_begin = 1 + case % 2, case % 3 % 2
             slot_count = None if case % 3 < 2 else 1
             computed = _run(image, plan, table, formula, threads, slot_begin, slot_count)
             looked_up = _run(image, plan, table, None, threads, slot_begin, slot_count)
             assert torch.equal(computed.view(torch.uint8), looked_up.view(torch.uint8)), (frame, channels)
+    # Every table computed; 2-byte ones in both forms (the last of SETTINGS is not affine).
+    assert forms == ({"formula"} if dtype == torch.float32 else {"affine", "formula"})
 
 
 @pytest.mark.parametrize("dtype", COMPUTED_DTYPES, ids=str)
@@ -179,6 +215,7 @@ def test_computed_items_are_the_looked_up_ones(backend, dtype):
 def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype):
     """Runs shorter than 8 items, of 8, of 9 to 16 (bfloat16: 16 a time, stores past the run), and longer;
     merge sizes 1 and 2, one to three temporal slots (one filled, or all), 1 and 3 channels."""
+    forms = set()
     with simd_level("avx2"):
         for case, (patch, merge, temporal, channels) in enumerate(
             itertools.product((2, 7, 8, 9, 14, 15, 16, 17, 28), (1, 2), (1, 2, 3), (1, 3))
@@ -186,7 +223,7 @@ def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype)
             options = settings(case % len(SETTINGS), channels, True, True)
             table = normalization_table(backend, dtype=dtype, **options)
             formula = table_formula(backend, **options)
-            assert computes(table, formula)
+            forms.add(computes(table, formula))
             block = patch * merge
             image, plan = _frame(3 * block + case % 5, 2 * block, 3 * block, 2 * block, channels, case)
             rows = plan.out_height * plan.out_width // patch**2
@@ -209,6 +246,7 @@ def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype)
                 )
                 outs.append(out.view(torch.uint8) if dtype == torch.float32 else out.view(torch.int16))
             assert torch.equal(outs[0], outs[1]), (patch, merge, temporal, channels)
+    assert forms == ({"formula"} if dtype == torch.float32 else {"affine", "formula"})
 
 
 def test_the_callers_rounding_mode_changes_nothing():
