@@ -232,8 +232,8 @@ VLFAST_AVX2_F16C_INLINE __m256 formula_values(__m128i bytes, const FormulaConsta
 
 // The bfloat16 bits of 8 floats, one in the low half of each int32, rounded to nearest, ties to even: the
 // float's bits + 0x7fff + bit 16, top half; with kTiesAway, ties away from zero: bits + 0x8000 (one add
-// fewer; the affine form's, whose check proves no entry is a tie it rounds otherwise). (No NaN comes out
-// of a non-zero std_dev; an infinity stays one.)
+// fewer; the affine form's, whose check proves no entry is a tie it rounds otherwise). An infinity stays
+// one; a NaN (a zero std_dev, an overflowing slope) may not stay one, and the check then rejects the form.
 template <bool kTiesAway>
 VLFAST_AVX2_F16C_INLINE __m256i bfloat16_bits(__m256 x) {
     const __m256i bits = _mm256_castps_si256(x);
@@ -418,33 +418,50 @@ const LayoutKernels& layout_kernels(SimdLevel level) {
 
 namespace {
 
-// How the kernels compute a table's items: which kind of item, with the formula's arithmetic or affine.
+// How the kernels compute a table's items: which kind of item, with the formula's arithmetic or affine
+// (LookupTable::affine, with its constants, one per channel).
 struct ComputedForm {
     ItemKind item;
-    bool affine;
+    bool affine = false;
+    std::vector<float> slope, intercept;
 };
 
+// The affine form of `formula` for `item` items: v * scale / std_dev - mean / std_dev, each constant
+// computed in float64 and rounded to float32, under the default floating-point mode whatever the calling
+// thread set (the constants the check proves must be the ones the kernel computes with; and no trap).
+ComputedForm affine_form(const TableFormula& formula, ItemKind item) {
+    ComputedForm form{item, true, {}, {}};
+#if VLFAST_X86
+    const unsigned mxcsr = _mm_getcsr();
+    _mm_setcsr(kDefaultMxcsr);
+#endif
+    const double scale = formula.scale_in_float64 ? formula.scale : double{formula.scale_float32};
+    for (size_t c = 0; c < formula.mean.size(); ++c) {
+        form.slope.push_back(static_cast<float>(scale / formula.std_dev[c]));
+        form.intercept.push_back(static_cast<float>(-double{formula.mean[c]} / formula.std_dev[c]));
+    }
+#if VLFAST_X86
+    _mm_setcsr(mxcsr);
+#endif
+    return form;
+}
+
 // `table` set to compute its items in `form` with `formula` (LookupTable::formula, computed_item, affine).
-void set_computed(LookupTable& table, const TableFormula& formula, ComputedForm form) {
+void set_computed(LookupTable& table, const TableFormula& formula, const ComputedForm& form) {
     table.formula = formula;
     table.computed_item = form.item;
     table.affine = form.affine;
-    table.slope.clear();
-    table.intercept.clear();
-    if (!form.affine) return;
-    // The formula folded in float64: v * scale / std_dev - mean / std_dev, each constant rounded once.
-    const double scale = formula.scale_in_float64 ? formula.scale : double{formula.scale_float32};
-    for (size_t c = 0; c < formula.mean.size(); ++c) {
-        table.slope.push_back(static_cast<float>(scale / formula.std_dev[c]));
-        table.intercept.push_back(static_cast<float>(-double{formula.mean[c]} / formula.std_dev[c]));
-    }
+    table.slope = form.slope;
+    table.intercept = form.intercept;
 }
 
-// Whether `kernels` computing `table`'s items with `formula` in `form` give every entry's bits: the 256
-// values (per channel) laid out as runs of 16, 9 and 4 bytes, so that each of compute_patch's paths (runs of
-// more than 8 items, overlapping 8-item vectors, fewer than 8 items; for 2-byte items, 16 items a time
-// and each channel's last run) computes values of the table (the arithmetic is the same in every lane).
-bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, ComputedForm form,
+// Whether `kernels` computing `table`'s items with `formula` in `form` give every entry's bits. The values
+// (per channel) are laid out as patches of p x p, each run of p bytes computed by one of compute_patch's
+// paths: runs of 17 bytes as overlapping 8-item vectors, the path of every run longer than 16 items and of
+// every 4-byte run of more than 8; runs of 16 and 9 bytes, for 2-byte items 16 items a time but each
+// channel's last run (8-item vectors), twice, the values shifted by 16 the second time, so that every run
+// but the last holds each value once; runs of 4, fewer than 8 items. So each path computes all 256 values.
+bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, const ComputedForm& form,
                            const LayoutKernels& kernels) {
     LookupTable computed;
     computed.channels = table.channels;
@@ -452,20 +469,23 @@ bool formula_gives_entries(const LookupTable& table, const TableFormula& formula
     set_computed(computed, formula, form);
     const auto* entries = reinterpret_cast<const uint8_t*>(table.entries.data());
     const int64_t item = table.item_size;
-    for (int64_t p : {16, 9, 4}) {
-        // Patches of p x p values v = i % 256 (i: the value's place in the channel's plane), enough to
-        // hold every value, and one run of slack past the last (compute_patch reads up to 16 bytes a run).
+    constexpr int64_t kLayouts[][2] = {{17, 0}, {16, 0}, {16, 16}, {9, 0}, {9, 16}, {4, 0}};  // p, shift
+    for (const auto& [p, shift] : kLayouts) {
+        // Patches of p x p values v = (i + shift) % 256 (i: the value's place in the channel's plane),
+        // enough to hold every value, and one run of slack past the last (compute_patch reads up to 16
+        // bytes a run).
         const int64_t area = p * p, patches = (kTableSize + area - 1) / area;
         const int64_t plane = patches * area + 16;
         std::vector<uint8_t> bytes(static_cast<size_t>(table.channels * plane));
         for (int64_t c = 0; c < table.channels; ++c)
-            for (int64_t i = 0; i < plane; ++i) bytes[static_cast<size_t>(c * plane + i)] = static_cast<uint8_t>(i);
+            for (int64_t i = 0; i < plane; ++i)
+                bytes[static_cast<size_t>(c * plane + i)] = static_cast<uint8_t>(i + shift);
         std::vector<uint8_t> items(static_cast<size_t>(table.channels * area * item));
         for (int64_t k = 0; k < patches; ++k) {
             kernels.compute_patch(bytes.data() + k * area, plane, p, table.channels, p, 1, computed, items.data());
             for (int64_t c = 0; c < table.channels; ++c)
                 for (int64_t i = 0; i < area; ++i) {
-                    const int64_t value = (k * area + i) % kTableSize;
+                    const int64_t value = (k * area + i + shift) % kTableSize;
                     if (std::memcmp(items.data() + (c * area + i) * item,
                                     entries + (c * kTableSize + value) * item, static_cast<size_t>(item)) != 0)
                         return false;
@@ -495,13 +515,11 @@ std::optional<ComputedForm> formula_items(const LookupTable& table, const TableF
     if (kernels.compute_patch == nullptr || formula.mean.size() != static_cast<size_t>(table.channels) ||
         formula.std_dev.size() != static_cast<size_t>(table.channels))
         return std::nullopt;
-    const std::vector<ItemKind> kinds = table.item_size == 4   ? std::vector<ItemKind>{ItemKind::kFloat32}
-                                        : table.item_size == 2 ? std::vector<ItemKind>{ItemKind::kBfloat16,
-                                                                                       ItemKind::kFloat16}
-                                                               : std::vector<ItemKind>{};
-    for (ItemKind kind : kinds)
-        for (bool affine : {true, false})
-            if (formula_gives_entries(table, formula, {kind, affine}, kernels)) return ComputedForm{kind, affine};
+    for (ItemKind kind : {ItemKind::kFloat32, ItemKind::kBfloat16, ItemKind::kFloat16}) {
+        if ((kind == ItemKind::kFloat32 ? 4 : 2) != table.item_size) continue;
+        for (ComputedForm form : {affine_form(formula, kind), ComputedForm{kind}})
+            if (formula_gives_entries(table, formula, form, kernels)) return form;
+    }
     return std::nullopt;
 }
 

@@ -5,9 +5,8 @@
 // patch is computed from the planes' bytes). layout.cpp holds the portable kernels and
 // the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at the AVX2
 // level, patches computed from the bytes with the table's formula, or an affine form of it, where the
-// caller gives one), chosen
-// once per frame by layout_kernels. Entries are copied bit for bit, or computed where a formula gives every
-// entry's bits, so every kernel gives the same bytes.
+// caller gives one), chosen once per frame by layout_kernels. Entries are copied bit for bit, or computed
+// where that gives every entry's bits, so every kernel gives the same bytes.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +35,8 @@ struct TableFormula {
     std::vector<float> mean, std_dev;  // one per channel
 };
 
-// What a computed item is: the formula's float32, or it rounded to bfloat16 or float16 (to nearest even).
+// What a computed item is: the formula's float32, or it rounded to bfloat16 or float16 (to nearest even;
+// the affine form rounds bfloat16 ties away from zero, used only where no entry is such a tie).
 enum class ItemKind { kFloat32, kBfloat16, kFloat16 };
 
 // A frame's table, as the lookup kernels read it.

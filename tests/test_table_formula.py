@@ -290,6 +290,57 @@ def test_the_callers_rounding_mode_changes_nothing():
     assert result.returncode == 0, result.stderr
 
 
+def test_a_table_checked_before_the_caller_changed_its_mode_stays_exact():
+    """A table and formula checked under the default mode, used again once the caller set another rounding
+    mode: the remembered check holds for the constants it checked (the affine form's, folded under the
+    default mode), not for ones folded anew under the caller's; and the folding, with the caller's traps on
+    (a std of 0 divides by zero), raises no floating-point exception."""
+    script = textwrap.dedent(
+        """
+        import ctypes, ctypes.util, sys
+        import numpy as np, torch
+        from vlfast.engines import cpp as cpu_kernel
+        from vlfast.plans import ResamplePlan
+        from vlfast.tables import normalization_table, table_formula
+        from vlfast import _C
+        if "avx2" not in _C.simd_levels():
+            sys.exit(3)
+        _C.set_simd_level("avx2")
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or sys.exit(4))
+        DOWNWARD, UPWARD, NEAREST, DIVBYZERO = 0x0400, 0x0800, 0x0000, 0x04  # x86 <fenv.h>
+        image = np.random.default_rng(0).integers(0, 256, (560, 560, 3), dtype=np.uint8)
+        plan = ResamplePlan(560, 560, 560, 560, None, None, False)
+        layout = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
+        def run(table, formula):
+            out = torch.zeros((1600, 3 * 2 * 196), dtype=table.dtype)
+            cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=1, formula=formula, **layout)
+            return out.view(torch.int16)
+        for backend in ("torchvision", "pil"):
+            formula = table_formula(backend)
+            for dtype in (torch.bfloat16, torch.float16):
+                table = normalization_table(backend, dtype=dtype)
+                bits = cpu_kernel._numpy_bits(table, "table")
+                assert _C.computes_items(bits, cpu_kernel.formula_arguments(formula)) == "affine"
+                expected = run(table, None)
+                for mode in (DOWNWARD, UPWARD):
+                    assert libm.fesetround(NEAREST) == 0
+                    assert torch.equal(run(table, formula), expected)  # checked (or remembered) here
+                    assert libm.fesetround(mode) == 0
+                    assert torch.equal(run(table, formula), expected), (backend, dtype, mode)
+                assert libm.fesetround(NEAREST) == 0  # the next table built as the library builds it
+        if libm.feenableexcept(DIVBYZERO) == -1:
+            sys.exit(5)
+        table = normalization_table("torchvision", dtype=torch.bfloat16)
+        zero_std = (formula.scale, formula.scale_in_float64, formula.mean, (0.0, 0.0, 0.0))
+        assert _C.computes_items(cpu_kernel._numpy_bits(table, "table"), zero_std) is None
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    if result.returncode in (3, 4, 5):
+        pytest.skip({3: "this CPU has no avx2", 4: "no C math library", 5: "no feenableexcept"}[result.returncode])
+    assert result.returncode == 0, (result.returncode, result.stderr)
+
+
 def test_formula_arguments_are_checked():
     image, plan = _frame(28, 28, 28, 28, 3, 0)
     table = normalization_table("torchvision")
