@@ -249,45 +249,59 @@ def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype)
     assert forms == ({"formula"} if dtype == torch.float32 else {"affine", "formula"})
 
 
+#: The start of the scripts below, run in a process of their own (a rounding mode or a trap set there stays
+#: there): the avx2 level, the C math library, and run(table, formula, threads), one unresized 560x560 frame's
+#: items as int16 or int32 bits. Exit code 3: no avx2; 4: no C math library; 5: no feenableexcept.
+MODE_SCRIPT = """
+import ctypes, ctypes.util, sys
+import numpy as np, torch
+from vlfast.engines import cpp as cpu_kernel
+from vlfast.plans import ResamplePlan
+from vlfast.tables import _torchvision_table, normalization_table, table_formula
+from vlfast import _C
+if "avx2" not in _C.simd_levels():
+    sys.exit(3)
+_C.set_simd_level("avx2")
+libm = ctypes.CDLL(ctypes.util.find_library("m") or sys.exit(4))
+NEAREST, DOWNWARD, UPWARD, TOWARD_ZERO, DIVBYZERO = 0x0000, 0x0400, 0x0800, 0x0C00, 0x04  # x86 <fenv.h>
+image = np.random.default_rng(0).integers(0, 256, (560, 560, 3), dtype=np.uint8)
+plan = ResamplePlan(560, 560, 560, 560, None, None, False)
+layout = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
+def run(table, formula, threads=1):
+    out = torch.zeros((1600, 3 * 2 * 196), dtype=table.dtype)
+    cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=threads, formula=formula, **layout)
+    return out.view(torch.int32 if table.dtype == torch.float32 else torch.int16)
+"""
+
+
+def run_mode_script(body: str) -> None:
+    """MODE_SCRIPT, then ``body``, in a fresh interpreter: passes, skips or fails as it exits."""
+    result = subprocess.run(
+        [sys.executable, "-c", MODE_SCRIPT + textwrap.dedent(body)], capture_output=True, text=True, timeout=120
+    )
+    reasons = {3: "this CPU has no avx2", 4: "no C math library to set the mode with", 5: "no feenableexcept"}
+    if result.returncode in reasons:
+        pytest.skip(reasons[result.returncode])
+    assert result.returncode == 0, (result.returncode, result.stderr)
+
+
 def test_the_callers_rounding_mode_changes_nothing():
     """A caller that set another rounding mode (``fesetround``, per thread) before building its table gets
     the table's bits from every thread: the kernel computes and checks the formula under the default mode,
     so a table built under another mode is looked up, and the caller's mode is left as it was."""
-    script = textwrap.dedent(
+    run_mode_script(
         """
-        import ctypes, ctypes.util, sys
-        import numpy as np, torch
-        from vlfast.engines import cpp as cpu_kernel
-        from vlfast.plans import ResamplePlan
-        from vlfast.tables import _torchvision_table, table_formula
-        from vlfast import _C
-        if "avx2" not in _C.simd_levels():
-            sys.exit(3)
-        _C.set_simd_level("avx2")
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or sys.exit(4))
-        TOWARD_ZERO = 0x0C00  # FE_TOWARDZERO on x86
-        image = np.random.default_rng(0).integers(0, 256, (560, 560, 3), dtype=np.uint8)
-        plan = ResamplePlan(560, 560, 560, 560, None, None, False)
-        layout = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
-        def run(table, formula):
-            out = torch.zeros((1600, 3 * 2 * 196), dtype=torch.float32)
-            cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=2, formula=formula, **layout)
-            return out
         mean, std = (0.3, 0.4, 0.5), (0.21, 0.22, 0.23)
         nearest = _torchvision_table(True, 1 / 255, True, mean, std, 3).contiguous()
-        run(nearest, None)  # the pool's workers start under the default mode
+        run(nearest, None, 2)  # the pool's workers start under the default mode
         assert libm.fesetround(TOWARD_ZERO) == 0
         table = _torchvision_table(True, 1 / 255, True, mean, std, 3).contiguous()
         assert not torch.equal(table, nearest), "the mode changed no entry: the test shows nothing"
         formula = table_formula("torchvision", image_mean=mean, image_std=std)
-        assert torch.equal(run(table, formula), run(table, None))
+        assert torch.equal(run(table, formula, 2), run(table, None, 2))
         assert libm.fegetround() == TOWARD_ZERO
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    if result.returncode in (3, 4):
-        pytest.skip("this CPU has no avx2" if result.returncode == 3 else "no C math library to set the mode with")
-    assert result.returncode == 0, result.stderr
 
 
 def test_a_table_checked_before_the_caller_changed_its_mode_stays_exact():
@@ -295,26 +309,8 @@ def test_a_table_checked_before_the_caller_changed_its_mode_stays_exact():
     mode: the remembered check holds for the constants it checked (the affine form's, folded under the
     default mode), not for ones folded anew under the caller's; and the folding, with the caller's traps on
     (a std of 0 divides by zero), raises no floating-point exception."""
-    script = textwrap.dedent(
+    run_mode_script(
         """
-        import ctypes, ctypes.util, sys
-        import numpy as np, torch
-        from vlfast.engines import cpp as cpu_kernel
-        from vlfast.plans import ResamplePlan
-        from vlfast.tables import normalization_table, table_formula
-        from vlfast import _C
-        if "avx2" not in _C.simd_levels():
-            sys.exit(3)
-        _C.set_simd_level("avx2")
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or sys.exit(4))
-        DOWNWARD, UPWARD, NEAREST, DIVBYZERO = 0x0400, 0x0800, 0x0000, 0x04  # x86 <fenv.h>
-        image = np.random.default_rng(0).integers(0, 256, (560, 560, 3), dtype=np.uint8)
-        plan = ResamplePlan(560, 560, 560, 560, None, None, False)
-        layout = dict(patch_size=14, merge_size=2, temporal_patch_size=2)
-        def run(table, formula):
-            out = torch.zeros((1600, 3 * 2 * 196), dtype=table.dtype)
-            cpu_kernel.run_frame(image, plan, table, out, 0, num_threads=1, formula=formula, **layout)
-            return out.view(torch.int16)
         for backend in ("torchvision", "pil"):
             formula = table_formula(backend)
             for dtype in (torch.bfloat16, torch.float16):
@@ -335,10 +331,6 @@ def test_a_table_checked_before_the_caller_changed_its_mode_stays_exact():
         assert _C.computes_items(cpu_kernel._numpy_bits(table, "table"), zero_std) is None
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    if result.returncode in (3, 4, 5):
-        pytest.skip({3: "this CPU has no avx2", 4: "no C math library", 5: "no feenableexcept"}[result.returncode])
-    assert result.returncode == 0, (result.returncode, result.stderr)
 
 
 def test_formula_arguments_are_checked():
