@@ -311,18 +311,21 @@ VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_
     const bool other_mode = (mxcsr & ~kMxcsrFlags) != kDefaultMxcsr;
     if (other_mode) _mm_setcsr(kDefaultMxcsr);
     const TableFormula& formula = *table.formula;
-    FormulaConstants k;
-    k.scale = _mm256_set1_ps(formula.scale_float32);
-    k.scale64 = _mm256_set1_pd(formula.scale);
+    FormulaConstants k{};  // only the form's constants are set and read
+    if constexpr (!kAffine) {
+        k.scale = _mm256_set1_ps(formula.scale_float32);
+        k.scale64 = _mm256_set1_pd(formula.scale);
+    }
     constexpr int64_t kItemSize = kKind == ItemKind::kFloat32 ? 4 : 2;
     const int64_t run_bytes = p * kItemSize, slot_bytes = p * run_bytes;
     for (int64_t c = 0; c < channels; ++c) {
         const size_t channel = static_cast<size_t>(c);
-        k.mean = _mm256_set1_ps(formula.mean[channel]);
-        k.std_dev = _mm256_set1_ps(formula.std_dev[channel]);
         if constexpr (kAffine) {
             k.slope = _mm256_set1_ps(table.slope[channel]);
             k.intercept = _mm256_set1_ps(table.intercept[channel]);
+        } else {
+            k.mean = _mm256_set1_ps(formula.mean[channel]);
+            k.std_dev = _mm256_set1_ps(formula.std_dev[channel]);
         }
         const uint8_t* src = bytes + c * channel_stride;
         uint8_t* dst = patch + c * slots * slot_bytes;
@@ -459,8 +462,9 @@ void set_computed(LookupTable& table, const TableFormula& formula, const Compute
 // (per channel) are laid out as patches of p x p, each run of p bytes computed by one of compute_patch's
 // paths: runs of 17 bytes as overlapping 8-item vectors, the path of every run longer than 16 items and of
 // every 4-byte run of more than 8; runs of 16 and 9 bytes, for 2-byte items 16 items a time but each
-// channel's last run (8-item vectors), twice, the values shifted by 16 the second time, so that every run
-// but the last holds each value once; runs of 4, fewer than 8 items. So each path computes all 256 values.
+// channel's last run (8-item vectors), twice, the values shifted by 16 the second time, so that each value
+// is in a run other than a channel's last in one of the two; runs of 4, fewer than 8 items. So each path
+// computes all 256 values.
 bool formula_gives_entries(const LookupTable& table, const TableFormula& formula, const ComputedForm& form,
                            const LayoutKernels& kernels) {
     LookupTable computed;
