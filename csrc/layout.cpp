@@ -461,7 +461,7 @@ void set_computed(LookupTable& table, const TableFormula& formula, const Compute
 // Whether `kernels` computing `table`'s items with `formula` in `form` give every entry's bits. The values
 // (per channel) are laid out as patches of p x p, each run of p bytes computed by one of compute_patch's
 // paths: runs of 17 bytes as overlapping 8-item vectors, the path of every run longer than 16 items and of
-// every 4-byte run of more than 8; runs of 16 and 9 bytes, for 2-byte items 16 items a time but each
+// every 4-byte run of 8 or more; runs of 16 and 9 bytes, for 2-byte items 16 items a time but each
 // channel's last run (8-item vectors), twice, the values shifted by 16 the second time, so that each value
 // is in a run other than a channel's last in one of the two; runs of 4, fewer than 8 items. So each path
 // computes all 256 values.
