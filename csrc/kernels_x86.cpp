@@ -528,42 +528,65 @@ VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const*
     transpose_out_from(at.transposed_out, 0, at.out_length, dst, rows);
 }
 
-// The vertical pass of outputs j..j+31, in registers across all taps. Rows 2p and 2p + 1
-// are interleaved byte by byte, then widened to int16 against zero: each madd takes a pair
-// of taps for 8 outputs. The unpacks stay within 128-bit halves, and the packs at the end
-// undo their order exactly, so the 32 bytes come out in place.
-template <bool kSplit>
-VLFAST_AVX2_INLINE void vertical_block(const uint8_t* const* rows, int32_t count, const int32_t* low,
-                                       const int32_t* high, int precision, int64_t j, uint8_t* dst) {
+// The vertical pass of one output row, 32 outputs a block, in registers across all taps. Rows 2p and
+// 2p + 1 are interleaved byte by byte, then widened to int16 against zero: each madd takes a pair of
+// taps for 8 outputs. The unpacks stay within 128-bit halves, and the packs at the end undo their order
+// exactly, so the 32 bytes come out in place. With kPairs (1 to kMaxFixedPairs: the row's (count + 1) / 2),
+// the rows and broadcast weights of all pairs are read once for the row, not once a block (the byte
+// stores may alias anything, so pointers read from memory would be read again after each): 1080p's
+// vertical pass (4 taps) measured 1.48x faster on the Zen 3 VM, build against build.
+template <bool kSplit, int kPairs>
+VLFAST_AVX2_INLINE void vertical_blocks(const uint8_t* const* rows, int32_t count, const int32_t* low,
+                                        const int32_t* high, int precision, int64_t length, uint8_t* dst) {
+    constexpr int kHeld = kPairs > 0 ? kPairs : 1;
+    const uint8_t* first_rows[kHeld];
+    const uint8_t* second_rows[kHeld];
+    __m256i weights[kHeld], weights_high[kHeld];
+    // An odd count's last tap pairs with weight 0: any row will do, this one is at hand.
+    auto first_row = [&](int32_t p) { return kPairs > 0 ? first_rows[p] : rows[2 * p]; };
+    auto second_row = [&](int32_t p) { return kPairs > 0 ? second_rows[p] : rows[std::min(2 * p + 1, count - 1)]; };
+    for (int32_t p = 0; p < kPairs; ++p) {
+        first_rows[p] = rows[2 * p];
+        second_rows[p] = rows[std::min(2 * p + 1, count - 1)];
+        weights[p] = _mm256_set1_epi32(low[p]);
+        if (kSplit) weights_high[p] = _mm256_set1_epi32(high[p]);
+    }
+    const int32_t pairs = kPairs > 0 ? kPairs : (count + 1) / 2;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (precision - 1));
     const __m256i zero = _mm256_setzero_si256();
-    __m256i acc[4] = {bias, bias, bias, bias};
-    __m256i acc_high[4] = {zero, zero, zero, zero};
-    for (int32_t p = 0; 2 * p < count; ++p) {
-        const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[2 * p] + j));
-        // An odd count's last tap pairs with weight 0: any row will do, this one is at hand.
-        const uint8_t* second_row = rows[std::min(2 * p + 1, count - 1)];
-        const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second_row + j));
-        const __m256i interleaved[2] = {_mm256_unpacklo_epi8(first, second), _mm256_unpackhi_epi8(first, second)};
-        const __m256i values[4] = {
-            _mm256_unpacklo_epi8(interleaved[0], zero), _mm256_unpackhi_epi8(interleaved[0], zero),
-            _mm256_unpacklo_epi8(interleaved[1], zero), _mm256_unpackhi_epi8(interleaved[1], zero)};
-        const __m256i weight = _mm256_set1_epi32(low[p]);
-        for (int i = 0; i < 4; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(values[i], weight));
-        if (kSplit) {
-            const __m256i weight_high = _mm256_set1_epi32(high[p]);
-            for (int i = 0; i < 4; ++i)
-                acc_high[i] = _mm256_add_epi32(acc_high[i], _mm256_madd_epi16(values[i], weight_high));
-        }
-    }
     const __m128i shift = _mm_cvtsi32_si128(precision);
-    for (int i = 0; i < 4; ++i) {
-        if (kSplit) acc[i] = _mm256_add_epi32(acc[i], _mm256_slli_epi32(acc_high[i], kSplitShift));
-        acc[i] = _mm256_sra_epi32(acc[i], shift);
-    }
-    // acc[i] holds outputs 4i..4i+3 and 16+4i..16+4i+3: the packs put them back in order.
-    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(acc[0], acc[1]), _mm256_packs_epi32(acc[2], acc[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), bytes);
+    auto block = [&](int64_t j) VLFAST_AVX2_LAMBDA {
+        __m256i acc[4] = {bias, bias, bias, bias};
+        __m256i acc_high[4] = {zero, zero, zero, zero};
+        for (int32_t p = 0; p < pairs; ++p) {
+            const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first_row(p) + j));
+            const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second_row(p) + j));
+            const __m256i interleaved[2] = {_mm256_unpacklo_epi8(first, second),
+                                            _mm256_unpackhi_epi8(first, second)};
+            const __m256i values[4] = {
+                _mm256_unpacklo_epi8(interleaved[0], zero), _mm256_unpackhi_epi8(interleaved[0], zero),
+                _mm256_unpacklo_epi8(interleaved[1], zero), _mm256_unpackhi_epi8(interleaved[1], zero)};
+            const __m256i weight = kPairs > 0 ? weights[p] : _mm256_set1_epi32(low[p]);
+            for (int i = 0; i < 4; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(values[i], weight));
+            if (kSplit) {
+                const __m256i weight_high = kPairs > 0 ? weights_high[p] : _mm256_set1_epi32(high[p]);
+                for (int i = 0; i < 4; ++i)
+                    acc_high[i] = _mm256_add_epi32(acc_high[i], _mm256_madd_epi16(values[i], weight_high));
+            }
+        }
+        for (int i = 0; i < 4; ++i) {
+            if (kSplit) acc[i] = _mm256_add_epi32(acc[i], _mm256_slli_epi32(acc_high[i], kSplitShift));
+            acc[i] = _mm256_sra_epi32(acc[i], shift);
+        }
+        // acc[i] holds outputs 4i..4i+3 and 16+4i..16+4i+3: the packs put them back in order.
+        const __m256i bytes =
+            _mm256_packus_epi16(_mm256_packs_epi32(acc[0], acc[1]), _mm256_packs_epi32(acc[2], acc[3]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), bytes);
+    };
+    int64_t j = 0;
+    for (; j + 32 <= length; j += 32) block(j);
+    // The last 32 outputs again: the tail, and some rewritten with the same bytes.
+    if (j != length) block(length - 32);
 }
 
 template <bool kSplit>
@@ -576,10 +599,14 @@ VLFAST_AVX2_INLINE void vertical_row_impl(const uint8_t* const* rows, const Axis
         vertical_row(rows, axis.weights + output * axis.taps, count, axis.precision, length, dst);
         return;
     }
-    int64_t j = 0;
-    for (; j + 32 <= length; j += 32) vertical_block<kSplit>(rows, count, low, high, axis.precision, j, dst);
-    // The last 32 outputs again: the tail, and some rewritten with the same bytes.
-    if (j != length) vertical_block<kSplit>(rows, count, low, high, axis.precision, length - 32, dst);
+    static_assert(kMaxFixedPairs == 4, "the cases below");
+    switch ((count + 1) / 2) {
+        case 1: return vertical_blocks<kSplit, 1>(rows, count, low, high, axis.precision, length, dst);
+        case 2: return vertical_blocks<kSplit, 2>(rows, count, low, high, axis.precision, length, dst);
+        case 3: return vertical_blocks<kSplit, 3>(rows, count, low, high, axis.precision, length, dst);
+        case 4: return vertical_blocks<kSplit, 4>(rows, count, low, high, axis.precision, length, dst);
+        default: return vertical_blocks<kSplit, 0>(rows, count, low, high, axis.precision, length, dst);
+    }
 }
 
 // RowKernels::vertical at the AVX2 level.
@@ -786,7 +813,7 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
     transpose_out_from(at.transposed_out, j, at.out_length, dst, rows);
 }
 
-// vertical_block with 64 outputs: the same unpacks and packs, four 128-bit lanes at a time, each madd fused
+// vertical_blocks' block with 64 outputs: the same unpacks and packs, four 128-bit lanes at a time, each madd fused
 // with its add (vpdpwssd).
 template <bool kSplit>
 VLFAST_AVX512_INLINE void vertical_block_512(const uint8_t* const* rows, int32_t count, const int32_t* low,
