@@ -532,9 +532,10 @@ VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const*
 // 2p + 1 are interleaved byte by byte, then widened to int16 against zero: each madd takes a pair of
 // taps for 8 outputs. The unpacks stay within 128-bit halves, and the packs at the end undo their order
 // exactly, so the 32 bytes come out in place. With kPairs (1 to kMaxFixedPairs: the row's (count + 1) / 2),
-// the rows and broadcast weights of all pairs are read once for the row, not once a block (the byte
-// stores may alias anything, so pointers read from memory would be read again after each): 1080p's
-// vertical pass (4 taps) measured 1.48x faster on the Zen 3 VM, build against build.
+// the row pointers and broadcast weights of all pairs are read once for the row, not once a block (the
+// byte stores may alias anything, so what was read from memory would be read again after each); with
+// kPairs 0, any count, in the runtime loop. 1080p's vertical pass (4 taps) measured 1.27-1.92x faster on
+// the Zen 3 VM, build against build (1.27-1.54x with Pillow's split weights).
 template <bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void vertical_blocks(const uint8_t* const* rows, int32_t count, const int32_t* low,
                                         const int32_t* high, int precision, int64_t length, uint8_t* dst) {
