@@ -69,13 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     machine, load_start = machine_info(), os.getloadavg()
     rows = []
-    for n in sorted({1, threads}):
+    for n in sorted({1, threads}):  # float32 ends as the call on torch's threads, which the floor row takes
         float32, _ = frame_call(image, plan, torch.float32, n)
         bfloat16, _ = frame_call(image, plan, torch.bfloat16, n)
         for cold in (True, False):
             label = f"1080p float32 / bfloat16, {n} thread{'s' if n > 1 else ''}, {'cold' if cold else 'hot'}"
             rows.append((label, paired_ratios(float32, bfloat16, cold, args.pairs)))
-    float32, _ = frame_call(image, plan, torch.float32, threads)
     rows.append(
         (f"1080p float32 / write floor, {threads} threads, cold", paired_ratios(float32, floor.run, True, args.pairs))
     )

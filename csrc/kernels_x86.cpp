@@ -543,15 +543,21 @@ VLFAST_AVX2_INLINE void vertical_blocks(const uint8_t* const* rows, int32_t coun
     const uint8_t* first_rows[kHeld];
     const uint8_t* second_rows[kHeld];
     __m256i weights[kHeld], weights_high[kHeld];
-    // An odd count's last tap pairs with weight 0: any row will do, this one is at hand.
-    auto first_row = [&](int32_t p) { return kPairs > 0 ? first_rows[p] : rows[2 * p]; };
-    auto second_row = [&](int32_t p) { return kPairs > 0 ? second_rows[p] : rows[std::min(2 * p + 1, count - 1)]; };
+    // Pair p's rows and weights as the plan gives them. An odd count's last tap pairs with weight 0: any
+    // row will do, this one is at hand.
+    auto pair_first = [&](int32_t p) { return rows[2 * p]; };
+    auto pair_second = [&](int32_t p) { return rows[std::min(2 * p + 1, count - 1)]; };
+    auto pair_weight = [&](const int32_t* weights_of, int32_t p) VLFAST_AVX2_LAMBDA {
+        return _mm256_set1_epi32(weights_of[p]);
+    };
     for (int32_t p = 0; p < kPairs; ++p) {
-        first_rows[p] = rows[2 * p];
-        second_rows[p] = rows[std::min(2 * p + 1, count - 1)];
-        weights[p] = _mm256_set1_epi32(low[p]);
-        if (kSplit) weights_high[p] = _mm256_set1_epi32(high[p]);
+        first_rows[p] = pair_first(p);
+        second_rows[p] = pair_second(p);
+        weights[p] = pair_weight(low, p);
+        if (kSplit) weights_high[p] = pair_weight(high, p);
     }
+    auto first_row = [&](int32_t p) { return kPairs > 0 ? first_rows[p] : pair_first(p); };
+    auto second_row = [&](int32_t p) { return kPairs > 0 ? second_rows[p] : pair_second(p); };
     const int32_t pairs = kPairs > 0 ? kPairs : (count + 1) / 2;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (precision - 1));
     const __m256i zero = _mm256_setzero_si256();
@@ -567,10 +573,10 @@ VLFAST_AVX2_INLINE void vertical_blocks(const uint8_t* const* rows, int32_t coun
             const __m256i values[4] = {
                 _mm256_unpacklo_epi8(interleaved[0], zero), _mm256_unpackhi_epi8(interleaved[0], zero),
                 _mm256_unpacklo_epi8(interleaved[1], zero), _mm256_unpackhi_epi8(interleaved[1], zero)};
-            const __m256i weight = kPairs > 0 ? weights[p] : _mm256_set1_epi32(low[p]);
+            const __m256i weight = kPairs > 0 ? weights[p] : pair_weight(low, p);
             for (int i = 0; i < 4; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(values[i], weight));
             if (kSplit) {
-                const __m256i weight_high = kPairs > 0 ? weights_high[p] : _mm256_set1_epi32(high[p]);
+                const __m256i weight_high = kPairs > 0 ? weights_high[p] : pair_weight(high, p);
                 for (int i = 0; i < 4; ++i)
                     acc_high[i] = _mm256_add_epi32(acc_high[i], _mm256_madd_epi16(values[i], weight_high));
             }
