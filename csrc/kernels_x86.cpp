@@ -430,28 +430,36 @@ VLFAST_AVX512_INLINE __m512i in_register(__m512i v) {
     return v;
 }
 
+// An axis's GatherTables for kAvx2Gather as the kernels below read them, copied into locals: the byte
+// stores may alias anything, so fields read through the tables would be read again after each.
+struct Avx2GatherView {
+    const int64_t* windows;  // per group
+    const uint8_t* entries;  // per unit: pairs x pair_bytes (indices, low weights[, high weights]: a register each)
+    int64_t pair_bytes;
+    int64_t unit_bytes;  // pairs x pair_bytes
+};
+
 // The sums of gather unit u (kAvx2Gather: groups 2u and 2u + 1, 4 int32 each, one per 128-bit lane)
 // of kRows rows, which share its table entries: each row's two windows are one load each, and each
 // pair of taps is one vpshufb that puts the two taps of each output in the low bytes of an int16
 // pair (index 0x80 zeroes the high ones), then one madd (two with split weights; the high sums
 // are shifted into place once, at the end: the wrapped int32 sums are the same).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const GatherTables& tables, int64_t u,
-                                         __m256i bias, __m256i* acc) {
+VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Avx2GatherView& tables, int64_t pairs,
+                                         int64_t u, __m256i bias, __m256i* acc) {
     static_assert(kAvx2Gather.lanes == 2 && kAvx2Gather.window == 16, "one window per 128-bit lane");
-    const int64_t* windows = tables.windows.data() + kAvx2Gather.lanes * u;
+    const int64_t first = tables.windows[2 * u], second = tables.windows[2 * u + 1];
     __m256i window[kRows], acc_high[kRows];
     for (int r = 0; r < kRows; ++r) {
-        const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[0]));
-        const __m128i second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + windows[1]));
-        window[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(first), second, 1);
+        const __m128i low_lane = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + first));
+        const __m128i high_lane = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + second));
+        window[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(low_lane), high_lane, 1);
         acc[r] = bias;
         acc_high[r] = _mm256_setzero_si256();
     }
-    const int64_t pairs = kPairs ? kPairs : tables.pairs;
-    const uint8_t* entry = tables.entries.data() + u * tables.pairs * tables.pair_bytes;
-    for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
-        const __m256i* block = reinterpret_cast<const __m256i*>(entry);  // indices, low, high weights
+    const uint8_t* entry = tables.entries + u * tables.unit_bytes;
+    for (int64_t p = 0; p < (kPairs ? kPairs : pairs); ++p, entry += tables.pair_bytes) {
+        const __m256i* block = reinterpret_cast<const __m256i*>(entry);
         const __m256i index = in_register(_mm256_load_si256(block)), low = in_register(_mm256_load_si256(block + 1));
         const __m256i high = kSplit ? in_register(_mm256_load_si256(block + 2)) : low;
         for (int r = 0; r < kRows; ++r) {
@@ -467,15 +475,15 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Gathe
 // The output bytes of the 8 groups from group g, in each of kRows rows: one 32-byte store per row
 // (through a buffer at the row's end).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, const GatherTables& tables,
-                                          int64_t g, int64_t out_length, __m256i bias, __m128i shift) {
+VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, const Avx2GatherView& tables,
+                                          int64_t pairs, int64_t g, int64_t out_length, __m256i bias, __m128i shift) {
     constexpr int kUnits = kAvx2Gather.store_groups / kAvx2Gather.lanes;
     constexpr int64_t kStoreBytes = kAvx2Gather.store_groups * kAvx2Gather.outputs;
     static_assert(kUnits == 4 && kStoreBytes == sizeof(__m256i), "store_clipped4: 4 x 8 int32 -> 32 bytes");
     __m256i acc[kRows][kUnits];
     for (int i = 0; i < kUnits; ++i) {
         __m256i sums[kRows];
-        gather_sums_avx2<kRows, kSplit, kPairs>(src, tables, g / kAvx2Gather.lanes + i, bias, sums);
+        gather_sums_avx2<kRows, kSplit, kPairs>(src, tables, pairs, g / kAvx2Gather.lanes + i, bias, sums);
         for (int r = 0; r < kRows; ++r) acc[r][i] = sums[r];
     }
     const int64_t at = g * kAvx2Gather.outputs;
@@ -490,19 +498,28 @@ VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* co
     }
 }
 
-// gather_rows at the AVX2 level: one 32-byte store at a time, two rows at once.
+// gather_rows at the AVX2 level: one 32-byte store at a time, two rows at once, each pair of rows from end to
+// end: two input and two output streams that the prefetchers follow (the tables, read again for each pair,
+// stay in L2). Across all the rows a store at a time, 1080p's pass ran 1.2-1.3x slower on the Zen 3 VM
+// (cpu-2026-12-07-milan/ab-gather-rows/).
 template <bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                          const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    const int64_t out_length = axis.out_size * channels;
+    const Avx2GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
+                              tables.pairs * tables.pair_bytes};
+    const int64_t pairs = tables.pairs, groups = tables.groups, out_length = axis.out_size * channels;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
-    for (int64_t g = 0; g < tables.groups; g += kAvx2Gather.store_groups) {
-        int r = 0;
-        for (; r + 2 <= rows; r += 2)
-            gather_store_avx2<2, kSplit, kPairs>(src + r, dst + r, tables, g, out_length, bias, shift);
-        if (r < rows) gather_store_avx2<1, kSplit, kPairs>(src + r, dst + r, tables, g, out_length, bias, shift);
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const uint8_t* const pair_src[2] = {src[r], src[r + 1]};
+        uint8_t* const pair_dst[2] = {dst[r], dst[r + 1]};
+        for (int64_t g = 0; g < groups; g += kAvx2Gather.store_groups)
+            gather_store_avx2<2, kSplit, kPairs>(pair_src, pair_dst, view, pairs, g, out_length, bias, shift);
     }
+    if (r < rows)
+        for (int64_t g = 0; g < groups; g += kAvx2Gather.store_groups)
+            gather_store_avx2<1, kSplit, kPairs>(src + r, dst + r, view, pairs, g, out_length, bias, shift);
 }
 
 // RowKernels::horizontal at the AVX2 level: from gather tables where the axis has them, else transposing.
