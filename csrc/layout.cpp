@@ -209,13 +209,12 @@ struct FormulaConstants {
     __m256d scale64;
 };
 
-// The float32 of 8 bytes: the formula's (TableFormula) or, with kAffine, v * slope + intercept (the
-// table's check chose it). No multiply-add is contracted, since the AVX2 target has no FMA.
+// The float32 of 8 values (int32, 0 to 255): the formula's (TableFormula) or, with kAffine, v * slope +
+// intercept (the table's check chose it). No multiply-add is contracted, since the AVX2 target has no FMA.
 // (Dividing by a multiply and two multiply-adds, Markstein's way, which rounds as the division does,
 // measured the same on the Zen 3 VM: the stores set the pace of float32 items.)
 template <bool kFloat64, bool kAffine>
-VLFAST_AVX2_F16C_INLINE __m256 formula_values(__m128i bytes, const FormulaConstants& k) {
-    const __m256i values = _mm256_cvtepu8_epi32(bytes);
+VLFAST_AVX2_F16C_INLINE __m256 formula_values(__m256i values, const FormulaConstants& k) {
     if constexpr (kAffine) return _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(values), k.slope), k.intercept);
     __m256 x;
     if constexpr (kFloat64) {
@@ -267,15 +266,27 @@ VLFAST_AVX2_F16C_INLINE __m256i sixteen_items(__m256 low, __m256 high) {
         _mm256_packus_epi32(bfloat16_bits<kTiesAway>(low), bfloat16_bits<kTiesAway>(high)), 0xd8);
 }
 
-// The 16 bfloat16 items of 16 bytes in the affine form, rounded ties away (bfloat16_bits<true>): the even
-// bytes' floats keep their items in the low halves of the int32s, the odd bytes' in the high halves, so one
-// blend puts all 16 in order (no pack, no permute).
-VLFAST_AVX2_F16C_INLINE __m256i sixteen_bfloat16_affine(__m128i bytes, const FormulaConstants& k) {
-    const __m128i split = _mm_shuffle_epi8(bytes, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+// Bytes first, first + step, ... (8 of them, 4 per 128-bit lane) of 16 bytes in both lanes (`twice`) as
+// int32: one in-lane shuffle (index -1 zeroes a byte), where widening a half of a 16-byte register takes a
+// lane-crossing one and getting at its upper half another (the Zen 3 VM: compute_patch_items's 16-item rows
+// ran on those shuffles).
+template <int kFirst, int kStep>
+VLFAST_AVX2_F16C_INLINE __m256i widen_bytes(__m256i twice) {
+    constexpr auto at = [](int i) { return static_cast<char>(kFirst + kStep * i); };
+    return _mm256_shuffle_epi8(twice, _mm256_setr_epi8(at(0), -1, -1, -1, at(1), -1, -1, -1, at(2), -1, -1, -1,
+                                                       at(3), -1, -1, -1, at(4), -1, -1, -1, at(5), -1, -1, -1,
+                                                       at(6), -1, -1, -1, at(7), -1, -1, -1));
+}
+
+// The 16 bfloat16 items of 16 bytes (in both lanes: widen_bytes) in the affine form, rounded ties away
+// (bfloat16_bits<true>): the even bytes' floats keep their items in the low halves of the int32s, the odd
+// bytes' in the high halves, so one blend puts all 16 in order (no pack, no permute).
+VLFAST_AVX2_F16C_INLINE __m256i sixteen_bfloat16_affine(__m256i twice, const FormulaConstants& k) {
     const __m256i half = _mm256_set1_epi32(0x8000);
-    const __m256i even = _mm256_add_epi32(_mm256_castps_si256(formula_values<false, true>(split, k)), half);
+    const __m256i even =
+        _mm256_add_epi32(_mm256_castps_si256(formula_values<false, true>(widen_bytes<0, 2>(twice), k)), half);
     const __m256i odd =
-        _mm256_add_epi32(_mm256_castps_si256(formula_values<false, true>(_mm_unpackhi_epi64(split, split), k)), half);
+        _mm256_add_epi32(_mm256_castps_si256(formula_values<false, true>(widen_bytes<1, 2>(twice), k)), half);
     return _mm256_blend_epi16(_mm256_srli_epi32(even, 16), odd, 0xaa);
 }
 
@@ -331,13 +342,13 @@ VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_
         uint8_t* dst = patch + c * slots * slot_bytes;
         for (int64_t y = 0; y < p; ++y, src += row_stride, dst += run_bytes) {
             if (kItemSize == 2 && p > 8 && p <= 16 && y + 1 < p) {
-                const __m128i loaded = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+                const __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
                 __m256i items;
                 if constexpr (kKind == ItemKind::kBfloat16 && kAffine) {
-                    items = sixteen_bfloat16_affine(loaded, k);
+                    items = sixteen_bfloat16_affine(twice, k);
                 } else {
-                    const __m256 low = formula_values<kFloat64, kAffine>(loaded, k);
-                    const __m256 high = formula_values<kFloat64, kAffine>(_mm_unpackhi_epi64(loaded, loaded), k);
+                    const __m256 low = formula_values<kFloat64, kAffine>(widen_bytes<0, 1>(twice), k);
+                    const __m256 high = formula_values<kFloat64, kAffine>(widen_bytes<8, 1>(twice), k);
                     items = sixteen_items<kKind, kAffine>(low, high);
                 }
                 for (int slot = 0; slot < slots; ++slot)
@@ -347,14 +358,15 @@ VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_
             if (p < 8) {
                 uint64_t packed = 0;
                 std::memcpy(&packed, src, static_cast<size_t>(p));
-                const __m256 x = formula_values<kFloat64, kAffine>(_mm_cvtsi64_si128(static_cast<int64_t>(packed)), k);
+                const __m256i values = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(packed)));
+                const __m256 x = formula_values<kFloat64, kAffine>(values, k);
                 for (int slot = 0; slot < slots; ++slot) store_items<kKind, kAffine>(x, dst + slot * slot_bytes, p);
                 continue;
             }
             for (int64_t i = 0;; i += 8) {
                 i = std::min(i, p - 8);
-                const __m128i loaded = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i));
-                const __m256 x = formula_values<kFloat64, kAffine>(loaded, k);
+                const __m256i values = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
+                const __m256 x = formula_values<kFloat64, kAffine>(values, k);
                 for (int slot = 0; slot < slots; ++slot)
                     store_items<kKind, kAffine>(x, dst + slot * slot_bytes + i * kItemSize, 8);
                 if (i == p - 8) break;
