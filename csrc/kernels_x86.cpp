@@ -430,13 +430,14 @@ VLFAST_AVX512_INLINE __m512i in_register(__m512i v) {
     return v;
 }
 
-// An axis's GatherTables for kAvx2Gather as the kernels below read them, copied into locals: the byte
-// stores may alias anything, so fields read through the tables would be read again after each.
+// An axis's GatherTables for kAvx2Gather as the kernels below read them, copied into locals (as are the row
+// pointers, gather_rows_avx2): the byte stores may alias anything, so what is read through a pointer would
+// be read again after each.
 struct Avx2GatherView {
     const int64_t* windows;  // per group
     const uint8_t* entries;  // per unit: pairs x pair_bytes (indices, low weights[, high weights]: a register each)
     int64_t pair_bytes;
-    int64_t unit_bytes;  // pairs x pair_bytes
+    int64_t unit_stride;  // pairs x pair_bytes
 };
 
 // The sums of gather unit u (kAvx2Gather: groups 2u and 2u + 1, 4 int32 each, one per 128-bit lane)
@@ -457,7 +458,7 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Avx2G
         acc[r] = bias;
         acc_high[r] = _mm256_setzero_si256();
     }
-    const uint8_t* entry = tables.entries + u * tables.unit_bytes;
+    const uint8_t* entry = tables.entries + u * tables.unit_stride;
     for (int64_t p = 0; p < (kPairs ? kPairs : pairs); ++p, entry += tables.pair_bytes) {
         const __m256i* block = reinterpret_cast<const __m256i*>(entry);
         const __m256i index = in_register(_mm256_load_si256(block)), low = in_register(_mm256_load_si256(block + 1));

@@ -342,7 +342,8 @@ VLFAST_AVX2_F16C void compute_patch_items(const uint8_t* bytes, int64_t channel_
         uint8_t* dst = patch + c * slots * slot_bytes;
         for (int64_t y = 0; y < p; ++y, src += row_stride, dst += run_bytes) {
             if (kItemSize == 2 && p > 8 && p <= 16 && y + 1 < p) {
-                const __m256i twice = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
+                const __m256i twice =
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
                 __m256i items;
                 if constexpr (kKind == ItemKind::kBfloat16 && kAffine) {
                     items = sixteen_bfloat16_affine(twice, k);
