@@ -24,7 +24,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from vlfast.kernels import batch, expand
+from vlfast.kernels import COMPILE_OPTIONS, batch, expand
 from vlfast.kernels.resample_pass import resample_pass_kernel
 from vlfast.kernels.resample_patchify import resample_patchify_kernel
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'kernel configuration':<46}{'warps':>6}{'regs':>6}{'stack':>7}{'local':>7}{'shared':>8}")
     for name, source, warps in configurations():
         try:
-            compiled = triton.compile(source, target=TARGET, options={"num_warps": warps})
+            compiled = triton.compile(source, target=TARGET, options={"num_warps": warps, **COMPILE_OPTIONS})
             usage = resource_usage(compiled.asm["cubin"])
         except Exception as error:  # noqa: BLE001 - any compiler failure is reported the same way
             print(f"{name:<46} FAILED: {type(error).__name__}: {error}")

@@ -58,6 +58,11 @@ META_FIELDS = tl.constexpr(28)
 # The table has one row of TABLE_SIZE entries per channel: table[c, v] is written for value v.
 TABLE_ROW = tl.constexpr(TABLE_SIZE)
 
+#: Compile options of every launch. The kernels do no floating-point arithmetic (floats are only copied
+#: from the table), so fusing multiplies and adds changes nothing in them; the option is given all the
+#: same, since triton 3.9 warns of every compile that leaves it to the default, which 3.10 changes.
+COMPILE_OPTIONS = {"enable_fp_fusion": False}
+
 # Limits of the kernels, checked on the host before a launch.
 INT32_LIMIT = 2**31  # offsets inside one frame or intermediate image are int32 (bases are int64)
 MAX_CHANNELS = 4  # channel accumulators sharing one pass over the taps (and one load of each weight)

@@ -10,7 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import TABLE_ROW
+from . import COMPILE_OPTIONS, TABLE_ROW
 
 #: Output elements per program, and its warps.
 BLOCK = 1024
@@ -53,4 +53,5 @@ def expand(compact: torch.Tensor, table: torch.Tensor, out: torch.Tensor, tempor
         PATCH_AREA=compact.shape[1] // channels,
         BLOCK_SIZE=BLOCK,
         num_warps=NUM_WARPS,
+        **COMPILE_OPTIONS,
     )

@@ -17,6 +17,7 @@ import triton
 import triton.language as tl
 
 from . import (
+    COMPILE_OPTIONS,
     META_FIRST_PLAN,
     META_FIRST_TILE,
     META_INTER_HEIGHT,
@@ -133,4 +134,5 @@ def resample_pass(
         BLOCK_COLS=block_cols,
         WIDE_STORES=wide_stores,
         num_warps=num_warps,
+        **COMPILE_OPTIONS,
     )

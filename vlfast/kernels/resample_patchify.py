@@ -18,6 +18,7 @@ import triton
 import triton.language as tl
 
 from . import (
+    COMPILE_OPTIONS,
     META_INTER_HEIGHT,
     META_INTER_OFFSET,
     META_INTER_PITCH,
@@ -52,12 +53,18 @@ def _store_channel(
     TEMPORAL: tl.constexpr,
     PATCH: tl.constexpr,
 ):
-    """Round the accumulator to uint8, look the table up and store it into the image's slots."""
+    """Round the accumulator to uint8, look the table up and store it into the image's slots.
+
+    Whether slot ``t`` is the image's is one scalar for the whole program, selected into the block mask
+    with ``tl.where`` rather than and-ed with it: Triton's interpreter broadcasts a scalar comparison as
+    int32, and triton 3.9's interpreter refuses an int32 store mask. (Compiled, only the order of an and's
+    operands changes.)
+    """
     value = tl.minimum(tl.maximum(acc >> precision, 0), 255)
     normalized = tl.load(table_ptr + CHANNEL * TABLE_ROW + value)
     for t in tl.static_range(TEMPORAL):
         in_slots = (t >= slot_begin) & (t < slot_begin + slot_count)
-        tl.store(out + (CHANNEL * TEMPORAL + t) * PATCH * PATCH, normalized, mask=ok & in_slots)
+        tl.store(out + (CHANNEL * TEMPORAL + t) * PATCH * PATCH, normalized, mask=tl.where(in_slots, ok, False))
 
 
 @triton.jit(do_not_specialize=["num_images", "search_steps"])
@@ -180,4 +187,5 @@ def resample_patchify(
         ROWS=rows_per_tile,
         PATCH_POW2=triton.next_power_of_2(patch_size),
         num_warps=num_warps,
+        **COMPILE_OPTIONS,
     )
