@@ -112,33 +112,44 @@ def test_one_launch_per_op_for_a_mixed_batch(backend: Backend, resample: Filter,
 
 @pytest.mark.skipif(not triton_engine.interpreting(), reason="checks the masks Triton's CPU interpreter is given")
 def test_every_mask_reaches_the_interpreter_as_booleans(monkeypatch) -> None:
-    """Each op's load and store masks are boolean arrays in the interpreter, whose triton 3.9 store refuses
-    others (a scalar comparison and-ed into a block mask arrives there as int32; older releases took it)."""
+    """Each op's load and store masks are boolean arrays in the interpreter, whose triton 3.9 refuses others (a
+    scalar comparison and-ed into a block mask arrives there as int32; older releases took it)."""
     from triton.runtime import interpreter
 
-    from vlfast.kernels import expand
+    from vlfast.kernels import expand, resample_pass, resample_patchify
 
     builder = interpreter.InterpreterBuilder
-    masks: list[tuple[str, np.dtype]] = []
+    masks: dict[str, list[np.dtype]] = {}
     store, load = builder.create_masked_store, builder.create_masked_load
 
-    def recorded_store(self, ptrs, value, mask, *rest):
-        masks.append(("store", mask.data.dtype))
-        return store(self, ptrs, value, mask, *rest)
+    def recorded_store(self, ptrs, value, mask, *args, **kwargs):
+        masks.setdefault(current[0], []).append(mask.data.dtype)
+        return store(self, ptrs, value, mask, *args, **kwargs)
 
-    def recorded_load(self, ptrs, mask, *rest):
-        masks.append(("load", mask.data.dtype))
-        return load(self, ptrs, mask, *rest)
+    def recorded_load(self, ptrs, mask, *args, **kwargs):
+        masks.setdefault(current[0], []).append(mask.data.dtype)
+        return load(self, ptrs, mask, *args, **kwargs)
 
+    def recorded_launch(name, launch):
+        def run(*args, **kwargs):
+            current[0] = name
+            return launch(*args, **kwargs)
+
+        return run
+
+    current = [""]
     monkeypatch.setattr(builder, "create_masked_store", recorded_store)
     monkeypatch.setattr(builder, "create_masked_load", recorded_load)
+    for module, name in ((resample_pass, "resample_pass"), (resample_patchify, "resample_patchify")):
+        monkeypatch.setattr(module, name, recorded_launch(name, getattr(module, name)))
     images, plans, offsets, rows = batch_of(SHAPES[:4], seed=13)
     run_batch(images, plans, offsets, rows, make_table(torch.float32))
+    current[0] = "expand"
     table = make_table(torch.bfloat16)
     compact = torch.randint(0, 256, (3, 3 * 14 * 14), dtype=torch.uint8)
     expand.expand(compact, table, torch.empty(3, 3 * 2 * 14 * 14, dtype=table.dtype), 2)
-    assert {kind for kind, _ in masks} == {"load", "store"}
-    assert {dtype for _, dtype in masks} == {np.dtype(bool)}
+    assert set(masks) == {"resample_pass", "resample_patchify", "expand"}
+    assert {op: set(dtypes) for op, dtypes in masks.items()} == dict.fromkeys(masks, {np.dtype(bool)})
 
 
 def test_resample_pass_op_alone(monkeypatch) -> None:

@@ -60,7 +60,7 @@ TABLE_ROW = tl.constexpr(TABLE_SIZE)
 
 #: Compile options of every launch. The kernels do no floating-point arithmetic (floats are only copied
 #: from the table), so fusing multiplies and adds changes nothing in them; the option is given all the
-#: same, since triton 3.9 warns of every compile that leaves it to the default, which 3.10 changes.
+#: same, since triton 3.9 warns (once a process) where it is left to the default, which 3.10 turns off.
 COMPILE_OPTIONS = {"enable_fp_fusion": False}
 
 # Limits of the kernels, checked on the host before a launch.

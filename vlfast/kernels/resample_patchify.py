@@ -57,8 +57,7 @@ def _store_channel(
 
     Whether slot ``t`` is the image's is one scalar for the whole program, selected into the block mask
     with ``tl.where`` rather than and-ed with it: Triton's interpreter broadcasts a scalar comparison as
-    int32, and triton 3.9's interpreter refuses an int32 store mask. (Compiled, only the order of an and's
-    operands changes.)
+    int32, and triton 3.9's interpreter refuses a mask that is not boolean. Compiled, it is the same and.
     """
     value = tl.minimum(tl.maximum(acc >> precision, 0), 255)
     normalized = tl.load(table_ptr + CHANNEL * TABLE_ROW + value)
