@@ -65,7 +65,9 @@ def assert_exact(images, backend, config, resample=Filter.BICUBIC, dtypes=(torch
     options = {"backend": backend, "resample": resample, "engine": "cpp", **config}
     try:
         expected = stock_processor(backend, **stock_config)(images=images, return_tensors="pt")
-    except ValueError:  # this release's stock cannot process the input
+    # This release's stock cannot process the input. RuntimeError: a release that leaves a 1-channel array as it
+    # is (before 5.21) normalizes it in place with 3 channels' statistics (seen with transformers 5.20.2).
+    except (ValueError, RuntimeError):
         with pytest.raises(VlfastError):
             vlfast.preprocess(images, **options)
         return
