@@ -119,37 +119,34 @@ def test_every_mask_reaches_the_interpreter_as_booleans(monkeypatch) -> None:
     from vlfast.kernels import expand, resample_pass, resample_patchify
 
     builder = interpreter.InterpreterBuilder
-    masks: dict[str, list[np.dtype]] = {}
+    masks: set[np.dtype] = set()
     store, load = builder.create_masked_store, builder.create_masked_load
 
     def recorded_store(self, ptrs, value, mask, *args, **kwargs):
-        masks.setdefault(current[0], []).append(mask.data.dtype)
+        masks.add(mask.data.dtype)
         return store(self, ptrs, value, mask, *args, **kwargs)
 
     def recorded_load(self, ptrs, mask, *args, **kwargs):
-        masks.setdefault(current[0], []).append(mask.data.dtype)
+        masks.add(mask.data.dtype)
         return load(self, ptrs, mask, *args, **kwargs)
 
-    def recorded_launch(name, launch):
-        def run(*args, **kwargs):
-            current[0] = name
-            return launch(*args, **kwargs)
-
-        return run
-
-    current = [""]
     monkeypatch.setattr(builder, "create_masked_store", recorded_store)
     monkeypatch.setattr(builder, "create_masked_load", recorded_load)
-    for module, name in ((resample_pass, "resample_pass"), (resample_patchify, "resample_patchify")):
-        monkeypatch.setattr(module, name, recorded_launch(name, getattr(module, name)))
+    kernels = [
+        (resample_pass, "resample_pass_kernel"),
+        (resample_patchify, "resample_patchify_kernel"),
+        (expand, "expand_kernel"),
+    ]
+    counters = [LaunchCounter(getattr(module, name)) for module, name in kernels]
+    for (module, name), counter in zip(kernels, counters, strict=True):
+        monkeypatch.setattr(module, name, counter)
     images, plans, offsets, rows = batch_of(SHAPES[:4], seed=13)
     run_batch(images, plans, offsets, rows, make_table(torch.float32))
-    current[0] = "expand"
     table = make_table(torch.bfloat16)
     compact = torch.randint(0, 256, (3, 3 * 14 * 14), dtype=torch.uint8)
     expand.expand(compact, table, torch.empty(3, 3 * 2 * 14 * 14, dtype=table.dtype), 2)
-    assert set(masks) == {"resample_pass", "resample_patchify", "expand"}
-    assert {op: set(dtypes) for op, dtypes in masks.items()} == dict.fromkeys(masks, {np.dtype(bool)})
+    assert [counter.launches for counter in counters] == [1, 1, 1]
+    assert masks == {np.dtype(bool)}
 
 
 def test_resample_pass_op_alone(monkeypatch) -> None:
