@@ -9,7 +9,7 @@ For each input size (resized with the Qwen2.5-VL settings, bicubic) it times, in
   (``avx512``, ``avx2``, ``portable``), each right after an untimed run of the same pass at the same level
   (so every level meets the same caches, whatever ran before it); GB/s counts the bytes read and written once;
 - ``layout``: table lookup and patch layout alone (``run_frame`` on an image already at the model
-  size, given the table's formula as the library gives it, so the ``avx2`` level computes the items),
+  size, given the table's formula as the library gives it, so the x86 levels compute the items),
   GB/s of output;
 - ``frame``: the whole ``run_frame`` (both passes, table, layout), GB/s of output;
 - ``frame to WxH``: the whole ``run_frame`` of an input whose model size exceeds
@@ -141,7 +141,7 @@ def output_rows(plan: ResamplePlan) -> int:
 
 def frame_call(image: np.ndarray, plan: ResamplePlan, dtype: torch.dtype, threads: int) -> tuple[Callable, int]:
     # One table and its formula for every plan (pil plans included): the lookup costs the same whatever the
-    # entries; at avx2 the torchvision formula is computed in float32, the pil one would take float64.
+    # entries; at avx2 and avx512 the torchvision formula is computed in float32, the pil one would take float64.
     table = normalization_table("torchvision", dtype=dtype)
     formula = table_formula("torchvision")
     out = empty_output(output_rows(plan), 3 * TEMPORAL_PATCH_SIZE * PATCH_SIZE**2, dtype)

@@ -649,6 +649,7 @@ VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel&
 // every inlined use: a false positive of those headers, silenced for this section only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 // Byte indices of the AVX-512 transposes and widening, computed once.
 struct Avx512Indices {
@@ -838,36 +839,61 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
     transpose_out_from(at.transposed_out, j, at.out_length, dst, rows);
 }
 
-// vertical_blocks' block with 64 outputs: the same unpacks and packs, four 128-bit lanes at a time, each madd fused
-// with its add (vpdpwssd).
-template <bool kSplit>
-VLFAST_AVX512_INLINE void vertical_block_512(const uint8_t* const* rows, int32_t count, const int32_t* low,
-                                             const int32_t* high, int precision, int64_t j, uint8_t* dst) {
+// vertical_blocks with 64 outputs a block: the same unpacks and packs, four 128-bit lanes at a time, each
+// madd fused with its add (vpdpwssd); rows and weights of 1 to kMaxFixedPairs pairs held for the row.
+template <bool kSplit, int kPairs>
+VLFAST_AVX512_INLINE void vertical_blocks_512(const uint8_t* const* rows, int32_t count, const int32_t* low,
+                                              const int32_t* high, int precision, int64_t length, uint8_t* dst) {
+    constexpr int kHeld = kPairs > 0 ? kPairs : 1;
+    const uint8_t* first_rows[kHeld];
+    const uint8_t* second_rows[kHeld];
+    __m512i weights[kHeld], weights_high[kHeld];
+    auto pair_first = [&](int32_t p) { return rows[2 * p]; };
+    auto pair_second = [&](int32_t p) { return rows[std::min(2 * p + 1, count - 1)]; };
+    auto pair_weight = [&](const int32_t* weights_of, int32_t p) VLFAST_AVX512_LAMBDA {
+        return _mm512_set1_epi32(weights_of[p]);
+    };
+    for (int32_t p = 0; p < kPairs; ++p) {
+        first_rows[p] = pair_first(p);
+        second_rows[p] = pair_second(p);
+        weights[p] = pair_weight(low, p);
+        if (kSplit) weights_high[p] = pair_weight(high, p);
+    }
+    auto first_row = [&](int32_t p) { return kPairs > 0 ? first_rows[p] : pair_first(p); };
+    auto second_row = [&](int32_t p) { return kPairs > 0 ? second_rows[p] : pair_second(p); };
+    const int32_t pairs = kPairs > 0 ? kPairs : (count + 1) / 2;
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (precision - 1));
     const __m512i zero = _mm512_setzero_si512();
-    __m512i acc[4] = {bias, bias, bias, bias};
-    __m512i acc_high[4] = {zero, zero, zero, zero};
-    for (int32_t p = 0; 2 * p < count; ++p) {
-        const __m512i first = _mm512_loadu_si512(rows[2 * p] + j);
-        const __m512i second = _mm512_loadu_si512(rows[std::min(2 * p + 1, count - 1)] + j);
-        const __m512i interleaved[2] = {_mm512_unpacklo_epi8(first, second), _mm512_unpackhi_epi8(first, second)};
-        const __m512i values[4] = {
-            _mm512_unpacklo_epi8(interleaved[0], zero), _mm512_unpackhi_epi8(interleaved[0], zero),
-            _mm512_unpacklo_epi8(interleaved[1], zero), _mm512_unpackhi_epi8(interleaved[1], zero)};
-        const __m512i weight = _mm512_set1_epi32(low[p]);
-        for (int i = 0; i < 4; ++i) acc[i] = _mm512_dpwssd_epi32(acc[i], values[i], weight);
-        if (kSplit) {
-            const __m512i weight_high = _mm512_set1_epi32(high[p]);
-            for (int i = 0; i < 4; ++i) acc_high[i] = _mm512_dpwssd_epi32(acc_high[i], values[i], weight_high);
-        }
-    }
     const __m128i shift = _mm_cvtsi32_si128(precision);
-    for (int i = 0; i < 4; ++i) {
-        if (kSplit) acc[i] = _mm512_add_epi32(acc[i], _mm512_slli_epi32(acc_high[i], kSplitShift));
-        acc[i] = _mm512_sra_epi32(acc[i], shift);
-    }
-    const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(acc[0], acc[1]), _mm512_packs_epi32(acc[2], acc[3]));
-    _mm512_storeu_si512(dst + j, bytes);
+    auto block = [&](int64_t j) VLFAST_AVX512_LAMBDA {
+        __m512i acc[4] = {bias, bias, bias, bias};
+        __m512i acc_high[4] = {zero, zero, zero, zero};
+        for (int32_t p = 0; p < pairs; ++p) {
+            const __m512i first = _mm512_loadu_si512(first_row(p) + j);
+            const __m512i second = _mm512_loadu_si512(second_row(p) + j);
+            const __m512i interleaved[2] = {_mm512_unpacklo_epi8(first, second),
+                                            _mm512_unpackhi_epi8(first, second)};
+            const __m512i values[4] = {
+                _mm512_unpacklo_epi8(interleaved[0], zero), _mm512_unpackhi_epi8(interleaved[0], zero),
+                _mm512_unpacklo_epi8(interleaved[1], zero), _mm512_unpackhi_epi8(interleaved[1], zero)};
+            const __m512i weight = kPairs > 0 ? weights[p] : pair_weight(low, p);
+            for (int i = 0; i < 4; ++i) acc[i] = _mm512_dpwssd_epi32(acc[i], values[i], weight);
+            if (kSplit) {
+                const __m512i weight_high = kPairs > 0 ? weights_high[p] : pair_weight(high, p);
+                for (int i = 0; i < 4; ++i) acc_high[i] = _mm512_dpwssd_epi32(acc_high[i], values[i], weight_high);
+            }
+        }
+        for (int i = 0; i < 4; ++i) {
+            if (kSplit) acc[i] = _mm512_add_epi32(acc[i], _mm512_slli_epi32(acc_high[i], kSplitShift));
+            acc[i] = _mm512_sra_epi32(acc[i], shift);
+        }
+        const __m512i bytes =
+            _mm512_packus_epi16(_mm512_packs_epi32(acc[0], acc[1]), _mm512_packs_epi32(acc[2], acc[3]));
+        _mm512_storeu_si512(dst + j, bytes);
+    };
+    int64_t j = 0;
+    for (; j + 64 <= length; j += 64) block(j);
+    if (j != length) block(length - 64);
 }
 
 template <bool kSplit>
@@ -881,9 +907,14 @@ VLFAST_AVX512_INLINE void vertical_row_impl_512(const uint8_t* const* rows, cons
     const int32_t count = axis.counts[output];
     const int32_t* low = paired.low.data() + output * paired.pairs;
     const int32_t* high = kSplit ? paired.high.data() + output * paired.pairs : nullptr;
-    int64_t j = 0;
-    for (; j + 64 <= length; j += 64) vertical_block_512<kSplit>(rows, count, low, high, axis.precision, j, dst);
-    if (j != length) vertical_block_512<kSplit>(rows, count, low, high, axis.precision, length - 64, dst);
+    static_assert(kMaxFixedPairs == 4, "the cases below");
+    switch ((count + 1) / 2) {
+        case 1: return vertical_blocks_512<kSplit, 1>(rows, count, low, high, axis.precision, length, dst);
+        case 2: return vertical_blocks_512<kSplit, 2>(rows, count, low, high, axis.precision, length, dst);
+        case 3: return vertical_blocks_512<kSplit, 3>(rows, count, low, high, axis.precision, length, dst);
+        case 4: return vertical_blocks_512<kSplit, 4>(rows, count, low, high, axis.precision, length, dst);
+        default: return vertical_blocks_512<kSplit, 0>(rows, count, low, high, axis.precision, length, dst);
+    }
 }
 
 // RowKernels::vertical at the AVX-512 level.

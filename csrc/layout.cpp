@@ -3,9 +3,10 @@
 // of 3 and 4 channels takes SSSE3 byte shuffles (16 pixels at a time) and, where the CPU has
 // AVX-512 VBMI, the lookup takes vpermi2b: a 256-entry byte table is 4 registers, and two
 // two-register permutes and a blend on the index's top bit look up 64 bytes at once, once
-// per byte of the item; unpacks then interleave those bytes into items. At the AVX2 level,
-// where a lookup costs about a load and a store an item, the items of a float32, bfloat16 or float16
-// table are computed instead, 8 a time and straight into the patch (compute_patch), where the
+// per byte of the item; unpacks then interleave those bytes into items. At both x86 levels (AVX2,
+// where a lookup costs about a load and a store an item, and AVX-512, where computing measured
+// 1.06-1.24x faster than the VBMI lookup: bench/results/cpu-2026-12-08-m167/), the items of a float32,
+// bfloat16 or float16 table are computed instead, 8 a time and straight into the patch (compute_patch), where the
 // caller gives the table's formula, and only after the formula, computed by the same kernel, has
 // given every entry's bits; else copied. So every kernel writes the table's bits. Since a channel's
 // values are its 256 bytes, that check proves any arithmetic for every image: where it passes, the
@@ -410,7 +411,9 @@ bool cpu_has_f16c() {
     return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
 }
 const LayoutKernels kAvx2LookupLayout{false, deinterleave_x86, lookup_portable, nullptr};  // no F16C
-const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi, nullptr};
+// The AVX-512 level looks up with VBMI what it does not compute (AVX-512 CPUs all have F16C; a VM may hide it).
+const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi, compute_patch_avx2};
+const LayoutKernels kVbmiLookupLayout{true, deinterleave_x86, lookup_vbmi, nullptr};
 
 #endif
 
@@ -418,12 +421,10 @@ const LayoutKernels kVbmiLayout{true, deinterleave_x86, lookup_vbmi, nullptr};
 
 const LayoutKernels& layout_kernels(SimdLevel level) {
 #if VLFAST_X86
+    static const bool f16c = cpu_has_f16c();
     switch (level) {  // AVX-512 here includes VBMI; AVX2 implies SSSE3
-        case SimdLevel::kAvx512: return kVbmiLayout;
-        case SimdLevel::kAvx2: {
-            static const bool f16c = cpu_has_f16c();
-            return f16c ? kAvx2Layout : kAvx2LookupLayout;
-        }
+        case SimdLevel::kAvx512: return f16c ? kVbmiLayout : kVbmiLookupLayout;
+        case SimdLevel::kAvx2: return f16c ? kAvx2Layout : kAvx2LookupLayout;
         default: break;
     }
 #else

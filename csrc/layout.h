@@ -3,8 +3,8 @@
 // its channel's table as a whole (contiguous bytes in, contiguous items out), so that the
 // patch layout afterwards only copies runs of items (or, where the items are computed, each
 // patch is computed from the planes' bytes). layout.cpp holds the portable kernels and
-// the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at the AVX2
-// level, patches computed from the bytes with the table's formula, or an affine form of it, where the
+// the x86 ones (SSSE3 deinterleave; AVX-512 VBMI lookup, 64 bytes per table lookup; at both x86
+// levels, patches computed from the bytes with the table's formula, or an affine form of it, where the
 // caller gives one), chosen once per frame by layout_kernels. Entries are copied bit for bit, or computed
 // where that gives every entry's bits, so every kernel gives the same bytes.
 #pragma once

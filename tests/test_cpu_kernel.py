@@ -541,14 +541,15 @@ def test_pass_int16_boundary_weights(vertical):
 def test_vertical_pass_every_tap_count_up_to_ten(split):
     """Output rows of 1 to 10 taps (1 to 4 pairs: kernels with the row's pointers and weights held for all its
     blocks; 5: the first count of the runtime loop), odd and even, int16 weights or split ones (each row's
-    first weight past int16), rows of 32, 33 and 64 bytes (one block, a block and a tail, two blocks)."""
+    first weight past int16), rows of 32, 33, 64, 65 and 128 bytes (one block, a block and a tail, two blocks
+    at avx2; at avx512, whose blocks are 64 bytes, the avx2 kernel, then one block, a block and a tail, two)."""
     rng = np.random.default_rng(27)
     rows = []
     for count in range(1, 11):
         row = [int(w) for w in rng.integers(-3000, 9000, count)]
         row[0] = 40000 if split else row[0]
         rows.append(row)
-    for width in (32, 33, 64):
+    for width in (32, 33, 64, 65, 128):
         image = rng.integers(0, 256, (12, width, 1), dtype=np.uint8)
         image[::4] = 255
         axis = hand_axis(12, [0, 2, 1, 0, 3, 2, 1, 0, 2, 1], rows, precision=14)

@@ -271,9 +271,10 @@ def test_real_photos_at_every_simd_level(backend):
         assert (gathered > 0) == (level != "portable"), (level, gathered)
 
 
+@pytest.mark.parametrize("level", ["avx2", "avx512"])
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
-def test_items_computed_at_avx2_equal_the_stock(backend):
-    """At the avx2 level the C++ engine computes float items with the table's formula, or for 2-byte items
+def test_items_computed_at_x86_levels_equal_the_stock(backend, level):
+    """At the avx2 and avx512 levels the C++ engine computes float items with the table's formula, or for 2-byte items
     affine (each form checked against the table): real photos (grey, RGBA), odd sizes and settings other than
     the defaults, every float dtype, against the stock; each of these tables is computed there, not looked
     up, and both forms are among them. A rescale of 3 makes 87 a bfloat16 tie (261: the affine form's ties
@@ -282,14 +283,14 @@ def test_items_computed_at_avx2_equal_the_stock(backend):
     from vlfast.engines import cpp
     from vlfast.tables import normalization_table, table_formula
 
-    if "avx2" not in cpp.simd_levels():
-        pytest.skip("this CPU has no avx2")
+    if level not in cpp.simd_levels():
+        pytest.skip(f"this CPU has no {level}")
     photos = real_photos()
     images = [photos["coffee"], photos["coins-L"], photos["logo-RGBA-array"]]
     images.append(np.random.default_rng(9).integers(0, 256, (97, 333, 3), dtype=np.uint8))
     dtypes = (torch.float32, torch.bfloat16, torch.float16)
     forms: dict[torch.dtype, set[str]] = {}
-    with cpp.capped_simd_level("avx2"):
+    with cpp.capped_simd_level(level):
         for options in [
             {},
             {"image_mean": [0.5, 0.25, 0.75], "image_std": [0.2, 0.5, 0.3]},

@@ -1,5 +1,5 @@
-"""Items computed with a table's formula (``vlfast.tables.TableFormula``) instead of looked up: the ``avx2``
-level's kernel. The formulas must describe the tables the library builds (every entry's bits, or the
+"""Items computed with a table's formula (``vlfast.tables.TableFormula``) instead of looked up: the kernel of
+the ``avx2`` and ``avx512`` levels. The formulas must describe the tables the library builds (every entry's bits, or the
 kernel falls back to the lookup and the speed is gone silently), a formula that misses one entry must not
 be used, and computed items must be the looked-up ones bit for bit, tails of rows included."""
 
@@ -39,6 +39,12 @@ SETTINGS = [
 COMPUTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+@pytest.fixture(params=["avx2", "avx512"])
+def level(request) -> str:
+    """A level that computes items (both with the AVX2 formula kernel; avx512 looks up the others with VBMI)."""
+    return request.param
+
+
 def bits(table: torch.Tensor) -> np.ndarray:
     return cpu_kernel._numpy_bits(table, "table")
 
@@ -62,11 +68,11 @@ def computes(table: torch.Tensor, formula: TableFormula) -> str | None:
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_two_byte_items_of_common_settings_are_computed_affine(backend):
+def test_two_byte_items_of_common_settings_are_computed_affine(backend, level):
     """bfloat16 and float16 items of the model families' and other common settings (the first four of
     SETTINGS) take the affine form at ``avx2``, one multiply and one add an item, since it gives every
     entry; float32 ones, which it does not give, the formula's division."""
-    with simd_level("avx2"):
+    with simd_level(level):
         for index, channels in itertools.product(range(4), (1, 3, 4)):
             options = settings(index, channels, True, True)
             for dtype, form in ((torch.bfloat16, "affine"), (torch.float16, "affine"), (torch.float32, "formula")):
@@ -75,7 +81,7 @@ def test_two_byte_items_of_common_settings_are_computed_affine(backend):
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_the_affine_form_is_not_used_where_it_rounds_a_tie_otherwise(backend):
+def test_the_affine_form_is_not_used_where_it_rounds_a_tie_otherwise(backend, level):
     """A rescale of 3 without normalization puts value 87 at 261, halfway between the bfloat16 neighbours
     260 and 262: the table rounds it to even (260), the affine form's bfloat16 rounding (ties away from
     zero) would give 262, so that table is computed with the formula, and every item is the table's."""
@@ -84,7 +90,7 @@ def test_the_affine_form_is_not_used_where_it_rounds_a_tie_otherwise(backend):
     assert table[0, 87].item() == 260.0
     image = np.tile(np.arange(256, dtype=np.uint8), (56, 2))[:, :168, None].repeat(3, axis=2)
     plan = ResamplePlan(56, 168, 56, 168, None, None, False)
-    with simd_level("avx2"):
+    with simd_level(level):
         formula = table_formula(backend, **options)
         assert computes(table, formula) == "formula"
         computed = _run(image, plan, table, formula)
@@ -94,9 +100,9 @@ def test_the_affine_form_is_not_used_where_it_rounds_a_tie_otherwise(backend):
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_formulas_give_every_entry_of_the_library_tables(backend):
-    """At ``avx2`` every float table the library builds is computed; never at ``portable``."""
-    with simd_level("avx2"):
+def test_formulas_give_every_entry_of_the_library_tables(backend, level):
+    """At ``avx2`` and ``avx512`` every float table the library builds is computed; never at ``portable``."""
+    with simd_level(level):
         for index, channels, do_rescale, do_normalize, dtype in itertools.product(
             range(len(SETTINGS)), (1, 3, 4), (True, False), (True, False), COMPUTED_DTYPES
         ):
@@ -153,11 +159,11 @@ def _run(image, plan, table, formula, threads=1, slot_begin=0, slot_count=None) 
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_a_formula_that_misses_an_entry_is_not_used(backend):
+def test_a_formula_that_misses_an_entry_is_not_used(backend, level):
     """A mean or std one float32 step off, channels swapped, the wrong rescale precision, a uint8 table: not
     computed, and the frame gets the table's bits all the same."""
     image, plan = _frame(84, 56, 84, 56, 3, 0)
-    with simd_level("avx2"):
+    with simd_level(level):
         table = normalization_table(backend)
         expected = _run(image, plan, table, None)
         for formula in _wrong_formulas(backend):
@@ -190,11 +196,11 @@ FRAMES = [
 
 @pytest.mark.parametrize("dtype", COMPUTED_DTYPES, ids=str)
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_computed_items_are_the_looked_up_ones(backend, dtype):
+def test_computed_items_are_the_looked_up_ones(backend, dtype, level):
     """The same bytes with the formula as without it, where it is computed: every frame shape, channel
     count, thread count and temporal slot range, with settings other than the defaults."""
     forms = set()
-    with simd_level("avx2"):
+    with simd_level(level):
         for case, (frame, channels) in enumerate(itertools.product(FRAMES, (1, 3, 4))):
             options = settings(case % len(SETTINGS), channels, True, True)
             table = normalization_table(backend, dtype=dtype, **options)
@@ -212,11 +218,11 @@ def test_computed_items_are_the_looked_up_ones(backend, dtype):
 
 @pytest.mark.parametrize("dtype", COMPUTED_DTYPES, ids=str)
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype):
+def test_computed_items_are_the_looked_up_ones_at_any_patch_size(backend, dtype, level):
     """Runs shorter than 8 items, of 8, of 9 to 16 (bfloat16: 16 a time, stores past the run), and longer;
     merge sizes 1 and 2, one to three temporal slots (one filled, or all), 1 and 3 channels."""
     forms = set()
-    with simd_level("avx2"):
+    with simd_level(level):
         for case, (patch, merge, temporal, channels) in enumerate(
             itertools.product((2, 7, 8, 9, 14, 15, 16, 17, 28), (1, 2), (1, 2, 3), (1, 3))
         ):
@@ -376,7 +382,7 @@ def test_the_library_gives_the_engine_its_tables_formula(monkeypatch):
         assert np.array_equal(table_bits, bits(normalization_table(backend, dtype=torch.bfloat16)))
 
 
-def test_a_batch_computes_each_frame_with_the_formula():
+def test_a_batch_computes_each_frame_with_the_formula(level):
     """``run_frames`` (small frames side by side on the pool's threads, and a large one split): the same
     bytes with the formula as without; a formula of another channel count names the frame."""
     table = normalization_table("pil", dtype=torch.bfloat16)
@@ -386,7 +392,7 @@ def test_a_batch_computes_each_frame_with_the_formula():
     rows = [w * h // 196 for w, h in sizes]
     offsets = np.cumsum([0, *rows])
     outs = []
-    with simd_level("avx2"):
+    with simd_level(level):
         assert computes(table, table_formula("pil"))
         for given in (formula, None):
             out = torch.full((int(offsets[-1]), 3 * 2 * 196), 7, dtype=torch.bfloat16)
@@ -404,11 +410,11 @@ def test_a_batch_computes_each_frame_with_the_formula():
             _C.run_frames(frames, 2, two)
 
 
-def test_a_table_changed_in_place_is_checked_again():
+def test_a_table_changed_in_place_is_checked_again(level):
     """The kernel remembers its last checks by the table's bytes, not its address."""
     table = normalization_table("torchvision").clone()
     formula = table_formula("torchvision")
-    with simd_level("avx2"):
+    with simd_level(level):
         assert computes(table, formula)
         table[1, 200] = float(np.nextafter(np.float32(table[1, 200].item()), np.float32(0)))
         assert not computes(table, formula)
@@ -440,7 +446,7 @@ def test_normalization_caches_its_formula_only_for_frozen_settings():
     assert changing.formula() == table_formula("pil", image_mean=(0.4, 0.2, 0.3))
 
 
-def test_the_remembered_checks_tell_minus_zero_from_zero():
+def test_the_remembered_checks_tell_minus_zero_from_zero(level):
     """A formula remembered as giving a table's entries is not taken for one whose mean is -0.0 where it was
     +0.0: with a negative scale, x - (+0.0) keeps the table's -0.0 of value 0 and x - (-0.0) does not."""
     table = normalization_table("torchvision", do_normalize=False, rescale_factor=-1 / 255)
@@ -449,7 +455,7 @@ def test_the_remembered_checks_tell_minus_zero_from_zero():
     minus = TableFormula(plus.scale, plus.scale_in_float64, (-0.0,) * 3, plus.std)
     image, plan = _frame(56, 28, 56, 28, 3, 4)
     image[0, 0] = 0
-    with simd_level("avx2"):
+    with simd_level(level):
         assert computes(table, plus)
         assert not computes(table, minus)
         assert torch.equal(
@@ -458,11 +464,11 @@ def test_the_remembered_checks_tell_minus_zero_from_zero():
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
-def test_float16_subnormals_and_overflow_are_computed_as_torch_rounds_them(backend):
+def test_float16_subnormals_and_overflow_are_computed_as_torch_rounds_them(backend, level):
     """Items below float16's smallest normal (scale 2**-26) and past its largest (scale 312: 255 * 312 rounds to
     infinity) and negative ones: computed, and the frames equal the looked-up ones."""
     image, plan = _frame(84, 56, 84, 56, 3, 5)
-    with simd_level("avx2"):
+    with simd_level(level):
         for scale in (2.0**-26, 312.0, -312.0):
             options = {"do_normalize": False, "rescale_factor": scale}
             table = normalization_table(backend, dtype=torch.float16, **options)

@@ -5,8 +5,8 @@ looks every byte up in a ``(C, 256)`` table (or computes it with the table's for
 and gives the same bits) and writes the frame's patch rows (see
 :mod:`vlfast.layout`), in one pass over the output, on several threads, without the GIL: each frame
 split over the threads, or frames too small to split side by side, a frame per thread.
-Table entries are copied bit for bit, so one kernel serves every output dtype (at the ``avx2`` level, float
-items are computed with the table's formula instead, once it has given every entry's bits).
+Table entries are copied bit for bit, so one kernel serves every output dtype (at the ``avx2`` and ``avx512``
+levels, float items are computed with the table's formula instead, once it has given every entry's bits).
 """
 
 from __future__ import annotations
@@ -229,9 +229,9 @@ def run_frame(
             (a still image fills ``0..T-1``, a video frame one slot).
         num_threads: the most threads this frame may use (small frames use fewer); by default
             :func:`default_num_threads`.
-        formula: ``table``'s :class:`~vlfast.tables.TableFormula`, where known: at the ``avx2`` level the
-            kernel computes float32, bfloat16 and float16 items with it (faster than a lookup there) once it has
-            checked that it gives every entry's bits, and looks them up otherwise.
+        formula: ``table``'s :class:`~vlfast.tables.TableFormula`, where known: at the ``avx2`` and ``avx512``
+            levels the kernel computes float32, bfloat16 and float16 items with it (faster than a lookup there)
+            once it has checked that it gives every entry's bits, and looks them up otherwise.
 
     Raises:
         InvalidImageError: bad image, plan, table or output (wrong dtype, shape, layout, size).
