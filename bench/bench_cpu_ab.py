@@ -1,13 +1,14 @@
 """Two builds of the C++ kernel side by side in one process: each pass, then whole frames, alternating builds.
 
 Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
-[--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--dtype DTYPE] [--cold]
+[--input WxH] [--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--dtype DTYPE] [--cold]
 [--gaps MS,...] [--rounds N] [--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
 both builds' ``_C`` into one process and times them in alternating rounds (the order flipped each
-round) on the same 1920x1080 RGB image, so that both meet the same minute; it reports each build's
+round) on the same RGB image (``--input``, 1920x1080 unless told; the default widths and heights are for
+that size), so that both meet the same minute; it reports each build's
 min and median and the median of the per-round ratios (baseline / candidate: above 1 is faster), and
 checks that both wrote the same bytes. Whole frames (``run_frame``: both passes, the table and the
 patch layout, in ``--dtype``, float32 unless told, on ``--threads`` threads at ``--frame-level``, by default
@@ -221,6 +222,17 @@ def gap_list(text: str) -> list[float]:
     return gaps
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """An argparse type: ``WxH``, both positive, as (width, height)."""
+    try:
+        width, height = (int(v) for v in text.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return width, height
+
+
 def positive(text: str) -> int:
     """An argparse type: an integer of at least 1."""
     value = int(text)
@@ -235,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", type=Path, help="the candidate's (default: this tree's vlfast._C)")
     parser.add_argument("--names", default="baseline,candidate", help="the two builds' names in the output (commits)")
     parser.add_argument("--levels", help="SIMD levels, comma-separated (default: every level both builds have)")
+    parser.add_argument(
+        "--input", type=image_size, default=(IN_WIDTH, IN_HEIGHT), help="the passes' RGB input, WxH (1920x1080)"
+    )
     parser.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="horizontal output widths ('' for none)")
     parser.add_argument("--heights", default=",".join(map(str, HEIGHTS)), help="vertical output heights ('' for none)")
     parser.add_argument(
@@ -274,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     load_start = os.getloadavg()
     floor = write_floor()
-    image = np.random.default_rng(0).integers(0, 256, (IN_HEIGHT, IN_WIDTH, CHANNELS), dtype=np.uint8)
+    in_width, in_height = args.input
+    image = np.random.default_rng(0).integers(0, 256, (in_height, in_width, CHANNELS), dtype=np.uint8)
     lines = [
         "| pass | level | backend | baseline min / median ms | candidate min / median ms | ratio | candidate gathers |",
         "|---|---|---|---:|---:|---:|---|",
@@ -288,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for out_size in (int(v) for v in sizes.split(",") if v):
                     for backend in Backend:
                         row = compare(builds, image, vertical, out_size, backend, args.rounds)
-                        what = f"{IN_HEIGHT}->{out_size} rows" if vertical else f"{IN_WIDTH}->{out_size} columns"
+                        what = f"{in_height}->{out_size} rows" if vertical else f"{in_width}->{out_size} columns"
                         lines.append(
                             f"| {what} | {level} | {backend.value} | {row['baseline']} | {row['candidate']} "
                             f"| {row['ratio']} | {row['gathers']} |"
@@ -318,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_end = os.getloadavg()
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
-        f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {IN_WIDTH}x{IN_HEIGHT} RGB "
+        f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {in_width}x{in_height} RGB "
         f"image, bicubic; frames: {args.threads} threads, {args.dtype}, the {frame_level} level"
         f"{', caches evicted before each' if args.cold else ''}; "
         f"{args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "

@@ -430,10 +430,10 @@ VLFAST_AVX512_INLINE __m512i in_register(__m512i v) {
     return v;
 }
 
-// An axis's GatherTables for kAvx2Gather as the kernels below read them, copied into locals (as are the row
-// pointers, gather_rows_avx2): the byte stores may alias anything, so what is read through a pointer would
-// be read again after each.
-struct Avx2GatherView {
+// An axis's GatherTables as the gathering kernels read them, copied into locals (as are the row pointers):
+// the byte stores may alias anything, so what is read through a pointer would be read again after each.
+// A unit is the groups one register gathers (GatherShape::lanes: 2 at AVX2, 1 at AVX-512).
+struct GatherView {
     const int64_t* windows;  // per group
     const uint8_t* entries;  // per unit: pairs x pair_bytes (indices, low weights[, high weights]: a register each)
     int64_t pair_bytes;
@@ -446,7 +446,7 @@ struct Avx2GatherView {
 // pair (index 0x80 zeroes the high ones), then one madd (two with split weights; the high sums
 // are shifted into place once, at the end: the wrapped int32 sums are the same).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Avx2GatherView& tables, int64_t pairs,
+VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const GatherView& tables, int64_t pairs,
                                          int64_t u, __m256i bias, __m256i* acc) {
     static_assert(kAvx2Gather.lanes == 2 && kAvx2Gather.window == 16, "one window per 128-bit lane");
     const int64_t first = tables.windows[2 * u], second = tables.windows[2 * u + 1];
@@ -476,7 +476,7 @@ VLFAST_AVX2_INLINE void gather_sums_avx2(const uint8_t* const* rows, const Avx2G
 // The output bytes of the 8 groups from group g, in each of kRows rows: one 32-byte store per row
 // (through a buffer at the row's end).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, const Avx2GatherView& tables,
+VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* const* dst, const GatherView& tables,
                                           int64_t pairs, int64_t g, int64_t out_length, __m256i bias, __m128i shift) {
     constexpr int kUnits = kAvx2Gather.store_groups / kAvx2Gather.lanes;
     constexpr int64_t kStoreBytes = kAvx2Gather.store_groups * kAvx2Gather.outputs;
@@ -506,8 +506,8 @@ VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* co
 template <bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                          const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    const Avx2GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
-                              tables.pairs * tables.pair_bytes};
+    const GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
+                          tables.pairs * tables.pair_bytes};
     const int64_t pairs = tables.pairs, groups = tables.groups, out_length = axis.out_size * channels;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
@@ -651,6 +651,9 @@ VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel&
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+// The table entries a tile of gather_rows spans: a third of a 48 KiB L1 (half of a 32 KiB one).
+constexpr int64_t kGatherTileBytes = 16384;
+
 // Byte indices of the AVX-512 transposes and widening, computed once.
 struct Avx512Indices {
     // Each row before the in-transpose: lane L, position 4q + k takes column 16q + 2L + (0, 1, 8, 9)[k], so that
@@ -750,8 +753,8 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
 // each row's window is one load, and each pair of taps is one zero-masked vpermb that puts the two taps
 // of each output in the low bytes of an int16 pair, then one vpdpwssd (two with split weights).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherTables& tables, int64_t g,
-                                      __m512i bias, __m512i* acc) {
+VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherView& tables, int64_t pairs,
+                                      int64_t g, __m512i bias, __m512i* acc) {
     static_assert(kAvx512Gather.lanes == 1 && kAvx512Gather.window == 64, "one window per register");
     __m512i window[kRows], acc_high[kRows];
     for (int r = 0; r < kRows; ++r) {
@@ -759,9 +762,8 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherTa
         acc[r] = bias;
         acc_high[r] = _mm512_setzero_si512();
     }
-    const int64_t pairs = kPairs ? kPairs : tables.pairs;
-    const uint8_t* entry = tables.entries.data() + g * tables.pairs * tables.pair_bytes;
-    for (int64_t p = 0; p < pairs; ++p, entry += tables.pair_bytes) {
+    const uint8_t* entry = tables.entries + g * tables.unit_stride;
+    for (int64_t p = 0; p < (kPairs ? kPairs : pairs); ++p, entry += tables.pair_bytes) {
         const __m512i* block = reinterpret_cast<const __m512i*>(entry);  // indices, low, high weights
         const __m512i index = _mm512_load_si512(block), low = in_register(_mm512_load_si512(block + 1));
         const __m512i high = kSplit ? in_register(_mm512_load_si512(block + 2)) : low;
@@ -778,14 +780,14 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherTa
 // The output bytes of the 4 groups from group g, in each of kRows rows: one masked 64-byte store per
 // row (partial at the row's end).
 template <int kRows, bool kSplit, int kPairs>
-VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, const GatherTables& tables,
-                                       int64_t g, __mmask64 mask, __m512i bias, __m128i shift) {
+VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, const GatherView& tables,
+                                       int64_t pairs, int64_t g, __mmask64 mask, __m512i bias, __m128i shift) {
     constexpr int kGroups = kAvx512Gather.store_groups;
     static_assert(kGroups == 4 && kAvx512Gather.outputs == 16, "the packs below: 4 x 16 int32 -> 64 bytes");
     // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m512i acc[kGroups][kRows];
-    for (int i = 0; i < kGroups; ++i) gather_sums<kRows, kSplit, kPairs>(src, tables, g + i, bias, acc[i]);
+    for (int i = 0; i < kGroups; ++i) gather_sums<kRows, kSplit, kPairs>(src, tables, pairs, g + i, bias, acc[i]);
     for (int r = 0; r < kRows; ++r) {
         __m512i clipped[kGroups];
         for (int i = 0; i < kGroups; ++i) clipped[i] = _mm512_sra_epi32(acc[i][r], shift);
@@ -796,19 +798,39 @@ VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const
     }
 }
 
-// The horizontal pass of `rows` rows from gather tables, one 64-byte store at a time, two rows at once:
-// no transposes; the groups' table entries stay in L1 across the rows.
+// The horizontal pass of `rows` rows from gather tables, one 64-byte store at a time, two rows at once, a
+// tile of groups (kGatherTileBytes of their table entries) at a time: each pair of rows through the tile,
+// then the next pair, so the tile's entries stay in L1 and each row is read in short runs. All the rows a
+// store at a time (16 streams) ran 4K's pass 1.2-1.3x slower on the model-167 Intel VM, and each pair of
+// rows from end to end (as gather_rows_avx2) ran the downscales up to 1.1x slower there
+// (bench/results/cpu-2026-12-08-m167/ab-gather-tile/).
 template <bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    const int64_t out_length = axis.out_size * channels;
+    const GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
+                          tables.pairs * tables.pair_bytes};
+    const int64_t pairs = tables.pairs, groups = tables.groups, out_length = axis.out_size * channels;
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
-    for (int64_t g = 0; g < tables.groups; g += kAvx512Gather.store_groups) {
-        const __mmask64 mask = first_bits(out_length - g * kAvx512Gather.outputs);
+    constexpr int64_t kStep = kAvx512Gather.store_groups;
+    const int64_t tile = std::max<int64_t>(kStep, kGatherTileBytes / view.unit_stride / kStep * kStep);
+    for (int64_t g0 = 0; g0 < groups; g0 += tile) {
+        const int64_t g1 = std::min(groups, g0 + tile);
+        auto span = [&](const uint8_t* const* span_src, uint8_t* const* span_dst, auto rows_at_once)
+                        VLFAST_AVX512_LAMBDA {
+            constexpr int kRows = decltype(rows_at_once)::value;
+            for (int64_t g = g0; g < g1; g += kStep) {
+                const __mmask64 mask = first_bits(out_length - g * kAvx512Gather.outputs);
+                gather_store<kRows, kSplit, kPairs>(span_src, span_dst, view, pairs, g, mask, bias, shift);
+            }
+        };
         int r = 0;
-        for (; r + 2 <= rows; r += 2) gather_store<2, kSplit, kPairs>(src + r, dst + r, tables, g, mask, bias, shift);
-        if (r < rows) gather_store<1, kSplit, kPairs>(src + r, dst + r, tables, g, mask, bias, shift);
+        for (; r + 2 <= rows; r += 2) {
+            const uint8_t* const pair_src[2] = {src[r], src[r + 1]};
+            uint8_t* const pair_dst[2] = {dst[r], dst[r + 1]};
+            span(pair_src, pair_dst, std::integral_constant<int, 2>{});
+        }
+        if (r < rows) span(src + r, dst + r, std::integral_constant<int, 1>{});
     }
 }
 

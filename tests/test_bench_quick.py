@@ -331,6 +331,16 @@ def test_bench_cpu_ab_runs_the_frames_at_the_level_asked(
     assert "frame level 'avx1024' is not in both builds" in capsys.readouterr().err
 
 
+def test_bench_cpu_ab_times_the_passes_on_the_input_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--input``: the passes resize an image of that size (rows and columns named by it, the header too)."""
+    main, baseline, _ = bench_cpu_ab_recording(tmp_path, monkeypatch)
+    options = ["--input", "200x90", "--widths", "212", "--heights", "84", "--frames", "", "--rounds", "1"]
+    assert main([str(baseline), *options, "--levels", "portable", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "ab.md").read_text()
+    assert "passes: one thread, a 200x90 RGB image" in text
+    assert "| 200->212 columns | portable | torchvision |" in text and "| 90->84 rows | portable | pil |" in text
+
+
 def test_bench_cpu_ab_runs_the_frames_in_the_dtype_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--dtype``: both builds write frames of that dtype's item size (the header names the dtype); float32 unless
     told (a dtype the script does not know: test_bench_cpu_ab_frame_options_are_checked)."""
@@ -377,12 +387,15 @@ def test_bench_cpu_ab_evicts_the_caches_before_each_frame_when_cold(
         (["--gaps", "0,fast"], "gaps are milliseconds >= 0"),
         (["--gaps", "-1"], "gaps are milliseconds >= 0"),
         (["--dtype", "int8"], "invalid choice: 'int8'"),
+        (["--input", "640"], "expected WxH, got '640'"),
+        (["--input", "0x480"], "sizes must be positive, got '0x480'"),
     ],
 )
 def test_bench_cpu_ab_frame_options_are_checked(
     option: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """A frame, gap or dtype the script cannot run is a usage error naming it, before anything is loaded or timed."""
+    """A frame, gap, dtype or input the script cannot run is a usage error naming it, before anything is loaded or
+    timed."""
     monkeypatch.syspath_prepend(str(BENCH_DIR))
     main = runpy.run_path(str(BENCH_DIR / "bench_cpu_ab.py"))["main"]
     with pytest.raises(SystemExit) as exit_info:

@@ -682,6 +682,20 @@ def test_which_horizontal_kernel_runs(backend):
         _C.horizontal_gathers(axis, 2**62)
 
 
+@pytest.mark.parametrize("backend", list(Backend), ids=lambda v: v.value)
+def test_gathering_passes_over_whole_rows(backend):
+    """The gathered widths of WHERE_GATHERED at their full length, 11 rows (pairs, then one): rows of many
+    tiles of table entries at AVX-512 (gather_rows: a tile's worth of groups for each pair of rows, then the
+    next tile), and every level against the reference."""
+    rng = np.random.default_rng(31)
+    for (in_width, out_width, channels), gathered in WHERE_GATHERED:
+        if in_width >= 100 and gathered:
+            plan = axis_plan(in_width, out_width, Filter.BICUBIC, backend)
+            image = make_image(rng, 11, in_width, channels)
+            image[::2, ::5] = 255
+            assert_pass_exact(image, plan, vertical=False)
+
+
 # Every pass at every SIMD level over images that end where an inaccessible page begins: a read past
 # the image's last byte faults. Run in a child process, so that a fault fails the test with a message.
 # Every pass at every SIMD level over images that end where an inaccessible page begins, into outputs
