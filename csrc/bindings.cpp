@@ -419,13 +419,13 @@ void resample_axis(const py::object& image_object, const AxisArguments& plan, bo
     vlfast::resample_axis(view, axis.coefficients, vertical, out_data);
 }
 
-// Whether the horizontal pass of `plan` (an AxisPlan) over rows of `channels` channels gathers.
-bool horizontal_gathers(const AxisArguments& plan, int64_t channels) {
+// The window the horizontal pass of `plan` (an AxisPlan) over rows of `channels` channels gathers from, or 0.
+int64_t horizontal_gather_window(const AxisArguments& plan, int64_t channels) {
     if (channels < 1) fail("channels must be >= 1, got " + std::to_string(channels));
     Axis axis;
     read_axis(plan, "horizontal plan", std::get<0>(plan), "width", axis);
     checked_mul(std::max(axis.coefficients.in_size, axis.coefficients.out_size), channels, "a row");
-    return vlfast::horizontal_gathers(axis.coefficients, channels);
+    return vlfast::horizontal_gather_window(axis.coefficients, channels);
 }
 
 // The item size of `table`, or ValueError unless it is a C-contiguous (channels, kTableSize) array of one of
@@ -541,19 +541,19 @@ PYBIND11_MODULE(_C, m) {
           "for the vertical pass or (H, W', C) for the horizontal one, on the calling thread with the kernels "
           "simd_level() picks. For the pass benchmark and the kernel tests. Raises ValueError on invalid "
           "arguments; releases the GIL while it runs.");
-    m.def("horizontal_gathers", &horizontal_gathers, py::arg("plan"), py::arg("channels"),
-          "Whether the horizontal pass of `plan` (an AxisPlan's fields) over rows of `channels` interleaved "
-          "channels runs, at simd_level(), a kernel that gathers each group of output bytes from one window of "
-          "its row (16 bytes from 64 at AVX-512, 4 from 16 at AVX2; else the transposing or the portable "
-          "kernel). For the tests and the "
-          "pass benchmark. Raises ValueError on an invalid plan.");
+    m.def("horizontal_gather_window", &horizontal_gather_window, py::arg("plan"), py::arg("channels"),
+          "The window, in bytes, of the input row from which the horizontal pass of `plan` (an AxisPlan's "
+          "fields) over rows of `channels` interleaved channels gathers each group of output bytes at "
+          "simd_level() (16 bytes from 64, else from 128, at AVX-512; 4 from 16 at AVX2), or 0 where it runs the "
+          "transposing or the portable kernel. For the tests and the pass benchmark. Raises ValueError on an "
+          "invalid plan.");
     m.def("parallel_items_schedule", &parallel_items_schedule, py::arg("count"), py::arg("delays_us"),
           "The items 0..count-1 each of len(delays_us) threads ran through the kernels' scheduler (a run of "
           "its own, then steals), a list per slot in the order it ran them; slot i sleeps delays_us[i] us per "
           "item. For the tests. Raises ValueError on invalid arguments; releases the GIL.");
     m.def(
         "prepared_axis_hits", [] { return vlfast::prepared_axis_hits(); },
-        "How many horizontal axes run_frame, resample_axis and horizontal_gathers found prepared (paired "
+        "How many horizontal axes run_frame, resample_axis and horizontal_gather_window found prepared (paired "
         "weights, gather tables) among the last four this thread prepared, so far. For the tests.");
     m.def("computes_items", &computes_items, py::arg("table"), py::arg("formula"),
           "How run_frame, at simd_level(), makes the items of `table` (C, 256) given `formula` (as run_frame "

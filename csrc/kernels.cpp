@@ -66,7 +66,7 @@ int64_t no_scratch(const AxisKernel&, int64_t) { return 0; }
 
 }  // namespace
 
-const RowKernels kPortableKernels{false, nullptr, no_scratch, horizontal_rows, vertical_output_row};
+const RowKernels kPortableKernels{false, nullptr, nullptr, no_scratch, horizontal_rows, vertical_output_row};
 
 const RowKernels& row_kernels(SimdLevel level) {
     switch (level) {
@@ -137,6 +137,8 @@ AxisKernel horizontal_axis_kernel(const AxisCoefficients& axis, const RowKernels
     auto prepared = std::make_shared<PreparedAxis>();
     prepared->paired = pair_weights(axis);
     if (kernels.gather != nullptr) prepared->gather = gather_tables(axis, prepared->paired, channels, *kernels.gather);
+    if (prepared->gather.groups == 0 && kernels.wide_gather != nullptr)
+        prepared->gather = gather_tables(axis, prepared->paired, channels, *kernels.wide_gather);
     if (entries.size() == kPreparedEntries) entries.pop_back();
     entries.insert(entries.begin(), PreparedEntry(axis, kernels, channels, prepared));
     return {&axis, std::move(prepared)};

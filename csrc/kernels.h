@@ -48,8 +48,10 @@ struct GatherShape {
     int64_t store_groups;
 };
 
-// The AVX-512 kernel: 16 outputs (int32) per register from a 64-byte window (vpermb), 64 bytes a store.
+// The AVX-512 kernel: 16 outputs (int32) per register from a 64-byte window (vpermb), 64 bytes a store;
+// where a group's taps span more, from a 128-byte window (two registers, vpermt2b).
 inline constexpr GatherShape kAvx512Gather{16, 64, 1, 4};
+inline constexpr GatherShape kAvx512WideGather{16, 128, 1, 4};
 // The AVX2 kernel: 4 outputs per 128-bit lane from a 16-byte window (vpshufb), 32 bytes a store.
 inline constexpr GatherShape kAvx2Gather{4, 16, 2, 8};
 
@@ -71,16 +73,17 @@ struct CacheLineAllocator {
 
 // A horizontal axis in the form a gathering kernel (GatherShape) takes it where it can: every tap of
 // each group of `outputs` consecutive output bytes lies in one window of `window` input bytes
-// (with bicubic weights in RGB rows: upscaling, and downscaling by up to 2.4x for the AVX-512 shape,
-// 1.2x for the AVX2 one). Groups come in units of `lanes` (one register). For each unit and pair of
+// (with bicubic weights in RGB rows: upscaling, and downscaling by up to 2.4x for the AVX-512 shape, 4.8x
+// for its wide one, 1.2x for the AVX2 one). Groups come in units of `lanes` (one register). For each unit and pair of
 // taps p, `entries` holds three (two if not split) blocks of lanes * outputs * 4 bytes, each block
 // group by group (one register): the index bytes (output q's taps 2p and 2p + 1, as offsets into its
 // group's window, at bytes 4q and 4q + 2; 0x80 elsewhere, which vpshufb reads as zero, so that the
-// taps widen into int16 pairs; the AVX-512 kernel's vpermb zeroes the odd bytes by mask and reads
-// byte 0 for the unused even ones), then the outputs' PairedWeights `low`, then `high` if split.
+// taps widen into int16 pairs; the AVX-512 kernel's vpermb and vpermt2b zero the odd bytes by mask and
+// read byte 0 for the unused even ones), then the outputs' PairedWeights `low`, then `high` if split.
 // Taps past an output's count weigh 0. `groups` is 0 where some group's taps do not fit one window,
 // or the row is shorter than one.
 struct GatherTables {
+    int64_t window = 0;      // the shape's window
     int64_t groups = 0;      // whole stores' worth (store_groups), zero-weighted past the row
     int64_t pairs = 0;       // pairs of taps of the longest output
     int64_t pair_bytes = 0;  // bytes of one pair of one unit in `entries` (a multiple of the register's)
@@ -117,8 +120,9 @@ struct RowKernels {
     // Whether the kernels take paired weights (AxisKernel::paired) and scratch.
     bool simd;
     // The shape of the gather tables (AxisKernel::gather) `horizontal` takes where an axis has them;
-    // nullptr where it takes none.
+    // nullptr where it takes none. Where an axis does not fit it, `wide_gather` (nullptr: none) is tried.
     const GatherShape* gather;
+    const GatherShape* wide_gather;
     // Bytes of scratch `horizontal` needs per call (32-byte aligned) for `axis` over rows of `channels`
     // channels: 0 where it needs none (the portable kernel; the SIMD ones on gather tables).
     int64_t (*horizontal_scratch_bytes)(const AxisKernel& axis, int64_t channels);

@@ -25,7 +25,11 @@
 // (kAvx512Gather: upscaling, and downscaling by up to 2.4x in RGB rows): per row, the window is
 // one load, and each pair of taps is one zero-masked vpermb with precomputed indices, which leaves
 // the 16 outputs' two taps as int16 pairs, and one madd with the outputs' paired weights, fused
-// with its add (VNNI's vpdpwssd, which wraps like the separate add). Other axes take the AVX2
+// with its add (VNNI's vpdpwssd, which wraps like the separate add). Where a group's taps span more,
+// from a 128-byte window (kAvx512WideGather: downscaling by up to 4.8x in RGB rows, as a phone photo
+// or a 4K frame to max_pixels of about a million takes), two loads a row and one two-source vpermt2b
+// a pair of taps: 1.6-1.9x the transposing pass at 2.6-4.2x down on the model-167 Intel VM
+// (bench/results/cpu-2026-12-08-m167/ab-wide-gather/). Other axes take the AVX2
 // stages, with transposes that move 64 columns per instruction instead of 16 (one vpermb per
 // row putting the columns in order) and a widening that is one two-source byte permute
 // (vpermt2b) per two columns, zero bytes included; their sums are the AVX2 kernel's. The
@@ -109,6 +113,7 @@ GatherTables gather_tables(const AxisCoefficients& axis, const PairedWeights& pa
     const int64_t store_outputs = shape.store_groups * shape.outputs;
     const int64_t groups = (out_length + store_outputs - 1) / store_outputs * shape.store_groups;
     GatherTables tables;
+    tables.window = shape.window;
     // Output byte o = x * channels + c reads input bytes (starts[x] + k) * channels + c, k < counts[x].
     // Output o is output q of its group (counted along, not divided: this runs per frame). `windows`
     // grows as groups fit: nothing is allocated ahead for an axis that turns out not to.
@@ -752,13 +757,15 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
 // The sums of gather group g (16 int32: kAvx512Gather) of kRows rows, which share its table entries:
 // each row's window is one load, and each pair of taps is one zero-masked vpermb that puts the two taps
 // of each output in the low bytes of an int16 pair, then one vpdpwssd (two with split weights).
-template <int kRows, bool kSplit, int kPairs>
+template <int kRows, bool kSplit, int kPairs, bool kWide>
 VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherView& tables, int64_t pairs,
                                       int64_t g, __m512i bias, __m512i* acc) {
     static_assert(kAvx512Gather.lanes == 1 && kAvx512Gather.window == 64, "one window per register");
-    __m512i window[kRows], acc_high[kRows];
+    static_assert(kAvx512WideGather.lanes == 1 && kAvx512WideGather.window == 128, "one window per two registers");
+    __m512i window[kRows], window_high[kRows], acc_high[kRows];
     for (int r = 0; r < kRows; ++r) {
         window[r] = _mm512_loadu_si512(rows[r] + tables.windows[g]);
+        if (kWide) window_high[r] = _mm512_loadu_si512(rows[r] + tables.windows[g] + 64);
         acc[r] = bias;
         acc_high[r] = _mm512_setzero_si512();
     }
@@ -768,7 +775,8 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherVi
         const __m512i index = _mm512_load_si512(block), low = in_register(_mm512_load_si512(block + 1));
         const __m512i high = kSplit ? in_register(_mm512_load_si512(block + 2)) : low;
         for (int r = 0; r < kRows; ++r) {
-            const __m512i values = _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
+            const __m512i values = kWide ? _mm512_maskz_permutex2var_epi8(kEvenBytes, window[r], index, window_high[r])
+                                         : _mm512_maskz_permutexvar_epi8(kEvenBytes, index, window[r]);
             acc[r] = _mm512_dpwssd_epi32(acc[r], values, low);
             if (kSplit) acc_high[r] = _mm512_dpwssd_epi32(acc_high[r], values, high);
         }
@@ -779,7 +787,7 @@ VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherVi
 
 // The output bytes of the 4 groups from group g, in each of kRows rows: one masked 64-byte store per
 // row (partial at the row's end).
-template <int kRows, bool kSplit, int kPairs>
+template <int kRows, bool kSplit, int kPairs, bool kWide>
 VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const* dst, const GatherView& tables,
                                        int64_t pairs, int64_t g, __mmask64 mask, __m512i bias, __m128i shift) {
     constexpr int kGroups = kAvx512Gather.store_groups;
@@ -787,7 +795,7 @@ VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const
     // The packs below leave dword d of 128-bit lane L holding outputs 16d + 4L .. 16d + 4L + 3.
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m512i acc[kGroups][kRows];
-    for (int i = 0; i < kGroups; ++i) gather_sums<kRows, kSplit, kPairs>(src, tables, pairs, g + i, bias, acc[i]);
+    for (int i = 0; i < kGroups; ++i) gather_sums<kRows, kSplit, kPairs, kWide>(src, tables, pairs, g + i, bias, acc[i]);
     for (int r = 0; r < kRows; ++r) {
         __m512i clipped[kGroups];
         for (int i = 0; i < kGroups; ++i) clipped[i] = _mm512_sra_epi32(acc[i][r], shift);
@@ -804,7 +812,7 @@ VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const
 // store at a time (16 streams) ran 4K's pass 1.2-1.3x slower on the model-167 Intel VM, and each pair of
 // rows from end to end (as gather_rows_avx2) ran the downscales up to 1.1x slower there
 // (bench/results/cpu-2026-12-08-m167/ab-gather-tile/).
-template <bool kSplit, int kPairs>
+template <bool kSplit, int kPairs, bool kWide>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
     const GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
@@ -821,7 +829,7 @@ VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const*
             constexpr int kRows = decltype(rows_at_once)::value;
             for (int64_t g = g0; g < g1; g += kStep) {
                 const __mmask64 mask = first_bits(out_length - g * kAvx512Gather.outputs);
-                gather_store<kRows, kSplit, kPairs>(span_src, span_dst, view, pairs, g, mask, bias, shift);
+                gather_store<kRows, kSplit, kPairs, kWide>(span_src, span_dst, view, pairs, g, mask, bias, shift);
             }
         };
         int r = 0;
@@ -843,7 +851,12 @@ VLFAST_AVX512 void horizontal_rows_avx512(const uint8_t* const* src, uint8_t* co
     if (kernel.gather().groups > 0) {
         const GatherTables& tables = kernel.gather();
         with_weight_form(kernel.paired().split, tables.pairs, [&](auto split, auto pairs) VLFAST_AVX512_LAMBDA {
-            gather_rows<decltype(split)::value, decltype(pairs)::value>(src, dst, rows, axis, tables, channels);
+            constexpr bool kSplit = decltype(split)::value;
+            constexpr int kPairs = decltype(pairs)::value;
+            if (tables.window == kAvx512WideGather.window)
+                gather_rows<kSplit, kPairs, true>(src, dst, rows, axis, tables, channels);
+            else
+                gather_rows<kSplit, kPairs, false>(src, dst, rows, axis, tables, channels);
         });
         return;
     }
@@ -957,14 +970,14 @@ int64_t simd_scratch_bytes(const AxisKernel& axis, int64_t channels) {
     return axis.gather().groups > 0 ? 0 : transposing_scratch_bytes(axis, channels);
 }
 
-const RowKernels kAvx2Kernels{true, &kAvx2Gather, simd_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
-const RowKernels kAvx512Kernels{true, &kAvx512Gather, simd_scratch_bytes, horizontal_rows_avx512,
-                                vertical_row_avx512};
+const RowKernels kAvx2Kernels{true, &kAvx2Gather, nullptr, simd_scratch_bytes, horizontal_rows_avx2, vertical_row_avx2};
+const RowKernels kAvx512Kernels{true,           &kAvx512Gather,       &kAvx512WideGather,
+                                simd_scratch_bytes, horizontal_rows_avx512, vertical_row_avx512};
 
 #else  // not x86-64: simd_level() is always kPortable, so row_kernels never picks these
 
-const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr, nullptr};
-const RowKernels kAvx512Kernels{false, nullptr, nullptr, nullptr, nullptr};
+const RowKernels kAvx2Kernels{false, nullptr, nullptr, nullptr, nullptr, nullptr};
+const RowKernels kAvx512Kernels{false, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 #endif
 

@@ -591,8 +591,9 @@ void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool ve
     }
 }
 
-bool horizontal_gathers(const AxisCoefficients& axis, int64_t channels) {
-    return horizontal_axis_kernel(axis, row_kernels(simd_level()), channels).gather().groups > 0;
+int64_t horizontal_gather_window(const AxisCoefficients& axis, int64_t channels) {
+    const GatherTables& tables = horizontal_axis_kernel(axis, row_kernels(simd_level()), channels).gather();
+    return tables.groups > 0 ? tables.window : 0;
 }
 
 }  // namespace vlfast

@@ -82,10 +82,10 @@ std::vector<std::size_t> side_by_side(const std::vector<FrameJob>& jobs, int num
 // the portable ones with it.
 void resample_axis(const ImageView& image, const AxisCoefficients& axis, bool vertical, uint8_t* out);
 
-// Whether the horizontal pass of `axis` over rows of `channels` channels runs, at simd_level(), a
-// kernel that gathers each group of output bytes from one window of its row (kernels.h GatherShape:
-// 16 bytes from 64 at AVX-512, 4 from 16 at AVX2), rather than the transposing or the portable one.
-// For the tests and the benchmarks.
-bool horizontal_gathers(const AxisCoefficients& axis, int64_t channels);
+// The window, in bytes, from which the horizontal pass of `axis` over rows of `channels` channels gathers
+// each group of output bytes at simd_level() (kernels.h GatherShape: 16 bytes from 64, else from 128, at
+// AVX-512; 4 from 16 at AVX2), or 0 where it runs the transposing or the portable kernel. For the tests
+// and the benchmarks.
+int64_t horizontal_gather_window(const AxisCoefficients& axis, int64_t channels);
 
 }  // namespace vlfast

@@ -572,16 +572,14 @@ def test_pass_split_weights_whose_partial_sums_wrap(vertical):
     assert_pass_exact(image, axis, vertical)
 
 
-# Each SIMD level's gather kernel: (output bytes per group, window bytes), as csrc/kernels.h states them.
-GATHER_SHAPES = {"avx2": (4, 16), "avx512": (16, 64)}
+# Each SIMD level's gather shapes, in the order its kernel tries them: (output bytes per group, window
+# bytes), as csrc/kernels.h states them.
+GATHER_SHAPES = {"avx2": ((4, 16),), "avx512": ((16, 64), (16, 128))}
 
 
-def gather_fits(axis: plans.AxisPlan, channels: int, level: str) -> bool:
+def fits_window(axis: plans.AxisPlan, channels: int, outputs: int, window: int) -> bool:
     """The gather kernel's rule, restated: rows hold at least one window, and the taps of each group of
-    consecutive output bytes span at most one window of the input row."""
-    if level not in GATHER_SHAPES:
-        return False
-    outputs, window = GATHER_SHAPES[level]
+    `outputs` consecutive output bytes span at most one window of the input row."""
     if axis.in_size * channels < window:
         return False
     c = np.arange(channels)
@@ -593,34 +591,43 @@ def gather_fits(axis: plans.AxisPlan, channels: int, level: str) -> bool:
     return bool((last.max(axis=1) - first.min(axis=1) < window).all())
 
 
-# (level, channels, longest count): 1 to 4 pairs of taps run unrolled, 5 in the general loop, at
-# channel counts and tap counts whose groups fit the level's window.
+def gather_window(axis: plans.AxisPlan, channels: int, level: str) -> int:
+    """The window the level's horizontal kernel gathers from: its first shape the axis fits, else 0."""
+    for outputs, window in GATHER_SHAPES.get(level, ()):
+        if fits_window(axis, channels, outputs, window):
+            return window
+    return 0
+
+
+# (level, window, channels, longest count): 1 to 4 pairs of taps run unrolled, 5 in the general loop, at
+# channel counts and tap counts whose groups fit the window.
 GATHER_CASES = (
-    [("avx512", channels, longest) for channels in (1, 3, 5) for longest in (2, 4, 6, 8, 10)][:-1]
-    + [("avx2", 1, longest) for longest in (2, 4, 6, 8, 10)]
-    + [("avx2", 3, 2), ("avx2", 3, 4), ("avx2", 5, 2)]
+    [("avx512", 64, channels, longest) for channels in (1, 3, 5) for longest in (2, 4, 6, 8, 10)][:-1]
+    + [("avx512", 128, channels, longest) for channels in (1, 3, 5) for longest in (2, 4, 6, 8, 10)]
+    + [("avx2", 16, 1, longest) for longest in (2, 4, 6, 8, 10)]
+    + [("avx2", 16, 3, 2), ("avx2", 16, 3, 4), ("avx2", 16, 5, 2)]
 )
 
 
 @pytest.mark.parametrize("fits", [True, False], ids=["one-window", "past-a-window"])
 @pytest.mark.parametrize("weights", ["int16-extremes", "split"])
-@pytest.mark.parametrize("level,channels,longest", GATHER_CASES)
-def test_pass_gather_windows(level, channels, longest, weights, fits):
+@pytest.mark.parametrize("level,window,channels,longest", GATHER_CASES)
+def test_pass_gather_windows(level, window, channels, longest, weights, fits):
     """A SIMD level's horizontal kernel gathers each group of output bytes (16 at AVX-512, 4 at AVX2) from
-    one window of the input row (64 bytes, 16) where every group's taps fit in one, else takes the
-    transposing kernel. Here the first group that reaches a second pixel spans the widest a window holds
-    or the next span that does not fit, starts go back and forth inside that group, later windows reach
-    the row's end (where they start earlier instead), outputs take 1 to `longest` taps, and the last
-    store is partial."""
+    one window of the input row (64 bytes, else 128, at AVX-512; 16 at AVX2) where every group's taps fit
+    in one, else takes the next window or the transposing kernel. Here the first group that reaches a second
+    pixel spans the widest the window holds or the next span that does not fit, starts go back and forth
+    inside that group, later windows reach the row's end (where they start earlier instead), outputs take 1
+    to `longest` taps, and the last store is partial."""
     skip_unless(level)
-    outputs, window = GATHER_SHAPES[level]
+    outputs = dict((shape_window, shape_outputs) for shape_outputs, shape_window in GATHER_SHAPES[level])[window]
     rng = np.random.default_rng(26 + channels + longest + outputs)
     # The group under test: its first output byte is channel `near` of pixel `low`, its last channel
     # `channel` of pixel `far`, the first group whose bytes come from two pixels.
     group = next(g for g in range(channels + 1) if (g * outputs) // channels < (g * outputs + outputs - 1) // channels)
     low, near = divmod(group * outputs, channels)
     far, channel = divmod(group * outputs + outputs - 1, channels)
-    spans = [1 + channel - near + channels * m for m in range(70)]  # the far pixel's last tap ends at m
+    spans = [1 + channel - near + channels * m for m in range(window + 8)]  # the far pixel's last tap ends at m
     span = max(v for v in spans if v <= window) if fits else min(v for v in spans if v > window)
     far_start = (span - 1 - channel + near) // channels - 1  # with 2 taps, its last tap ends the span
     starts = [0] * (low + 1) + [int(v) for v in rng.integers(0, far_start // 2 + 1, far - low - 1)] + [far_start]
@@ -636,28 +643,34 @@ def test_pass_gather_windows(level, channels, longest, weights, fits):
         rows = [rng.choice([-32768, 32767, -5, 1000], count).tolist() for count in counts]
     rows[far] = [1 << 13, 1 << 13]  # half of each tap: a misread far tap shows
     axis = hand_axis(in_size, starts, rows, precision=14)
-    assert gather_fits(axis, channels, level) == fits  # the construction does what it says
+    assert fits_window(axis, channels, outputs, window) == fits  # the construction does what it says
+    expected = gather_window(axis, channels, level)  # past the window: the level's next one, or none
+    assert (expected == window) == fits and (fits or expected in (0, *(w for _, w in GATHER_SHAPES[level] if w > window)))
     image = rng.integers(0, 256, (11, in_size, channels), dtype=np.uint8)
     image[:, ::3] = 255
     image[:, 0], image[:, far_start + 1] = 0, 255  # the window's first pixel, and the far tap's
     assert_pass_exact(image, axis, vertical=False)
     with simd_level(level):
-        assert _C.horizontal_gathers(cpu_kernel.axis_arguments(axis), channels) == fits
+        assert _C.horizontal_gather_window(cpu_kernel.axis_arguments(axis), channels) == expected
 
 
-# Widths (in, out, channels) and the levels whose horizontal kernel gathers them, for both backends:
-# model-size resizes of common frames, a 2x downscale (too wide for 4 outputs in 16 bytes), a 6.5x
-# one, and rows shorter than one AVX-512 window (18 bytes) or than one AVX2 window too (15).
+# Widths (in, out, channels) and the window (bytes) each level's horizontal kernel gathers them from, for
+# both backends (levels not named transpose): model-size resizes of common frames, a 2x downscale (too wide
+# for 4 outputs in 16 bytes), 2.9x and 3.5x ones (a phone photo or a 4K frame at max_pixels 1003520: too
+# wide for 16 outputs in 64 bytes), a 6.5x one, and rows shorter than one AVX-512 window (18 bytes) or than
+# one AVX2 window too (15).
 WHERE_GATHERED = [
-    ((1920, 1932, 3), {"avx2", "avx512"}),
-    ((1280, 1288, 3), {"avx2", "avx512"}),
-    ((3840, 3836, 3), {"avx2", "avx512"}),
-    ((640, 644, 1), {"avx2", "avx512"}),
-    ((1920, 1932, 4), {"avx2", "avx512"}),
-    ((1920, 952, 3), {"avx512"}),
-    ((3840, 588, 3), set()),
-    ((6, 7, 3), {"avx2"}),
-    ((5, 6, 3), set()),
+    ((1920, 1932, 3), {"avx2": 16, "avx512": 64}),
+    ((1280, 1288, 3), {"avx2": 16, "avx512": 64}),
+    ((3840, 3836, 3), {"avx2": 16, "avx512": 64}),
+    ((640, 644, 1), {"avx2": 16, "avx512": 64}),
+    ((1920, 1932, 4), {"avx2": 16, "avx512": 64}),
+    ((1920, 952, 3), {"avx512": 64}),
+    ((3840, 1316, 3), {"avx512": 128}),
+    ((4032, 1148, 3), {"avx512": 128}),
+    ((3840, 588, 3), {}),
+    ((6, 7, 3), {"avx2": 16}),
+    ((5, 6, 3), {}),
 ]
 
 
@@ -671,15 +684,15 @@ def test_which_horizontal_kernel_runs(backend):
         axis = cpu_kernel.axis_arguments(plan)
         for level in _C.simd_levels():
             with simd_level(level):
-                gathers = _C.horizontal_gathers(axis, channels)
+                window = _C.horizontal_gather_window(axis, channels)
             case = (in_width, out_width, channels, level)
-            assert gathers == (level in gathered) == gather_fits(plan, channels, level), case
+            assert window == gathered.get(level, 0) == gather_window(plan, channels, level), case
         if in_width < 100:
             assert_pass_exact(make_image(rng, 5, in_width, channels), plan, vertical=False)
     with pytest.raises(ValueError, match="channels must be >= 1, got 0"):
-        _C.horizontal_gathers(axis, 0)
+        _C.horizontal_gather_window(axis, 0)
     with pytest.raises(ValueError, match="a row is too large"):
-        _C.horizontal_gathers(axis, 2**62)
+        _C.horizontal_gather_window(axis, 2**62)
 
 
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda v: v.value)
@@ -701,20 +714,23 @@ def test_gathering_passes_over_whole_rows(backend):
 # Every pass at every SIMD level over images that end where an inaccessible page begins, into outputs
 # that end where one begins too: a read past the image's last byte or a write past the output's faults.
 # Run in a child process, so that a fault fails the test with a message. Each width names the levels
-# whose horizontal kernel gathers it (gather_fits), and the child checks that they do.
+# window each level's horizontal kernel gathers it from (gather_window), and the child checks that it does.
 GUARDED_WIDTHS = [
-    ((5, 6, 3), ()),  # 15 bytes: shorter than either window
-    ((4, 5, 4), ("avx2",)),  # exactly one AVX2 window
-    ((16, 18, 1), ("avx2",)),
-    ((20, 24, 3), ("avx2",)),
-    ((15, 17, 4), ("avx2",)),
-    ((63, 70, 1), ("avx2",)),  # one byte short of an AVX-512 window
-    ((64, 61, 1), ("avx2", "avx512")),  # exactly one AVX-512 window
-    ((200, 212, 3), ("avx2", "avx512")),
-    ((200, 90, 3), ("avx512",)),  # 2.2x down
-    ((200, 60, 3), ()),  # 3.3x down
-    ((301, 333, 4), ("avx2", "avx512")),
-    ((1000, 1012, 3), ("avx2", "avx512")),
+    ((5, 6, 3), {}),  # 15 bytes: shorter than any window
+    ((4, 5, 4), {"avx2": 16}),  # exactly one AVX2 window
+    ((16, 18, 1), {"avx2": 16}),
+    ((20, 24, 3), {"avx2": 16}),
+    ((15, 17, 4), {"avx2": 16}),
+    ((63, 70, 1), {"avx2": 16}),  # one byte short of an AVX-512 window
+    ((64, 61, 1), {"avx2": 16, "avx512": 64}),  # exactly one AVX-512 window
+    ((200, 212, 3), {"avx2": 16, "avx512": 64}),
+    ((200, 90, 3), {"avx512": 64}),  # 2.2x down
+    ((127, 37, 1), {}),  # 3.4x down, one byte short of a wide AVX-512 window
+    ((128, 37, 1), {"avx512": 128}),  # exactly one wide window
+    ((200, 60, 3), {"avx512": 128}),  # 3.3x down
+    ((200, 40, 3), {}),  # 5x down
+    ((301, 333, 4), {"avx2": 16, "avx512": 64}),
+    ((1000, 1012, 3), {"avx2": 16, "avx512": 64}),
 ]
 
 GUARDED_PASSES = """
@@ -755,7 +771,8 @@ for (width, out_width, channels), gathered in eval(sys.argv[1]):
             for level in _C.simd_levels():
                 _C.set_simd_level(level)
                 if not vertical:
-                    assert _C.horizontal_gathers(fields, channels) == (level in gathered), (width, backend, level)
+                    window = _C.horizontal_gather_window(fields, channels)
+                    assert window == gathered.get(level, 0), (width, backend, level)
                 out = flush_against_guard(expected.shape)
                 _C.resample_axis(image, fields, vertical, out)
                 assert np.array_equal(out, expected), (width, out_width, channels, backend, vertical, level)
@@ -766,13 +783,14 @@ print(checked)
 
 @pytest.mark.skipif(sys.platform != "linux", reason="guard pages through libc mprotect")
 def test_passes_touch_nothing_past_their_buffers():
-    """Rows shorter than each gather window (16 and 64 bytes), exactly one, and longer; horizontal passes
-    gathered at both levels (upscaling), at AVX-512 only (2.2x down) or at neither (3.3x down), and
-    vertical ones; each image's last row and each output's flush against a PROT_NONE page."""
+    """Rows shorter than each gather window (16, 64 and 128 bytes), exactly one, and longer; horizontal passes
+    gathered at both levels (upscaling), at AVX-512 only (2.2x down; 3.3x, from the wide window) or at neither
+    (5x down), and vertical ones; each image's last row and each output's flush against a PROT_NONE page."""
     for (width, out_width, channels), gathered in GUARDED_WIDTHS:  # the list is what it says
         for backend in Backend:
             plan = axis_plan(width, out_width, Filter.BICUBIC, backend)
-            assert {level for level in GATHER_SHAPES if gather_fits(plan, channels, level)} == set(gathered)
+            windows = {level: gather_window(plan, channels, level) for level in GATHER_SHAPES}
+            assert {level: window for level, window in windows.items() if window} == gathered, (width, backend)
     child = subprocess.run(
         [sys.executable, "-c", GUARDED_PASSES, repr(GUARDED_WIDTHS)], capture_output=True, text=True, timeout=300
     )
@@ -800,9 +818,9 @@ def test_pass_gather_random_plans():
         fields = cpu_kernel.axis_arguments(axis)
         for level in _C.simd_levels():
             with simd_level(level):
-                fits = _C.horizontal_gathers(fields, channels)
-            assert fits == gather_fits(axis, channels, level), (trial, level)
-            gathered[level] += fits
+                window = _C.horizontal_gather_window(fields, channels)
+            assert window == gather_window(axis, channels, level), (trial, level)
+            gathered[level] += window > 0
         assert_pass_exact(make_image(rng, 3, in_size, channels), axis, vertical=False)
     for level in GATHER_SHAPES.keys() & gathered.keys():  # the plans reach both sides of each rule
         assert 20 <= gathered[level] <= 130, gathered
