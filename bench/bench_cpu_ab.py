@@ -300,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_width, in_height = args.input
     image = np.random.default_rng(0).integers(0, 256, (in_height, in_width, CHANNELS), dtype=np.uint8)
     lines = [
-        "| pass | level | backend | baseline min / median ms | candidate min / median ms | ratio | candidate gather window |",
+        "| pass | level | backend | baseline min / median ms | candidate min / median ms | ratio "
+        "| candidate gather window |",
         "|---|---|---|---:|---:|---:|---|",
     ]
     before = {name: build.simd_level() for name, build in builds.items()}

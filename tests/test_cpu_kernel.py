@@ -645,7 +645,8 @@ def test_pass_gather_windows(level, window, channels, longest, weights, fits):
     axis = hand_axis(in_size, starts, rows, precision=14)
     assert fits_window(axis, channels, outputs, window) == fits  # the construction does what it says
     expected = gather_window(axis, channels, level)  # past the window: the level's next one, or none
-    assert (expected == window) == fits and (fits or expected in (0, *(w for _, w in GATHER_SHAPES[level] if w > window)))
+    wider = [shape_window for _, shape_window in GATHER_SHAPES[level] if shape_window > window]
+    assert (expected == window) == fits and (fits or expected in (0, *wider))
     image = rng.integers(0, 256, (11, in_size, channels), dtype=np.uint8)
     image[:, ::3] = 255
     image[:, 0], image[:, far_start + 1] = 0, 255  # the window's first pixel, and the far tap's
