@@ -271,6 +271,34 @@ def test_real_photos_at_every_simd_level(backend):
         assert (gathered > 0) == (level != "portable"), (level, gathered)
 
 
+@pytest.mark.parametrize("backend", ["torchvision", "pil"])
+def test_real_photos_brought_far_down_equal_the_stock(backend):
+    """The photos at a max_pixels that takes each about 3.3x down, as serving settings take larger images
+    (the AVX-512 horizontal pass gathers those from 128-byte windows, the other levels transpose), against
+    the stock at each SIMD level, every float dtype; RGBA and grey too."""
+    from vlfast import _C
+    from vlfast.engines import cpp
+    from vlfast.plans import Backend, axis_plan
+    from vlfast.sizing import smart_resize
+
+    photos = real_photos()
+    images = [photos[name] for name in ("astronaut", "hubble", "coffee", "rocket", "coins-L", "logo-RGBA-array")]
+    for level in cpp.simd_levels():
+        windows = set()
+        with cpp.capped_simd_level(level):
+            for image in images:
+                pixels = np.asarray(image)  # coins-L is a PIL image
+                height, width = pixels.shape[:2]
+                config = {"min_pixels": 3136, "max_pixels": height * width // 11}
+                _, out_width = smart_resize(height, width, **config)
+                assert 2.6 <= width / out_width <= 4.2, (image.shape, out_width)
+                plan = axis_plan(width, out_width, Filter.BICUBIC, Backend(backend))
+                channels = pixels.shape[2] if pixels.ndim == 3 else 1
+                windows.add(_C.horizontal_gather_window(cpp.axis_arguments(plan), channels))
+                assert_exact([image], backend, config, dtypes=(torch.float32, torch.bfloat16, torch.float16))
+        assert 128 in windows if level == "avx512" else windows == {0}, (level, windows)
+
+
 @pytest.mark.parametrize("level", ["avx2", "avx512"])
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
 def test_items_computed_at_x86_levels_equal_the_stock(backend, level):
