@@ -38,9 +38,9 @@ struct PairedWeights {
 PairedWeights pair_weights(const AxisCoefficients& axis);
 
 // The geometry of a gathering horizontal kernel: an output row is cut into groups of `outputs`
-// consecutive bytes whose taps all lie in one window of `window` input bytes (one register, or one
-// 128-bit lane of one, looked up with a byte permute); `lanes` groups share a register, each in a
-// 128-bit lane of its own, and one store writes `store_groups` groups.
+// consecutive bytes whose taps all lie in one window of `window` input bytes (one 128-bit lane of a
+// register, one register, or two, looked up with a byte permute); `lanes` groups share a register, each
+// in a 128-bit lane of its own, and one store writes `store_groups` groups.
 struct GatherShape {
     int64_t outputs;
     int64_t window;

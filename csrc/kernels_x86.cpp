@@ -310,39 +310,39 @@ VLFAST_AVX2_INLINE void resample_lanes(const __m256i* paired_in, uint8_t* out, c
 // them in fully unrolled loops.
 constexpr int kMaxFixedPairs = 4;
 
-template <int kChannels, bool kSplit>
-VLFAST_AVX2_INLINE void resample_lanes_pairs(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
-                                             const PairedWeights& paired) {
+// Calls kernel(fixed), a std::integral_constant: the count of pairs of taps, 1 to kMaxFixedPairs, or 0
+// (any count, in a loop) for others. The kernels' lambdas carry their level (a lambda does not take its
+// enclosing function's).
+template <typename Kernel>
+VLFAST_INLINE_IN_CALLER void with_pairs(int64_t pairs, const Kernel& kernel) {
     static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch (paired.pairs) {
-        case 1: return resample_lanes<kChannels, kSplit, 1>(paired_in, out, axis, paired, kChannels);
-        case 2: return resample_lanes<kChannels, kSplit, 2>(paired_in, out, axis, paired, kChannels);
-        case 3: return resample_lanes<kChannels, kSplit, 3>(paired_in, out, axis, paired, kChannels);
-        case 4: return resample_lanes<kChannels, kSplit, 4>(paired_in, out, axis, paired, kChannels);
-        default: return resample_lanes<kChannels, kSplit, 0>(paired_in, out, axis, paired, kChannels);
+    switch (pairs) {
+        case 1: return kernel(std::integral_constant<int, 1>{});
+        case 2: return kernel(std::integral_constant<int, 2>{});
+        case 3: return kernel(std::integral_constant<int, 3>{});
+        case 4: return kernel(std::integral_constant<int, 4>{});
+        default: return kernel(std::integral_constant<int, 0>{});
     }
 }
 
+template <int kChannels, bool kSplit>
+VLFAST_AVX2_INLINE void resample_lanes_pairs(const __m256i* paired_in, uint8_t* out, const AxisCoefficients& axis,
+                                             const PairedWeights& paired) {
+    with_pairs(paired.pairs, [&](auto fixed) VLFAST_AVX2_LAMBDA {
+        resample_lanes<kChannels, kSplit, decltype(fixed)::value>(paired_in, out, axis, paired, kChannels);
+    });
+}
+
 // Calls kernel(split, pairs), both std::integral_constant: whether the weights are split
-// (PairedWeights), and the count of pairs of taps, 1 to kMaxFixedPairs, or 0 (any count, in a loop)
-// for others. For the gathering kernels, whose lambdas carry their level (a lambda does not take its
-// enclosing function's).
+// (PairedWeights), and with_pairs' count. For the gathering kernels.
 template <typename Kernel>
 VLFAST_INLINE_IN_CALLER void with_weight_form(bool split, int64_t pairs, const Kernel& kernel) {
-    const auto run = [&](auto fixed) {
+    with_pairs(pairs, [&](auto fixed) {
         if (split)
             kernel(std::true_type{}, fixed);
         else
             kernel(std::false_type{}, fixed);
-    };
-    static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch (pairs) {
-        case 1: return run(std::integral_constant<int, 1>{});
-        case 2: return run(std::integral_constant<int, 2>{});
-        case 3: return run(std::integral_constant<int, 3>{});
-        case 4: return run(std::integral_constant<int, 4>{});
-        default: return run(std::integral_constant<int, 0>{});
-    }
+    });
 }
 
 template <bool kSplit>
@@ -443,6 +443,10 @@ struct GatherView {
     const uint8_t* entries;  // per unit: pairs x pair_bytes (indices, low weights[, high weights]: a register each)
     int64_t pair_bytes;
     int64_t unit_stride;  // pairs x pair_bytes
+
+    static GatherView of(const GatherTables& tables) {
+        return {tables.windows.data(), tables.entries.data(), tables.pair_bytes, tables.pairs * tables.pair_bytes};
+    }
 };
 
 // The sums of gather unit u (kAvx2Gather: groups 2u and 2u + 1, 4 int32 each, one per 128-bit lane)
@@ -511,8 +515,7 @@ VLFAST_AVX2_INLINE void gather_store_avx2(const uint8_t* const* src, uint8_t* co
 template <bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void gather_rows_avx2(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                          const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    const GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
-                          tables.pairs * tables.pair_bytes};
+    const GatherView view = GatherView::of(tables);
     const int64_t pairs = tables.pairs, groups = tables.groups, out_length = axis.out_size * channels;
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
@@ -629,14 +632,9 @@ VLFAST_AVX2_INLINE void vertical_row_impl(const uint8_t* const* rows, const Axis
         vertical_row(rows, axis.weights + output * axis.taps, count, axis.precision, length, dst);
         return;
     }
-    static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch ((count + 1) / 2) {
-        case 1: return vertical_blocks<kSplit, 1>(rows, count, low, high, axis.precision, length, dst);
-        case 2: return vertical_blocks<kSplit, 2>(rows, count, low, high, axis.precision, length, dst);
-        case 3: return vertical_blocks<kSplit, 3>(rows, count, low, high, axis.precision, length, dst);
-        case 4: return vertical_blocks<kSplit, 4>(rows, count, low, high, axis.precision, length, dst);
-        default: return vertical_blocks<kSplit, 0>(rows, count, low, high, axis.precision, length, dst);
-    }
+    with_pairs((count + 1) / 2, [&](auto fixed) VLFAST_AVX2_LAMBDA {
+        vertical_blocks<kSplit, decltype(fixed)::value>(rows, count, low, high, axis.precision, length, dst);
+    });
 }
 
 // RowKernels::vertical at the AVX2 level.
@@ -651,7 +649,8 @@ VLFAST_AVX2 void vertical_row_avx2(const uint8_t* const* rows, const AxisKernel&
 // ---- AVX-512 (F, BW, VL, VBMI, VNNI) ----
 
 // GCC 12's AVX-512 intrinsics start from an undefined vector, which -Wmaybe-uninitialized reports at
-// every inlined use: a false positive of those headers, silenced for this section only.
+// every inlined use (and -Wuninitialized at some shifts', _mm512_slli_epi32 and _mm512_sra_epi32, inlined
+// into lambdas): a false positive of those headers, silenced for this section only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -754,18 +753,22 @@ VLFAST_AVX512_INLINE int64_t widen_pairs_512(const uint8_t* lanes, int64_t lengt
     return j;
 }
 
-// The sums of gather group g (16 int32: kAvx512Gather) of kRows rows, which share its table entries:
-// each row's window is one load, and each pair of taps is one zero-masked vpermb that puts the two taps
-// of each output in the low bytes of an int16 pair, then one vpdpwssd (two with split weights).
+// The sums of gather group g (16 int32: kAvx512Gather, or with kWide kAvx512WideGather) of kRows rows,
+// which share its table entries: each row's window is one load (two with kWide), and each pair of taps is
+// one zero-masked vpermb (with kWide a two-source vpermt2b) that puts the two taps of each output in the
+// low bytes of an int16 pair, then one vpdpwssd (two with split weights).
 template <int kRows, bool kSplit, int kPairs, bool kWide>
 VLFAST_AVX512_INLINE void gather_sums(const uint8_t* const* rows, const GatherView& tables, int64_t pairs,
                                       int64_t g, __m512i bias, __m512i* acc) {
     static_assert(kAvx512Gather.lanes == 1 && kAvx512Gather.window == 64, "one window per register");
     static_assert(kAvx512WideGather.lanes == 1 && kAvx512WideGather.window == 128, "one window per two registers");
+    static_assert(kAvx512WideGather.outputs == kAvx512Gather.outputs &&
+                      kAvx512WideGather.store_groups == kAvx512Gather.store_groups,
+                  "both shapes stored alike (gather_store, gather_rows)");
     __m512i window[kRows], window_high[kRows], acc_high[kRows];
     for (int r = 0; r < kRows; ++r) {
         window[r] = _mm512_loadu_si512(rows[r] + tables.windows[g]);
-        if (kWide) window_high[r] = _mm512_loadu_si512(rows[r] + tables.windows[g] + 64);
+        if constexpr (kWide) window_high[r] = _mm512_loadu_si512(rows[r] + tables.windows[g] + 64);
         acc[r] = bias;
         acc_high[r] = _mm512_setzero_si512();
     }
@@ -815,8 +818,7 @@ VLFAST_AVX512_INLINE void gather_store(const uint8_t* const* src, uint8_t* const
 template <bool kSplit, int kPairs, bool kWide>
 VLFAST_AVX512_INLINE void gather_rows(const uint8_t* const* src, uint8_t* const* dst, int rows,
                                       const AxisCoefficients& axis, const GatherTables& tables, int64_t channels) {
-    const GatherView view{tables.windows.data(), tables.entries.data(), tables.pair_bytes,
-                          tables.pairs * tables.pair_bytes};
+    const GatherView view = GatherView::of(tables);
     const int64_t pairs = tables.pairs, groups = tables.groups, out_length = axis.out_size * channels;
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (axis.precision - 1));
     const __m128i shift = _mm_cvtsi32_si128(axis.precision);
@@ -942,14 +944,9 @@ VLFAST_AVX512_INLINE void vertical_row_impl_512(const uint8_t* const* rows, cons
     const int32_t count = axis.counts[output];
     const int32_t* low = paired.low.data() + output * paired.pairs;
     const int32_t* high = kSplit ? paired.high.data() + output * paired.pairs : nullptr;
-    static_assert(kMaxFixedPairs == 4, "the cases below");
-    switch ((count + 1) / 2) {
-        case 1: return vertical_blocks_512<kSplit, 1>(rows, count, low, high, axis.precision, length, dst);
-        case 2: return vertical_blocks_512<kSplit, 2>(rows, count, low, high, axis.precision, length, dst);
-        case 3: return vertical_blocks_512<kSplit, 3>(rows, count, low, high, axis.precision, length, dst);
-        case 4: return vertical_blocks_512<kSplit, 4>(rows, count, low, high, axis.precision, length, dst);
-        default: return vertical_blocks_512<kSplit, 0>(rows, count, low, high, axis.precision, length, dst);
-    }
+    with_pairs((count + 1) / 2, [&](auto fixed) VLFAST_AVX512_LAMBDA {
+        vertical_blocks_512<kSplit, decltype(fixed)::value>(rows, count, low, high, axis.precision, length, dst);
+    });
 }
 
 // RowKernels::vertical at the AVX-512 level.

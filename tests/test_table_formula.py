@@ -70,7 +70,7 @@ def computes(table: torch.Tensor, formula: TableFormula) -> str | None:
 @pytest.mark.parametrize("backend", list(Backend), ids=lambda b: b.value)
 def test_two_byte_items_of_common_settings_are_computed_affine(backend, level):
     """bfloat16 and float16 items of the model families' and other common settings (the first four of
-    SETTINGS) take the affine form at ``avx2``, one multiply and one add an item, since it gives every
+    SETTINGS) take the affine form at ``level``, one multiply and one add an item, since it gives every
     entry; float32 ones, which it does not give, the formula's division."""
     with simd_level(level):
         for index, channels in itertools.product(range(4), (1, 3, 4)):
