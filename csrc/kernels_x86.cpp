@@ -554,6 +554,33 @@ VLFAST_AVX2 void horizontal_rows_avx2(const uint8_t* const* src, uint8_t* const*
     transpose_out_from(at.transposed_out, 0, at.out_length, dst, rows);
 }
 
+// The source rows of an output row's pairs of taps (rows 2p and 2p + 1) as the vertical kernels read them:
+// with kPairs (1 to kMaxFixedPairs) read once for the row into locals, with kPairs 0 (any count) at each
+// use. An odd count's last tap pairs with weight 0: any row will do, this one is at hand.
+template <int kPairs>
+class PairRows {
+public:
+    PairRows(const uint8_t* const* rows, int32_t count) : rows_(rows), count_(count) {
+        for (int32_t p = 0; p < kPairs; ++p) {
+            first_[p] = first_of(p);
+            second_[p] = second_of(p);
+        }
+    }
+    int32_t pairs() const { return kPairs > 0 ? kPairs : (count_ + 1) / 2; }
+    const uint8_t* first(int32_t p) const { return kPairs > 0 ? first_[p] : first_of(p); }
+    const uint8_t* second(int32_t p) const { return kPairs > 0 ? second_[p] : second_of(p); }
+
+private:
+    const uint8_t* first_of(int32_t p) const { return rows_[2 * p]; }
+    const uint8_t* second_of(int32_t p) const { return rows_[std::min(2 * p + 1, count_ - 1)]; }
+
+    static constexpr int kHeld = kPairs > 0 ? kPairs : 1;
+    const uint8_t* const* rows_;
+    int32_t count_;
+    const uint8_t* first_[kHeld];
+    const uint8_t* second_[kHeld];
+};
+
 // The vertical pass of one output row, 32 outputs a block, in registers across all taps. Rows 2p and
 // 2p + 1 are interleaved byte by byte, then widened to int16 against zero: each madd takes a pair of
 // taps for 8 outputs. The unpacks stay within 128-bit halves, and the packs at the end undo their order
@@ -566,25 +593,16 @@ template <bool kSplit, int kPairs>
 VLFAST_AVX2_INLINE void vertical_blocks(const uint8_t* const* rows, int32_t count, const int32_t* low,
                                         const int32_t* high, int precision, int64_t length, uint8_t* dst) {
     constexpr int kHeld = kPairs > 0 ? kPairs : 1;
-    const uint8_t* first_rows[kHeld];
-    const uint8_t* second_rows[kHeld];
+    const PairRows<kPairs> pair_rows(rows, count);
     __m256i weights[kHeld], weights_high[kHeld];
-    // Pair p's rows and weights as the plan gives them. An odd count's last tap pairs with weight 0: any
-    // row will do, this one is at hand.
-    auto pair_first = [&](int32_t p) { return rows[2 * p]; };
-    auto pair_second = [&](int32_t p) { return rows[std::min(2 * p + 1, count - 1)]; };
     auto pair_weight = [&](const int32_t* weights_of, int32_t p) VLFAST_AVX2_LAMBDA {
         return _mm256_set1_epi32(weights_of[p]);
     };
     for (int32_t p = 0; p < kPairs; ++p) {
-        first_rows[p] = pair_first(p);
-        second_rows[p] = pair_second(p);
         weights[p] = pair_weight(low, p);
         if (kSplit) weights_high[p] = pair_weight(high, p);
     }
-    auto first_row = [&](int32_t p) { return kPairs > 0 ? first_rows[p] : pair_first(p); };
-    auto second_row = [&](int32_t p) { return kPairs > 0 ? second_rows[p] : pair_second(p); };
-    const int32_t pairs = kPairs > 0 ? kPairs : (count + 1) / 2;
+    const int32_t pairs = pair_rows.pairs();
     const __m256i bias = _mm256_set1_epi32(int32_t{1} << (precision - 1));
     const __m256i zero = _mm256_setzero_si256();
     const __m128i shift = _mm_cvtsi32_si128(precision);
@@ -592,8 +610,8 @@ VLFAST_AVX2_INLINE void vertical_blocks(const uint8_t* const* rows, int32_t coun
         __m256i acc[4] = {bias, bias, bias, bias};
         __m256i acc_high[4] = {zero, zero, zero, zero};
         for (int32_t p = 0; p < pairs; ++p) {
-            const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(first_row(p) + j));
-            const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second_row(p) + j));
+            const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair_rows.first(p) + j));
+            const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair_rows.second(p) + j));
             const __m256i interleaved[2] = {_mm256_unpacklo_epi8(first, second),
                                             _mm256_unpackhi_epi8(first, second)};
             const __m256i values[4] = {
@@ -882,23 +900,16 @@ template <bool kSplit, int kPairs>
 VLFAST_AVX512_INLINE void vertical_blocks_512(const uint8_t* const* rows, int32_t count, const int32_t* low,
                                               const int32_t* high, int precision, int64_t length, uint8_t* dst) {
     constexpr int kHeld = kPairs > 0 ? kPairs : 1;
-    const uint8_t* first_rows[kHeld];
-    const uint8_t* second_rows[kHeld];
+    const PairRows<kPairs> pair_rows(rows, count);
     __m512i weights[kHeld], weights_high[kHeld];
-    auto pair_first = [&](int32_t p) { return rows[2 * p]; };
-    auto pair_second = [&](int32_t p) { return rows[std::min(2 * p + 1, count - 1)]; };
     auto pair_weight = [&](const int32_t* weights_of, int32_t p) VLFAST_AVX512_LAMBDA {
         return _mm512_set1_epi32(weights_of[p]);
     };
     for (int32_t p = 0; p < kPairs; ++p) {
-        first_rows[p] = pair_first(p);
-        second_rows[p] = pair_second(p);
         weights[p] = pair_weight(low, p);
         if (kSplit) weights_high[p] = pair_weight(high, p);
     }
-    auto first_row = [&](int32_t p) { return kPairs > 0 ? first_rows[p] : pair_first(p); };
-    auto second_row = [&](int32_t p) { return kPairs > 0 ? second_rows[p] : pair_second(p); };
-    const int32_t pairs = kPairs > 0 ? kPairs : (count + 1) / 2;
+    const int32_t pairs = pair_rows.pairs();
     const __m512i bias = _mm512_set1_epi32(int32_t{1} << (precision - 1));
     const __m512i zero = _mm512_setzero_si512();
     const __m128i shift = _mm_cvtsi32_si128(precision);
@@ -906,8 +917,8 @@ VLFAST_AVX512_INLINE void vertical_blocks_512(const uint8_t* const* rows, int32_
         __m512i acc[4] = {bias, bias, bias, bias};
         __m512i acc_high[4] = {zero, zero, zero, zero};
         for (int32_t p = 0; p < pairs; ++p) {
-            const __m512i first = _mm512_loadu_si512(first_row(p) + j);
-            const __m512i second = _mm512_loadu_si512(second_row(p) + j);
+            const __m512i first = _mm512_loadu_si512(pair_rows.first(p) + j);
+            const __m512i second = _mm512_loadu_si512(pair_rows.second(p) + j);
             const __m512i interleaved[2] = {_mm512_unpacklo_epi8(first, second),
                                             _mm512_unpackhi_epi8(first, second)};
             const __m512i values[4] = {
