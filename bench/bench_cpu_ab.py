@@ -1,8 +1,8 @@
 """Two builds of the C++ kernel side by side in one process: each pass, then whole frames, alternating builds.
 
 Usage: ``python bench/bench_cpu_ab.py BASELINE_SO [--candidate SO] [--names REV,REV] [--levels avx2,avx512]
-[--input WxH] [--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL] [--dtype DTYPE] [--cold]
-[--gaps MS,...] [--rounds N] [--out DIR]``.
+[--baseline-level LEVEL] [--input WxH] [--widths ...] [--heights ...] [--frames ...] [--threads N] [--frame-level LEVEL]
+[--dtype DTYPE] [--cold] [--gaps MS,...] [--rounds N] [--out DIR]``.
 
 On shared cloud VMs a pass's time moves by up to 2x from one minute to the next, far more than most
 kernel changes, so runs of two builds minutes apart compare the minutes, not the builds. This loads
@@ -18,6 +18,8 @@ come with gaps in serving; with ``--cold``, each also after ``bench_cpu_passes.E
 elsewhere (its input and output out of the caches, as between the calls of a pipeline doing other work).
 Build a baseline with ``git worktree add /tmp/base REV`` and ``python setup.py build_ext --inplace``
 there; both builds must take the same plan arguments (``engines.cpp.axis_arguments`` of this tree).
+One SIMD level against another on this CPU: a copy of this tree's build as the baseline (another file, so a
+library with a level of its own) and ``--baseline-level``, at which the baseline runs every pass and frame.
 Writes ``ab.md`` to ``--out``.
 """
 
@@ -255,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", type=Path, help="the candidate's (default: this tree's vlfast._C)")
     parser.add_argument("--names", default="baseline,candidate", help="the two builds' names in the output (commits)")
     parser.add_argument("--levels", help="SIMD levels, comma-separated (default: every level both builds have)")
+    parser.add_argument("--baseline-level", help="the baseline's SIMD level for every pass and frame (default: alike)")
     parser.add_argument(
         "--input", type=image_size, default=(IN_WIDTH, IN_HEIGHT), help="the passes' RGB input, WxH (1920x1080)"
     )
@@ -293,6 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame_level = args.frame_level or shared[-1]
     if frame_level not in shared:
         parser.error(f"frame level {frame_level!r} is not in both builds on this CPU (they have {shared})")
+    if args.baseline_level is not None and args.baseline_level not in shared:
+        parser.error(f"baseline level {args.baseline_level!r} is not in both builds on this CPU (they have {shared})")
+
+    def set_levels(level: str) -> None:
+        """The candidate at ``level``, the baseline at ``--baseline-level`` or ``level``."""
+        builds["candidate"].set_simd_level(level)
+        builds["baseline"].set_simd_level(args.baseline_level or level)
 
     machine = machine_info()
     load_start = os.getloadavg()
@@ -307,8 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = {name: build.simd_level() for name, build in builds.items()}
     try:
         for level in levels:
-            for build in builds.values():
-                build.set_simd_level(level)
+            set_levels(level)
             for vertical, sizes in ((False, args.widths), (True, args.heights)):
                 for out_size in (int(v) for v in sizes.split(",") if v):
                     for backend in Backend:
@@ -319,8 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"| {row['ratio']} | {row['gathers']} |"
                         )
                         print(lines[-1], flush=True)
-        for build in builds.values():
-            build.set_simd_level(frame_level)
+        set_levels(frame_level)
         frames = args.frames
         if frames:
             lines += [
@@ -343,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_end = os.getloadavg()
     header = (
         f"CPU: {machine['cpu']}, {machine['cpu_cores']} cores, flags: {cpu_flags()}; "
-        f"baseline {baseline_name}, candidate {candidate_name}; passes: one thread, a {in_width}x{in_height} RGB "
+        f"baseline {baseline_name}{f' at {args.baseline_level}' if args.baseline_level else ''}, "
+        f"candidate {candidate_name}; passes: one thread, a {in_width}x{in_height} RGB "
         f"image, bicubic; frames: {args.threads} threads, {args.dtype}, the {frame_level} level"
         f"{', caches evicted before each' if args.cold else ''}; "
         f"{args.rounds} alternating rounds; ratio: median of per-round baseline/candidate; "

@@ -331,6 +331,26 @@ def test_bench_cpu_ab_runs_the_frames_at_the_level_asked(
     assert "frame level 'avx1024' is not in both builds" in capsys.readouterr().err
 
 
+def test_bench_cpu_ab_runs_the_baseline_at_its_own_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--baseline-level``: the baseline runs every frame at that level, the candidate at the frame level (one
+    level against another, the header saying so); the caller's level is left as it was; a level the CPU lacks
+    is a usage error."""
+    main, baseline, seen = bench_cpu_ab_recording(tmp_path, monkeypatch)
+    lowest, highest = cpu_kernel._C.simd_levels()[0], cpu_kernel._C.simd_levels()[-1]
+    caller = cpu_kernel._C.simd_level()
+    options = [*AB_FRAME_OPTIONS, "--baseline-level", lowest, "--frame-level", highest, "--names", "a,b"]
+    assert main([str(baseline), *options, "--out", str(tmp_path)]) == 0
+    assert cpu_kernel._C.simd_level() == caller
+    assert {(name, level) for name, level, _ in seen} == {("vlfast_baseline", lowest), ("vlfast_candidate", highest)}
+    assert f"baseline a at {lowest}, candidate b;" in (tmp_path / "ab.md").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(baseline), *AB_FRAME_OPTIONS, "--baseline-level", "avx1024", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "baseline level 'avx1024' is not in both builds" in capsys.readouterr().err
+
+
 def test_bench_cpu_ab_times_the_passes_on_the_input_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--input``: the passes resize an image of that size (rows and columns named by it, the header too)."""
     main, baseline, _ = bench_cpu_ab_recording(tmp_path, monkeypatch)
