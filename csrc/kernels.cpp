@@ -66,7 +66,16 @@ int64_t no_scratch(const AxisKernel&, int64_t) { return 0; }
 
 }  // namespace
 
-const RowKernels kPortableKernels{false, nullptr, nullptr, no_scratch, horizontal_rows, vertical_output_row};
+void pack_rgbx(const uint8_t* src, int64_t width, uint8_t* dst) {
+    for (int64_t x = 0; x < width; ++x, src += 4, dst += 3) {
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst[2] = src[2];
+    }
+}
+
+const RowKernels kPortableKernels{false, nullptr, nullptr, no_scratch, horizontal_rows, vertical_output_row,
+                                  pack_rgbx};
 
 const RowKernels& row_kernels(SimdLevel level) {
     switch (level) {

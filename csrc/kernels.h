@@ -132,7 +132,13 @@ struct RowKernels {
     // Vertical pass of output row `output`: its counts[output] source rows of `length` bytes, weighted, into dst.
     void (*vertical)(const uint8_t* const* rows, const AxisKernel& axis, int64_t output, int64_t length,
                      uint8_t* dst);
+    // An RGBX row (Pillow's RGB images: `width` pixels of 4 bytes, the 4th unused) packed as RGB into
+    // dst (width * 3 bytes). Reads no byte past the last pixel's third: a view's memory may end there.
+    void (*pack_rgbx)(const uint8_t* src, int64_t width, uint8_t* dst);
 };
+
+// The portable RowKernels::pack_rgbx, also the SIMD ones' tail.
+void pack_rgbx(const uint8_t* src, int64_t width, uint8_t* dst);
 
 // The portable kernels (kernels.cpp).
 extern const RowKernels kPortableKernels;

@@ -101,6 +101,7 @@ struct Frame {
     int64_t out_height;
     int64_t out_width;
     bool packed_rows;  // each source row is width * channels contiguous bytes
+    bool rgbx_rows;    // each source row is RGBX (RGB, 4 bytes a pixel: Pillow's RGB images), packed by a kernel
     bool rows_in_place;  // no pass and packed rows: the layout reads the image's rows as they are
     const RowKernels* kernels;  // chosen once for the frame
     AxisKernel horizontal_kernel, vertical_kernel;  // the axes as the kernels take them
@@ -154,6 +155,10 @@ const uint8_t* source_row(const Frame& f, int64_t y, uint8_t* packed) {
     const ImageView& im = f.image;
     const uint8_t* row = im.data + y * im.stride_y;
     if (f.packed_rows) return row;
+    if (f.rgbx_rows) {
+        f.kernels->pack_rgbx(row, im.width, packed);
+        return packed;
+    }
     for (int64_t x = 0; x < im.width; ++x)
         for (int64_t c = 0; c < im.channels; ++c) packed[x * im.channels + c] = row[x * im.stride_x + c * im.stride_c];
     return packed;
@@ -179,12 +184,13 @@ void resized_rows(const Frame& f, Scratch& s, int64_t first, int rows, uint8_t* 
     const int64_t in_row = im.width * im.channels, out_row = f.out_width * im.channels;
     const AxisCoefficients* h = f.horizontal;
     if (f.vertical == nullptr) {
+        if (h == nullptr) {  // no pass, and rows not packed (else read in place, run_block_rows): packed into dst
+            for (int r = 0; r < rows; ++r) source_row(f, first + r, dst[r]);
+            return;
+        }
         const uint8_t* src[kRowsPerGroup];
         for (int r = 0; r < rows; ++r) src[r] = source_row(f, first + r, s.packed[r].get());
-        if (h != nullptr)
-            horizontal_rows(f, s, src, dst, rows);
-        else
-            for (int r = 0; r < rows; ++r) std::memcpy(dst[r], src[r], static_cast<size_t>(in_row));
+        horizontal_rows(f, s, src, dst, rows);
         return;
     }
     if (h != nullptr && !f.vertical_first) {
@@ -501,6 +507,7 @@ void run_frame(const FrameJob& job, int num_threads) {
     f.out_height = resized_height(job);
     f.out_width = resized_width(job);
     f.packed_rows = image.stride_c == 1 && image.stride_x == image.channels;
+    f.rgbx_rows = image.channels == 3 && image.stride_c == 1 && image.stride_x == 4;
     f.rows_in_place = f.packed_rows && f.horizontal == nullptr && f.vertical == nullptr;
     const SimdLevel level = simd_level();  // once: every kernel of the frame at one level
     f.kernels = &row_kernels(level);

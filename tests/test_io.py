@@ -120,7 +120,7 @@ def test_torchvision_backend_is_load_image_as_tensor(zoo, name):
 
 def test_copy_false_views_pillows_pixels_and_copy_gives_pixels_of_their_own(zoo, pixels_views):
     """The default copy is memory of the caller's own (writing it changes nothing else); copy=False is
-    a view of a read-only array (np.asarray of the Pillow image), which writing would corrupt."""
+    a view of a read-only array (the Pillow image's own memory, vlfast.pil_memory), which writing would corrupt."""
     load_image(zoo["png"], backend="pil", copy=False)
     assert pixels_views == [False]
     load_image(zoo["png"], backend="pil")

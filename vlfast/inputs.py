@@ -18,10 +18,19 @@ import PIL.Image
 import torch
 
 from .errors import DecodeError, DeviceError, InvalidImageError, UnsupportedModeError, UnsupportedOptionError
+from .pil_memory import rgbx_view
 from .plans import Backend, parse_backend
 from .releases import inferred_channel_counts, installed_version, rgb_conversion_composites
 
-__all__ = ["ImageLike", "is_image_like", "parse_channel_format", "pil_array", "pixels_view", "to_rgb_uint8"]
+__all__ = [
+    "ImageLike",
+    "is_image_like",
+    "parse_channel_format",
+    "pil_array",
+    "pil_pixels",
+    "pixels_view",
+    "to_rgb_uint8",
+]
 
 ImageLike = PIL.Image.Image | np.ndarray | torch.Tensor
 _CHANNEL_COUNTS = (1, 3, 4)
@@ -62,9 +71,16 @@ def pixels_view(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
+def pil_pixels(image: PIL.Image.Image) -> np.ndarray:
+    """A loaded PIL image's pixels, to be read only: an RGB image's where Pillow keeps them where it exports them
+    (:func:`vlfast.pil_memory.rgbx_view`: ``(H, W, 3)`` with strides ``(4W, 4, 1)``), else ``np.asarray``'s
+    copy (no second copy to make it writable, which took longer than the whole kernel at 1080p)."""
+    view = rgbx_view(image)
+    return np.asarray(image) if view is None else view[:, :, :3]
+
+
 def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
-    """The pixels of ``image`` as the stock converts them, viewed read-only (``np.asarray``: no copy to make them
-    writable, which took longer than the whole kernel at 1080p)."""
+    """The pixels of ``image`` as the stock converts them, viewed read-only (:func:`pil_pixels`)."""
     try:
         image.load()
     except OSError as error:
@@ -73,13 +89,14 @@ def _pil_to_rgb(image: PIL.Image.Image, do_convert_rgb: bool) -> torch.Tensor:
         raise InvalidImageError(f"the PIL image cannot be read: {error} (was it closed?)") from error
     try:
         if not do_convert_rgb:
-            array = np.asarray(image)
+            rgb = image
         elif rgb_conversion_composites() and ("A" in image.getbands() or image.info.get("transparency") is not None):
             rgba = image.convert("RGBA")
             white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            array = np.asarray(PIL.Image.alpha_composite(white, rgba).convert("RGB"))
+            rgb = PIL.Image.alpha_composite(white, rgba).convert("RGB")
         else:  # convert("RGB") of an RGB image is a copy: skip it
-            array = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+        array = pil_pixels(rgb)
     except (ValueError, OSError) as error:
         raise UnsupportedModeError(f"cannot convert a PIL image of mode {image.mode!r} to RGB: {error}") from error
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:

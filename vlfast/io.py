@@ -42,7 +42,7 @@ from .errors import (
     UnsupportedModeError,
     UnsupportedOptionError,
 )
-from .inputs import ImageLike, is_image_like, pil_array, pixels_view, to_rgb_uint8
+from .inputs import ImageLike, is_image_like, pil_array, pil_pixels, pixels_view, to_rgb_uint8
 from .options import check_positive_ints, parse_device
 from .plans import Backend, parse_backend
 from .releases import loader_applies_exif
@@ -286,7 +286,7 @@ def _pillow_pixels(
     if rgb.info.get("transparency") is not None:
         pixels = to_rgb_uint8(rgb, Backend.PIL).permute(2, 0, 1)  # a view of the composite
         return pixels.clone() if copy else pixels
-    return pixels_view(pil_array(rgb) if copy else np.asarray(rgb)).permute(2, 0, 1)
+    return pixels_view(pil_array(rgb) if copy else pil_pixels(rgb)).permute(2, 0, 1)
 
 
 def _decode_with_torchvision(data: bytes, origin: str, exif_transpose: bool) -> torch.Tensor:
