@@ -47,6 +47,9 @@ def test_suites_cover_the_documented_cases() -> None:
     assert any(case.batch >= 16 and all(h * w < 65536 for h, w in case.sizes) for case in QUICK_CASES)
     assert set(QUICK_CASES) < set(FULL_CASES)
     assert any(case.pil and case.sizes == ((1080, 1920),) for case in FULL_CASES), "1080p as PIL images"
+    # PIL images viewed in place (one block of Pillow's memory) and copied (several: 4K), and a batch of them
+    assert any(case.pil and case.sizes == ((2160, 3840),) for case in FULL_CASES), "4K as PIL images"
+    assert any(case.pil and case.batch == 8 for case in FULL_CASES), "a batch of PIL images"
 
 
 def test_case_images_are_real_photos_of_the_case_size() -> None:

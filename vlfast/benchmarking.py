@@ -124,8 +124,11 @@ FULL_CASES: tuple[Case, ...] = (
     _single(1920, 1080),
     Case("1920x1080-pil", ((1080, 1920),), pil=True),
     _single(3840, 2160),
+    # Past Pillow's 16 MiB block: its pixels are copied (vlfast.pil_memory), unlike the smaller PIL images'.
+    Case("3840x2160-pil", ((2160, 3840),), pil=True),
     _single(4000, 200),
     Case("mixed-8", MIXED_SIZES),
+    Case("mixed-8-pil", MIXED_SIZES, pil=True),
     Case("small-32", SMALL_SIZES),
 )
 QUICK_CASES: tuple[Case, ...] = (
