@@ -66,7 +66,7 @@ int64_t no_scratch(const AxisKernel&, int64_t) { return 0; }
 
 }  // namespace
 
-void pack_rgbx(const uint8_t* src, int64_t width, uint8_t* dst) {
+void pack_rgbx_portable(const uint8_t* src, int64_t width, uint8_t* dst) {
     for (int64_t x = 0; x < width; ++x, src += 4, dst += 3) {
         dst[0] = src[0];
         dst[1] = src[1];
@@ -75,7 +75,7 @@ void pack_rgbx(const uint8_t* src, int64_t width, uint8_t* dst) {
 }
 
 const RowKernels kPortableKernels{false, nullptr, nullptr, no_scratch, horizontal_rows, vertical_output_row,
-                                  pack_rgbx};
+                                  pack_rgbx_portable};
 
 const RowKernels& row_kernels(SimdLevel level) {
     switch (level) {

@@ -138,7 +138,7 @@ struct RowKernels {
 };
 
 // The portable RowKernels::pack_rgbx, also the SIMD ones' tail.
-void pack_rgbx(const uint8_t* src, int64_t width, uint8_t* dst);
+void pack_rgbx_portable(const uint8_t* src, int64_t width, uint8_t* dst);
 
 // The portable kernels (kernels.cpp).
 extern const RowKernels kPortableKernels;

@@ -677,7 +677,7 @@ VLFAST_AVX2 void pack_rgbx_avx2(const uint8_t* src, int64_t width, uint8_t* dst)
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 3 * x), _mm256_castsi256_si128(packed));
         _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + 3 * x + 16), _mm256_extracti128_si256(packed, 1));
     }
-    pack_rgbx(src + 4 * x, width - x, dst + 3 * x);
+    pack_rgbx_portable(src + 4 * x, width - x, dst + 3 * x);
 }
 
 // ---- AVX-512 (F, BW, VL, VBMI, VNNI) ----

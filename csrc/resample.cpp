@@ -134,7 +134,9 @@ struct Scratch {
         planes = allocate(channels * f.chunk_pixels);
         values = allocate(channels * band_rows * f.chunk_pixels * t.item_size);
         patch = allocate(channels * t.slot_count * t.patch_size * t.patch_size * t.item_size);
-        if (!f.packed_rows)
+        // Rows packed for the horizontal pass (vertical-first frames pack into `rows`; frames without a
+        // pass, into the band).
+        if (!f.packed_rows && f.horizontal != nullptr && (f.vertical == nullptr || !f.vertical_first))
             for (Buffer& row : packed) row = allocate(in_row);
         if (f.horizontal != nullptr)
             horizontal_scratch = allocate(f.kernels->horizontal_scratch_bytes(f.horizontal_kernel, channels));

@@ -17,11 +17,16 @@ from simd_levels import LEVELS, simd_level
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
+from vlfast import pil_memory, releases
 from vlfast.inputs import pil_pixels
 from vlfast.io import load_image
 from vlfast.pil_memory import rgbx_view
 
 pytest.importorskip("vlfast._C", reason="the C++ extension is not built")
+#: Tests of the view itself need a Pillow whose export it reads (13.0 and later; CI installs the newest).
+needs_export = pytest.mark.skipif(
+    not releases.pillow_exports_pixels(), reason="Pillow before 13.0: PIL images are copied"
+)
 
 STOCK = {"torchvision": Qwen2VLImageProcessor, "pil": Qwen2VLImageProcessorPil}
 QWEN25_VL = {"min_pixels": 3136, "max_pixels": 12845056}
@@ -29,9 +34,10 @@ QWEN25_VL = {"min_pixels": 3136, "max_pixels": 12845056}
 WIDTHS = (1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 65)
 
 
+@needs_export
 def test_rgb_images_are_viewed_where_pillow_keeps_them() -> None:
     """An RGB image's pixels are Pillow's own memory (a pixel Pillow changes afterwards shows), RGB bytes of 4-byte
-    pixels, and stay readable after the image is gone."""
+    pixels, and stay readable after the image is gone (its memory not handed to the next images of its size)."""
     pixels_in = make_image(np.random.default_rng(0), 37, 53)
     image = PIL.Image.fromarray(pixels_in)
     pixels = pil_pixels(image)
@@ -42,12 +48,16 @@ def test_rgb_images_are_viewed_where_pillow_keeps_them() -> None:
     assert pixels[0, 0].tolist() == [1, 2, 3]
     del image
     gc.collect()
+    others = [PIL.Image.new("RGB", (53, 37), (7, 7, 7)) for _ in range(8)]
+    assert all(np.asarray(other).max() == 7 for other in others)
     assert np.array_equal(pixels[1:], pixels_in[1:])
 
 
+@needs_export
 def test_images_pillow_does_not_export_so_are_copied(monkeypatch: pytest.MonkeyPatch) -> None:
     """Images in several blocks (4K RGB, past Pillow's 16 MiB block), of other modes, empty, exported in another
-    form, or from a Pillow without Arrow export: no view; their pixels are ``np.asarray``'s, contiguous."""
+    form, from a Pillow before 13.0 or without Arrow export: no view; their pixels are ``np.asarray``'s,
+    contiguous."""
     rng = np.random.default_rng(1)
     four_k = PIL.Image.fromarray(rng.integers(0, 256, (2160, 3840, 3), dtype=np.uint8))
     assert 3840 * 2160 * 4 > PIL.Image.core.get_block_size()
@@ -67,11 +77,52 @@ def test_images_pillow_does_not_export_so_are_copied(monkeypatch: pytest.MonkeyP
         assert pixels.flags.c_contiguous and np.array_equal(pixels, np.asarray(image)), name
     small = PIL.Image.fromarray(make_image(rng, 5, 6))
     assert rgbx_view(small) is not None
+    with monkeypatch.context() as patch:
+        patch.setattr(pil_memory, "pillow_exports_pixels", lambda: False)  # Pillow 11.2 to 12.3
+        assert rgbx_view(small) is None
+    assert rgbx_view(small) is not None
     monkeypatch.delattr(PIL.Image.Image, "__arrow_c_array__")  # Pillow before 11.2
     assert rgbx_view(small) is None
     assert np.array_equal(pil_pixels(small), np.asarray(small))
 
 
+PILLOW_EXPORTS = """
+import gc, sys
+import numpy as np
+import PIL.Image
+from vlfast.pil_memory import rgbx_view
+
+def resident_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+pixels = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+gc.collect()
+before = resident_mb()
+for _ in range(40):  # 8 MB each
+    image = PIL.Image.fromarray(pixels)
+    assert np.array_equal(rgbx_view(image)[:, :, :3], pixels)
+    del image
+gc.collect()
+print(round(resident_mb() - before))
+from_arrow = PIL.Image.fromarrow(PIL.Image.fromarray(pixels[:5, :7]), "RGB", (7, 5))
+assert np.array_equal(rgbx_view(from_arrow)[:, :, :3], pixels[:5, :7])  # Pillow 11.2-12.3: a crash
+PIL.Image.core.set_alignment(64)  # rows padded to 64 bytes: not one run of 4W-byte rows
+assert rgbx_view(PIL.Image.fromarray(pixels[:6, :53])) is None  # Pillow 11.2-12.3: shifted rows
+"""
+
+
+@needs_export
+@pytest.mark.skipif(sys.platform != "linux", reason="resident memory from /proc")
+def test_the_pillow_release_read_frees_exports_and_refuses_padded_rows() -> None:
+    """What the release rule stands on (``releases.PILLOW_PIXEL_EXPORT_SINCE``), in a process of its own: 40 1080p
+    images viewed and dropped free their memory, an image made by ``Image.fromarrow`` exports, and aligned (padded)
+    rows are refused, not read shifted."""
+    child = subprocess.run([sys.executable, "-c", PILLOW_EXPORTS], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert int(child.stdout) < 100, f"{child.stdout} MB kept"  # 320 MB if every exported image were kept
+
+
+@needs_export
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
 def test_pil_images_equal_the_stock_at_every_level(level: str, backend: str) -> None:
@@ -90,6 +141,7 @@ def test_pil_images_equal_the_stock_at_every_level(level: str, backend: str) -> 
             assert torch.equal(got.pixel_values, expected["pixel_values"].to(dtype)), (level, dtype)
 
 
+@needs_export
 def test_decoded_sources_are_viewed_in_place(tmp_path) -> None:
     """``load_image(backend="pil", copy=False)`` gives a view of the decoded image's RGBX memory, ``(3, H, W)``;
     preprocessing the file equals the stock PIL processor on the image Pillow decodes from it."""
@@ -103,6 +155,18 @@ def test_decoded_sources_are_viewed_in_place(tmp_path) -> None:
         expected = Qwen2VLImageProcessorPil(**QWEN25_VL)(images=[decoded.convert("RGB")], return_tensors="pt")
     got = vlfast.preprocess([str(path)], backend="pil", engine="cpp", **QWEN25_VL)
     assert torch.equal(got.pixel_values, expected["pixel_values"])
+
+
+@needs_export
+def test_decoded_copies_are_interleaved(tmp_path) -> None:
+    """``load_image`` (copy=True) of a PNG with a transparency colour (its composite viewed in Pillow's memory, then
+    copied) gives interleaved pixels, ``(3, H, W)`` with strides ``(1, 3W, 3)``, as before the view."""
+    pixels_in = make_image(np.random.default_rng(4), 20, 31)
+    path = tmp_path / "trns.png"
+    PIL.Image.fromarray(pixels_in).save(path, transparency=(0, 0, 0))
+    copied = load_image(str(path), backend="pil")
+    assert copied.shape == (3, 20, 31) and copied.stride() == (1, 3 * 31, 3)
+    assert torch.equal(copied, load_image(str(path), backend="pil", copy=False))
 
 
 GUARDED_RGBX = """

@@ -81,6 +81,9 @@ def test_video_cap_budget_rule():
         (releases.torchvision_resizes_lanczos, (0, 26, 0), False),
         (releases.torchvision_resizes_lanczos, (0, 27, 0), True),
         (releases.torchvision_resizes_lanczos, (), False),  # not installed: transformers' own check says no
+        (releases.pillow_exports_pixels, (11, 2, 1), False),
+        (releases.pillow_exports_pixels, (12, 3, 0), False),
+        (releases.pillow_exports_pixels, (13, 0, 0), True),
     ],
 )
 def test_rules_per_release(rule, version, expected):

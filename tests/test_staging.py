@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from vlfast.engines.staging import chunk_ranges, is_dense
+from vlfast.engines import staging
+from vlfast.engines.staging import chunk_ranges, whole_block
 
 
 @pytest.mark.parametrize(
@@ -21,18 +22,33 @@ def test_chunk_ranges(sizes, chunk_bytes, expected):
     assert chunk_ranges(sizes, chunk_bytes) == expected
 
 
+def distinct(*shape: int) -> torch.Tensor:
+    """uint8 of ``shape`` whose bytes differ from their neighbours'."""
+    return torch.arange(torch.Size(shape).numel()).remainder(251).to(torch.uint8).view(shape)
+
+
 @pytest.mark.parametrize(
-    ("frame", "dense"),
+    ("frame", "staged"),
     [
-        (torch.zeros(4, 5, 3, dtype=torch.uint8), True),
-        (torch.zeros(3, 4, 5, dtype=torch.uint8).permute(1, 2, 0), True),  # an HWC view of a CHW tensor
-        (torch.zeros(4, 5, 3, dtype=torch.uint8).permute(2, 0, 1), True),
-        (torch.zeros(6, 5, 3, dtype=torch.uint8)[1:5], True),  # whole rows: a contiguous block
-        (torch.zeros(4, 7, 3, dtype=torch.uint8)[:, 1:6], False),  # a crop: rows with gaps
-        (torch.zeros(4, 5, 4, dtype=torch.uint8)[..., :3], False),  # RGB of RGBA
-        (torch.zeros(1, 5, 3, dtype=torch.uint8).expand(4, 5, 3), False),  # overlapping rows
-        (torch.zeros(4, 1, 3, dtype=torch.uint8), True),
+        (distinct(4, 5, 3), 60),
+        (distinct(3, 4, 5).permute(1, 2, 0), 60),  # an HWC view of a CHW tensor
+        (distinct(4, 5, 3).permute(2, 0, 1), 60),
+        (distinct(6, 5, 3)[1:5], 60),  # whole rows: a contiguous block
+        (distinct(4, 7, 3)[:, 1:6], 78),  # a crop: rows with gaps, within twice its size
+        (distinct(4, 5, 4)[..., :3], 79),  # RGB of RGBX (a PIL image's pixels): 4/3 of its size
+        (distinct(12, 15, 3)[::3, ::3], None),  # sparser: packed
+        (distinct(1, 5, 3).expand(4, 5, 3), 15),  # overlapping rows: their one row
+        (distinct(4, 1, 3), 12),
+        (distinct(0, 5, 3), None),
     ],
 )
-def test_is_dense(frame: torch.Tensor, dense: bool) -> None:
-    assert is_dense(frame) is dense
+def test_frames_go_whole_within_twice_their_size(frame: torch.Tensor, staged: int | None) -> None:
+    """A host frame is staged as the block from its first byte to its last where that is at most twice its size,
+    else packed; copied into a buffer of that many bytes and viewed back as staging views it (on the device), it is
+    the frame, bit for bit."""
+    block = whole_block(frame)
+    assert (None if block is None else block.numel()) == staged
+    assert staging.staged_bytes(frame) == (frame.numel() if staged is None else staged)
+    flat = torch.empty(staging.staged_bytes(frame), dtype=torch.uint8)
+    assert staging._copy_to_pinned(flat, frame, block) is flat  # the pinned buffer's copy (here: ordinary memory)
+    assert torch.equal(staging._shaped_like(flat, frame), frame)

@@ -5,6 +5,7 @@ with the stock processors in tests/test_exactness.py), bit for bit.
 """
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -48,12 +49,20 @@ def as_source(array: np.ndarray, kind: str):
         padded = torch.zeros(array.shape[0] + 2, array.shape[1] + 3, 3, dtype=torch.uint8)
         padded[1:-1, 2:-1] = tensor
         return padded.pin_memory()[1:-1, 2:-1]
+    if kind == "pil":  # RGB views of Pillow's RGBX memory where it exports them (1080p; 4K is copied)
+        return PIL.Image.fromarray(array)
+    if kind == "pinned-rgbx":  # the same layout, pinned: uploaded whole from its own memory
+        rgbx = torch.zeros(array.shape[0], array.shape[1], 4, dtype=torch.uint8)
+        rgbx[..., :3] = tensor
+        return rgbx.pin_memory()[..., :3]
     if kind == "cuda":
         return tensor.cuda()
     raise ValueError(kind)
 
 
-@pytest.mark.parametrize("kind", ["numpy", "pageable", "pinned", "pinned-chw", "pinned-crop", "cuda"])
+@pytest.mark.parametrize(
+    "kind", ["numpy", "pageable", "pinned", "pinned-chw", "pinned-crop", "pil", "pinned-rgbx", "cuda"]
+)
 def test_every_source_gives_the_cpu_result(kind: str) -> None:
     arrays = images()
     got = vlfast.preprocess([as_source(a, kind) for a in arrays], device="cuda", engine="triton", **OPTIONS)
@@ -65,23 +74,31 @@ def test_mixed_sources_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """One frame per chunk, sources of every kind interleaved: each chunk's kernels wait for its copy only."""
     monkeypatch.setattr(staging, "CHUNK_BYTES", 1)
     arrays = images(1) * 2
-    kinds = ["numpy", "pinned", "cuda", "pinned-chw", "pageable", "pinned-crop", "numpy", "pinned", "cuda", "numpy"]
+    kinds = ["numpy", "pinned", "cuda", "pinned-chw", "pageable", "pinned-crop", "pil", "pinned-rgbx", "cuda", "numpy"]
     got = vlfast.preprocess([as_source(a, k) for a, k in zip(arrays, kinds, strict=True)], device="cuda", **OPTIONS)
     assert torch.equal(got.pixel_values.cpu(), expected(arrays))
 
 
-def test_pinned_dense_frames_skip_the_host_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    shaped = []
-    original = staging._shaped_like
-    monkeypatch.setattr(
-        staging, "_shaped_like", lambda flat, frame: shaped.append(flat.device.type) or original(flat, frame)
-    )
+def test_pinned_whole_frames_skip_the_host_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pinned frames sent whole (contiguous, permuted, RGB of RGBX) are uploaded from their own memory; others are
+    copied into the pinned staging buffer once each."""
+    copied = []
+    original = staging._copy_to_pinned
+
+    def copy_to_pinned(flat: torch.Tensor, frame: torch.Tensor, block: torch.Tensor | None) -> torch.Tensor:
+        copied.append(block is not None)
+        return original(flat, frame, block)
+
+    monkeypatch.setattr(staging, "_copy_to_pinned", copy_to_pinned)
     arrays = images(2)
-    vlfast.preprocess([as_source(a, "pinned") for a in arrays], device="cuda", **OPTIONS)
-    assert shaped == ["cuda"] * len(arrays)  # only the device views, no pinned staging copy
-    shaped.clear()
+    for kind in ("pinned", "pinned-chw", "pinned-rgbx"):
+        vlfast.preprocess([as_source(a, kind) for a in arrays], device="cuda", **OPTIONS)
+        assert copied == [], kind
     vlfast.preprocess(arrays, device="cuda", **OPTIONS)
-    assert sorted(shaped) == ["cpu"] * len(arrays) + ["cuda"] * len(arrays)
+    assert copied == [True] * len(arrays)  # NumPy arrays: one block copy each
+    copied.clear()
+    vlfast.preprocess([array[::2, ::2] for array in arrays], device="cuda", **OPTIONS)
+    assert copied == [False] * len(arrays)  # every other pixel of every other row: packed
 
 
 def test_on_a_side_stream_and_repeated() -> None:

@@ -2,11 +2,12 @@
 
 ``np.asarray(image)`` copies: Pillow stores an RGB pixel in 4 bytes (RGBX) and its array interface
 packs every row into a new ``bytes`` (1.3 ms for a 1080p image, 6 ms at 4K, more than vlfast's whole
-call at 1080p). Pillow 11.2 and later export an image held in one block of memory
-(``Image.__arrow_c_array__``, up to 16 MiB by default: 1080p, not 4K) as Arrow: a fixed-size list of
-4 uint8 a pixel. :func:`rgbx_view` views that memory as ``(H, W, 4)``, and the kernels read its
-RGB bytes in place (``[..., :3]``: strides ``(4W, 4, 1)``). Anything else (older Pillow, images in
-several blocks, an export of another form) gets ``None``, and the caller copies as before.
+call at 1080p). Pillow exports an image held in one block of memory (``Image.__arrow_c_array__``, up
+to 16 MiB by default: 1080p, not 4K) as Arrow: a fixed-size list of 4 uint8 a pixel. :func:`rgbx_view`
+views that memory as ``(H, W, 4)``, and the kernels read its RGB bytes in place (``[..., :3]``: strides
+``(4W, 4, 1)``). Anything else (Pillow before 13.0, whose exports leak or crash:
+:func:`vlfast.releases.pillow_exports_pixels`; images in several blocks; an export of another form) gets
+``None``, and the caller copies as before.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import ctypes
 
 import numpy as np
 import PIL.Image
+
+from .releases import pillow_exports_pixels
 
 __all__ = ["rgbx_view"]
 
@@ -53,9 +56,10 @@ _ArrowArray._fields_ = [
     ("private_data", ctypes.c_void_p),
 ]
 
-_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_capsule_pointer.restype = ctypes.c_void_p
-_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+# A prototype of its own (setting argtypes on ctypes.pythonapi's would change it for the whole process).
+_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi)
+)
 
 
 class _ExportedMemory:
@@ -90,14 +94,17 @@ def rgbx_view(image: PIL.Image.Image) -> np.ndarray | None:
     ``None`` where Pillow does not export them so (then copy them, ``np.asarray``)."""
     export = getattr(image, "__arrow_c_array__", None)
     width, height = image.size
-    if image.mode != "RGB" or export is None or not width or not height:
+    if image.mode != "RGB" or export is None or not width or not height or not pillow_exports_pixels():
         return None
     try:
         schema_capsule, array_capsule = export()
     except ValueError:  # "Image rows are not contiguous in memory": several blocks
         return None
-    schema = _ArrowSchema.from_address(_capsule_pointer(schema_capsule, b"arrow_schema"))
-    array = _ArrowArray.from_address(_capsule_pointer(array_capsule, b"arrow_array"))
+    try:
+        schema = _ArrowSchema.from_address(_capsule_pointer(schema_capsule, b"arrow_schema"))
+        array = _ArrowArray.from_address(_capsule_pointer(array_capsule, b"arrow_array"))
+    except (TypeError, ValueError):  # not capsules, or capsules of another name
+        return None
     address = _pixel_bytes(schema, array, width * height)
     if address is None:
         return None

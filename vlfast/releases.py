@@ -20,6 +20,7 @@ __all__ = [
     "installed_version",
     "loader_applies_exif",
     "parse_version",
+    "pillow_exports_pixels",
     "pillow_vertical_first",
     "rgb_conversion_composites",
     "torchvision_resizes_lanczos",
@@ -40,6 +41,11 @@ VIDEO_CALL_TOKEN_BUDGET_SINCE: Version = (5, 25)
 TRITON_INTERPRETER_NUMPY_2_4_SINCE: Version = (3, 7)
 #: torchvision 0.27: transformers resizes with LANCZOS; with older torchvision it silently uses BICUBIC instead.
 TORCHVISION_LANCZOS_SINCE: Version = (0, 27)
+#: Pillow 13.0: an image's Arrow export is safe to read pixels from (``vlfast.pil_memory``). Tried on 11.2.1,
+#: 11.3.0, 12.0.0, 12.3.0 and 13.0.0: 11.2.1 never frees an exported image (475 MB after 60 1080p views); up
+#: to 12.3.0, exporting an image made by ``Image.fromarrow`` crashes the process, and with rows aligned
+#: (``PILLOW_ALIGNMENT``) the export hands out shifted rows; 13.0 frees, exports and refuses alike.
+PILLOW_PIXEL_EXPORT_SINCE: Version = (13, 0)
 
 
 def parse_version(text: str) -> Version:
@@ -102,6 +108,12 @@ def triton_interpreter_runs(triton_version: Version | None = None, numpy_version
     triton = installed_version("triton") if triton_version is None else triton_version
     numpy = installed_version("numpy") if numpy_version is None else numpy_version
     return triton >= TRITON_INTERPRETER_NUMPY_2_4_SINCE or numpy < (2, 4)
+
+
+def pillow_exports_pixels(pillow_version: Version | None = None) -> bool:
+    """Whether PIL images' pixels are read through Pillow's Arrow export (else copied, ``np.asarray``)."""
+    given = installed_version("pillow") if pillow_version is None else pillow_version
+    return given >= PILLOW_PIXEL_EXPORT_SINCE
 
 
 def pillow_vertical_first(

@@ -5,14 +5,17 @@ by chunk, copies its frames to the device on a side stream and makes the current
 for that copy only, so the upload of chunk ``k + 1`` overlaps the kernels of chunk ``k``:
 
 - frames already on the device are used as they are;
-- pinned host frames (dense: contiguous or permuted) are uploaded as they are (no host copy; like ``tensor.to(device,
+- a host frame goes as one block of memory from its first byte to its last, viewed on the device with its
+  own strides, where that block is at most twice its size (:func:`whole_block`: contiguous or permuted
+  frames, and the RGB views of a PIL image's 4-byte pixels); others are packed into a block of their size;
+- pinned host frames sent whole are uploaded as they are (no host copy; like ``tensor.to(device,
   non_blocking=True)``, the copy reads them after the call returns, so they must not be
   modified until the result has been used);
-- pageable host frames (NumPy arrays, PIL images, ordinary tensors) are copied once into one
+- other host frames (NumPy arrays, PIL images, ordinary tensors) are copied once into one
   pinned buffer for the whole batch (torch's pinned-memory pool reuses it from call to call),
   then uploaded from it.
 
-Each chunk's frames land in one device buffer per batch, as contiguous ``(H, W, C)`` views.
+Each chunk's frames land in one device buffer per batch.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 from ..errors import DeviceError
 
-__all__ = ["CHUNK_BYTES", "chunk_ranges", "is_dense", "upload_in_chunks"]
+__all__ = ["CHUNK_BYTES", "chunk_ranges", "staged_bytes", "upload_in_chunks", "whole_block"]
 
 #: Input bytes per chunk: large enough that a chunk's launches cost little next to its copy
 #: (about four 1080p images), small enough that the first kernels start early.
@@ -55,25 +58,50 @@ def chunk_ranges(sizes: Sequence[int], chunk_bytes: int) -> list[range]:
     return chunks
 
 
-def is_dense(frame: torch.Tensor) -> bool:
-    """Whether ``frame`` covers exactly ``numel()`` consecutive elements in some dimension order
-    (contiguous, or a permutation of a contiguous tensor such as a CHW view of an HWC one)."""
-    expected = 1
-    for stride, size in sorted(zip(frame.stride(), frame.shape, strict=True)):
-        if size == 1:
-            continue
-        if stride != expected:
-            return False
-        expected *= size
-    return True
+def _span(frame: torch.Tensor) -> int:
+    """Bytes from ``frame``'s first element to its last (strides are never negative here)."""
+    if frame.numel() == 0:
+        return 0
+    return 1 + sum((size - 1) * stride for size, stride in zip(frame.shape, frame.stride(), strict=True))
+
+
+def whole_block(frame: torch.Tensor) -> torch.Tensor | None:
+    """``frame``'s memory from its first byte to its last, 1-D, where that is at most twice ``frame.numel()``
+    (copied as one block, then viewed with ``frame``'s strides: a strided copy of an RGB view of RGBX pixels
+    took 3.5x Pillow's packing plus a block copy); ``None`` for an empty frame or a sparser one (packed)."""
+    span = _span(frame)
+    if not 0 < span <= 2 * frame.numel():
+        return None
+    return frame.as_strided((span,), (1,))
+
+
+def staged_bytes(frame: torch.Tensor) -> int:
+    """Bytes a host frame takes in the staging buffers: its :func:`whole_block`, else its packed size."""
+    block = whole_block(frame)
+    return frame.numel() if block is None else block.numel()
 
 
 def _shaped_like(flat: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-    """``flat`` (``frame.numel()`` bytes) viewed with ``frame``'s strides when they are dense (a
-    CHW or permuted frame copies as one block), else as a contiguous tensor of its shape."""
-    if is_dense(frame):
+    """``flat`` (:func:`staged_bytes` of ``frame``) viewed as ``frame``: with its strides where it goes whole
+    (:func:`whole_block`), else as a contiguous tensor of its shape."""
+    if whole_block(frame) is not None:
         return flat.as_strided(frame.shape, frame.stride())
     return flat.view(frame.shape)
+
+
+def _copy_to_pinned(flat: torch.Tensor, frame: torch.Tensor, block: torch.Tensor | None) -> torch.Tensor:
+    """The one host copy of a frame, into ``flat`` (its :func:`staged_bytes`): its ``block`` (:func:`whole_block`)
+    as it is, else the frame packed; returns ``flat``."""
+    if block is None:
+        flat.view(frame.shape).copy_(frame)
+    else:
+        flat.copy_(block)
+    return flat
+
+
+def _sent_as_is(frame: torch.Tensor) -> bool:
+    """Whether a host frame is uploaded from its own memory: pinned, and sent whole."""
+    return frame.is_pinned() and whole_block(frame) is not None
 
 
 def upload_in_chunks(
@@ -102,7 +130,7 @@ def upload_in_chunks(
     on_host = [index for index, frame in enumerate(frames) if frame.device.type == "cpu"]
     if on_host and torch.cuda.is_current_stream_capturing():
         raise DeviceError("host frames cannot be staged while a CUDA graph is captured; move them to the GPU first")
-    sizes = [frame.numel() if frame.device.type == "cpu" else 0 for frame in frames]
+    sizes = [staged_bytes(frame) if frame.device.type == "cpu" else 0 for frame in frames]
     host_offsets, total = {}, 0
     for index in on_host:
         host_offsets[index] = total
@@ -111,7 +139,7 @@ def upload_in_chunks(
     side = _side_stream(device)
     staged = list(frames)
     if total:
-        pageable = sum(sizes[i] for i in on_host if not (frames[i].is_pinned() and is_dense(frames[i])))
+        pageable = sum(sizes[i] for i in on_host if not _sent_as_is(frames[i]))
         pinned = torch.empty(pageable, dtype=torch.uint8, pin_memory=True) if pageable else None
         target = torch.empty(total, dtype=torch.uint8, device=device)  # on the current stream
         side.wait_stream(current)  # the buffer's earlier users, and the caller's earlier work
@@ -122,14 +150,13 @@ def upload_in_chunks(
             if sizes[index] == 0:
                 continue
             frame = frames[index]
-            if not (frame.is_pinned() and is_dense(frame)):
-                view = _shaped_like(pinned[pinned_offset : pinned_offset + sizes[index]], frame)
-                view.copy_(frame)  # the one host copy of a pageable frame
+            block = whole_block(frame)
+            if not _sent_as_is(frame):
+                block = _copy_to_pinned(pinned[pinned_offset : pinned_offset + sizes[index]], frame, block)
                 pinned_offset += sizes[index]
-                frame = view
             begin = host_offsets[index]
             staged[index] = _shaped_like(target[begin : begin + sizes[index]], frame)
-            copies.append((staged[index], frame))
+            copies.append((target[begin : begin + sizes[index]], block))
         if copies:
             with torch.cuda.stream(side):
                 for destination, source in copies:
