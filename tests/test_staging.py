@@ -5,6 +5,7 @@ import torch
 
 from vlfast.engines import staging
 from vlfast.engines.staging import chunk_ranges, whole_block
+from vlfast.errors import ImageTooLargeError
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,19 @@ def test_frames_go_whole_within_twice_their_size(frame: torch.Tensor, staged: in
     the frame, bit for bit."""
     block = whole_block(frame)
     assert (None if block is None else block.numel()) == staged
-    assert staging.staged_bytes(frame) == (frame.numel() if staged is None else staged)
-    flat = torch.empty(staging.staged_bytes(frame), dtype=torch.uint8)
+    flat = torch.empty(frame.numel() if block is None else block.numel(), dtype=torch.uint8)
     assert staging._copy_to_pinned(flat, frame, block) is flat  # the pinned buffer's copy (here: ordinary memory)
-    assert torch.equal(staging._shaped_like(flat, frame), frame)
+    assert torch.equal(staging._shaped_like(flat, frame, block), frame)
+
+
+def test_no_room_for_the_frames_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device buffer of a batch's host frames, refused by the allocator: ImageTooLargeError naming the size and
+    the room left (the CUDA calls stubbed: this runs without a GPU)."""
+
+    def refuse(*args: object, **kwargs: object) -> torch.Tensor:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(staging.torch, "empty", refuse)
+    monkeypatch.setattr(staging.torch.cuda, "mem_get_info", lambda device: (3 * 2**20, 80 * 2**30))
+    with pytest.raises(ImageTooLargeError, match=r"would take 24\.0 MiB on cuda:0, which has 3\.0 MiB free"):
+        staging._empty_on(torch.device("cuda", 0), 24 * 2**20)

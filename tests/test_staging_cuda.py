@@ -45,10 +45,14 @@ def as_source(array: np.ndarray, kind: str):
         return tensor.pin_memory()
     if kind == "pinned-chw":  # a dense permuted view: uploaded as one block with its strides
         return tensor.permute(2, 0, 1).contiguous().pin_memory()
-    if kind == "pinned-crop":  # not dense: goes through the pinned staging buffer
+    if kind == "pinned-crop":  # rows with gaps, within twice its size: uploaded whole from its own memory
         padded = torch.zeros(array.shape[0] + 2, array.shape[1] + 3, 3, dtype=torch.uint8)
         padded[1:-1, 2:-1] = tensor
         return padded.pin_memory()[1:-1, 2:-1]
+    if kind == "pinned-sparse":  # every other pixel of every other row: packed through the pinned buffer
+        spread = torch.zeros(2 * array.shape[0], 2 * array.shape[1], 3, dtype=torch.uint8)
+        spread[::2, ::2] = tensor
+        return spread.pin_memory()[::2, ::2]
     if kind == "pil":  # RGB views of Pillow's RGBX memory where it exports them (1080p; 4K is copied)
         return PIL.Image.fromarray(array)
     if kind == "pinned-rgbx":  # the same layout, pinned: uploaded whole from its own memory
@@ -61,7 +65,7 @@ def as_source(array: np.ndarray, kind: str):
 
 
 @pytest.mark.parametrize(
-    "kind", ["numpy", "pageable", "pinned", "pinned-chw", "pinned-crop", "pil", "pinned-rgbx", "cuda"]
+    "kind", ["numpy", "pageable", "pinned", "pinned-chw", "pinned-crop", "pinned-sparse", "pil", "pinned-rgbx", "cuda"]
 )
 def test_every_source_gives_the_cpu_result(kind: str) -> None:
     arrays = images()
@@ -74,14 +78,15 @@ def test_mixed_sources_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """One frame per chunk, sources of every kind interleaved: each chunk's kernels wait for its copy only."""
     monkeypatch.setattr(staging, "CHUNK_BYTES", 1)
     arrays = images(1) * 2
-    kinds = ["numpy", "pinned", "cuda", "pinned-chw", "pageable", "pinned-crop", "pil", "pinned-rgbx", "cuda", "numpy"]
+    kinds = ["numpy", "pinned", "cuda", "pinned-chw", "pageable", "pinned-crop", "pil", "pinned-rgbx", "pinned-sparse"]
+    kinds.append("numpy")
     got = vlfast.preprocess([as_source(a, k) for a, k in zip(arrays, kinds, strict=True)], device="cuda", **OPTIONS)
     assert torch.equal(got.pixel_values.cpu(), expected(arrays))
 
 
 def test_pinned_whole_frames_skip_the_host_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pinned frames sent whole (contiguous, permuted, RGB of RGBX) are uploaded from their own memory; others are
-    copied into the pinned staging buffer once each."""
+    """Pinned frames sent whole (contiguous, permuted, cropped, RGB of RGBX) are uploaded from their own memory;
+    others are copied into the pinned staging buffer once each: whole (NumPy arrays) or packed (sparse frames)."""
     copied = []
     original = staging._copy_to_pinned
 
@@ -91,7 +96,7 @@ def test_pinned_whole_frames_skip_the_host_copy(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(staging, "_copy_to_pinned", copy_to_pinned)
     arrays = images(2)
-    for kind in ("pinned", "pinned-chw", "pinned-rgbx"):
+    for kind in ("pinned", "pinned-chw", "pinned-crop", "pinned-rgbx"):
         vlfast.preprocess([as_source(a, kind) for a in arrays], device="cuda", **OPTIONS)
         assert copied == [], kind
     vlfast.preprocess(arrays, device="cuda", **OPTIONS)
@@ -99,6 +104,9 @@ def test_pinned_whole_frames_skip_the_host_copy(monkeypatch: pytest.MonkeyPatch)
     copied.clear()
     vlfast.preprocess([array[::2, ::2] for array in arrays], device="cuda", **OPTIONS)
     assert copied == [False] * len(arrays)  # every other pixel of every other row: packed
+    copied.clear()
+    vlfast.preprocess([as_source(a, "pinned-sparse") for a in arrays], device="cuda", **OPTIONS)
+    assert copied == [False] * len(arrays)  # pinned, but packed all the same
 
 
 def test_on_a_side_stream_and_repeated() -> None:

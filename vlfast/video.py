@@ -30,7 +30,7 @@ from typing_extensions import Unpack
 
 from .defaults import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, VIDEO_MIN_PIXELS_MARGIN, VIDEO_TOKEN_BUDGET_SHARE
 from .errors import InvalidImageError, UnsupportedModeError
-from .inputs import ImageLike, parse_channel_format, pil_pixels, pixels_view
+from .inputs import ImageLike, parse_channel_format, pixels_view
 from .pipeline import PipelineKwargs, PipelineOptions, pipeline_options, run_clips
 from .plans import Backend
 from .sizing import SizeRule
@@ -70,8 +70,10 @@ class PreprocessedVideos:
 def _frame_tensor(frame: ImageLike) -> torch.Tensor:
     """One frame of a list, as the stock processor stacks them (``np.array(frame)``); PIL modes other than
     RGB/RGBA, which the stock processor cannot handle, are converted to RGB by Pillow."""
-    if isinstance(frame, PIL.Image.Image):  # read-only views: the frames are stacked into a tensor of their own
-        return pixels_view(pil_pixels(frame if frame.mode in ("RGB", "RGBA") else frame.convert("RGB")))
+    # Read-only arrays (np.asarray: Pillow's packed copy), stacked into a tensor of their own; not views of Pillow's
+    # RGBX memory (vlfast.pil_memory), which the stack would copy pixel by pixel.
+    if isinstance(frame, PIL.Image.Image):
+        return pixels_view(np.asarray(frame if frame.mode in ("RGB", "RGBA") else frame.convert("RGB")))
     if isinstance(frame, np.ndarray):
         frame = pixels_view(frame)
     if not isinstance(frame, torch.Tensor):

@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from ..errors import DeviceError
+from ..errors import DeviceError, ImageTooLargeError
 
-__all__ = ["CHUNK_BYTES", "chunk_ranges", "staged_bytes", "upload_in_chunks", "whole_block"]
+__all__ = ["CHUNK_BYTES", "chunk_ranges", "upload_in_chunks", "whole_block"]
 
 #: Input bytes per chunk: large enough that a chunk's launches cost little next to its copy
 #: (about four 1080p images), small enough that the first kernels start early.
@@ -59,7 +59,8 @@ def chunk_ranges(sizes: Sequence[int], chunk_bytes: int) -> list[range]:
 
 
 def _span(frame: torch.Tensor) -> int:
-    """Bytes from ``frame``'s first element to its last (strides are never negative here)."""
+    """Bytes from ``frame``'s first element to its last (uint8 frames: an element is a byte; strides are never
+    negative here)."""
     if frame.numel() == 0:
         return 0
     return 1 + sum((size - 1) * stride for size, stride in zip(frame.shape, frame.stride(), strict=True))
@@ -75,23 +76,17 @@ def whole_block(frame: torch.Tensor) -> torch.Tensor | None:
     return frame.as_strided((span,), (1,))
 
 
-def staged_bytes(frame: torch.Tensor) -> int:
-    """Bytes a host frame takes in the staging buffers: its :func:`whole_block`, else its packed size."""
-    block = whole_block(frame)
-    return frame.numel() if block is None else block.numel()
-
-
-def _shaped_like(flat: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-    """``flat`` (:func:`staged_bytes` of ``frame``) viewed as ``frame``: with its strides where it goes whole
-    (:func:`whole_block`), else as a contiguous tensor of its shape."""
-    if whole_block(frame) is not None:
+def _shaped_like(flat: torch.Tensor, frame: torch.Tensor, block: torch.Tensor | None) -> torch.Tensor:
+    """``flat`` (``block``'s bytes, or ``frame.numel()``) viewed as ``frame``: with its strides where it goes whole
+    (``block``, its :func:`whole_block`), else as a contiguous tensor of its shape."""
+    if block is not None:
         return flat.as_strided(frame.shape, frame.stride())
     return flat.view(frame.shape)
 
 
 def _copy_to_pinned(flat: torch.Tensor, frame: torch.Tensor, block: torch.Tensor | None) -> torch.Tensor:
-    """The one host copy of a frame, into ``flat`` (its :func:`staged_bytes`): its ``block`` (:func:`whole_block`)
-    as it is, else the frame packed; returns ``flat``."""
+    """The one host copy of a frame, into ``flat``: its ``block`` (:func:`whole_block`) as it is, else the frame
+    packed (``frame.numel()`` bytes); returns ``flat``."""
     if block is None:
         flat.view(frame.shape).copy_(frame)
     else:
@@ -99,9 +94,16 @@ def _copy_to_pinned(flat: torch.Tensor, frame: torch.Tensor, block: torch.Tensor
     return flat
 
 
-def _sent_as_is(frame: torch.Tensor) -> bool:
-    """Whether a host frame is uploaded from its own memory: pinned, and sent whole."""
-    return frame.is_pinned() and whole_block(frame) is not None
+def _empty_on(device: torch.device, size: int) -> torch.Tensor:
+    """``size`` bytes on ``device`` for the staged frames, or :class:`ImageTooLargeError` when it has no room."""
+    try:
+        return torch.empty(size, dtype=torch.uint8, device=device)
+    except torch.cuda.OutOfMemoryError as error:
+        free = torch.cuda.mem_get_info(device)[0]
+        raise ImageTooLargeError(
+            f"the batch's frames would take {size / 2**20:.1f} MiB on {device}, which has {free / 2**20:.1f} MiB "
+            "free; split the batch (vlfast.preprocess_in_chunks)"
+        ) from error
 
 
 def upload_in_chunks(
@@ -114,13 +116,15 @@ def upload_in_chunks(
     chunk's kernels before asking for the next chunk.
 
     Args:
-        frames: uint8 tensors, any layout, on the CPU or on ``device``.
+        frames: uint8 tensors, any layout, on the CPU or on ``device``; host frames arrive with their own strides
+            where they go as one block (:func:`whole_block`), else contiguous.
         device: a CUDA device.
         chunk_bytes: input bytes per chunk (default :data:`CHUNK_BYTES`).
 
     Raises:
         DeviceError: a frame on another device, or host frames while a CUDA graph is captured
             (a graph would re-read host memory that no longer holds them).
+        ImageTooLargeError: no room on the device for the batch's host frames.
     """
     if device.index is None:
         device = torch.device(device.type, torch.cuda.current_device())
@@ -130,7 +134,13 @@ def upload_in_chunks(
     on_host = [index for index, frame in enumerate(frames) if frame.device.type == "cpu"]
     if on_host and torch.cuda.is_current_stream_capturing():
         raise DeviceError("host frames cannot be staged while a CUDA graph is captured; move them to the GPU first")
-    sizes = [staged_bytes(frame) if frame.device.type == "cpu" else 0 for frame in frames]
+    blocks = [whole_block(frame) if frame.device.type == "cpu" else None for frame in frames]
+    sizes = [
+        (frame.numel() if block is None else block.numel()) if frame.device.type == "cpu" else 0
+        for frame, block in zip(frames, blocks, strict=True)
+    ]
+    # Uploaded from their own memory: pinned host frames sent whole.
+    as_is = [block is not None and frame.is_pinned() for frame, block in zip(frames, blocks, strict=True)]
     host_offsets, total = {}, 0
     for index in on_host:
         host_offsets[index] = total
@@ -139,9 +149,9 @@ def upload_in_chunks(
     side = _side_stream(device)
     staged = list(frames)
     if total:
-        pageable = sum(sizes[i] for i in on_host if not _sent_as_is(frames[i]))
+        pageable = sum(sizes[i] for i in on_host if not as_is[i])
         pinned = torch.empty(pageable, dtype=torch.uint8, pin_memory=True) if pageable else None
-        target = torch.empty(total, dtype=torch.uint8, device=device)  # on the current stream
+        target = _empty_on(device, total)  # on the current stream
         side.wait_stream(current)  # the buffer's earlier users, and the caller's earlier work
     pinned_offset = 0
     for chunk in chunk_ranges(sizes, CHUNK_BYTES if chunk_bytes is None else chunk_bytes):
@@ -149,14 +159,14 @@ def upload_in_chunks(
         for index in chunk:
             if sizes[index] == 0:
                 continue
-            frame = frames[index]
-            block = whole_block(frame)
-            if not _sent_as_is(frame):
-                block = _copy_to_pinned(pinned[pinned_offset : pinned_offset + sizes[index]], frame, block)
+            frame, block = frames[index], blocks[index]
+            source = block
+            if not as_is[index]:
+                source = _copy_to_pinned(pinned[pinned_offset : pinned_offset + sizes[index]], frame, block)
                 pinned_offset += sizes[index]
-            begin = host_offsets[index]
-            staged[index] = _shaped_like(target[begin : begin + sizes[index]], frame)
-            copies.append((target[begin : begin + sizes[index]], block))
+            destination = target[host_offsets[index] : host_offsets[index] + sizes[index]]
+            staged[index] = _shaped_like(destination, frame, block)
+            copies.append((destination, source))
         if copies:
             with torch.cuda.stream(side):
                 for destination, source in copies:
