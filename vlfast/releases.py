@@ -3,7 +3,7 @@ depends on an installed version, in one place.
 
 vlfast reproduces the *installed* stock processors. Each rule below takes a version tuple and defaults
 to the installed release's, read once from the package metadata (no import of the package itself).
-Supported: transformers 5.17 to 5.25, torch 2.11 / torchvision 0.26 and later, Pillow 10 and later.
+Supported: transformers 5.17 to 5.25, torch 2.11 / torchvision 0.26 and later, Pillow 11.3 and later.
 What is not a rule here follows the stock by construction: the processors' option handling and token
 counts are the stock classes' own methods (``vlfast.processor``, ``vlfast.video``).
 """
