@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import mmap
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
+from guard_pages import run_child
 from kernel_cases import (
     QWEN,
     bits,
@@ -740,34 +740,19 @@ GUARDED_WIDTHS = [
 ]
 
 GUARDED_PASSES = """
-import ctypes, mmap, sys
+import sys
 import numpy as np
+from guard_pages import flush_against_guard
 from vlfast import _C
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.plans import Backend, Filter, axis_plan
 from vlfast.reference import apply_axis
 
-libc = ctypes.CDLL(None, use_errno=True)
-page = mmap.PAGESIZE
-keep = []
-
-
-def flush_against_guard(shape):
-    \"\"\"A uint8 array of `shape` whose last byte is followed by a PROT_NONE page.\"\"\"
-    size = int(np.prod(shape))
-    pages = -(-size // page) + 1
-    memory = mmap.mmap(-1, pages * page)
-    guard = ctypes.addressof(ctypes.c_char.from_buffer(memory, (pages - 1) * page))
-    assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0, ctypes.get_errno()
-    keep.append(memory)
-    return np.frombuffer(memory, np.uint8, size, (pages - 1) * page - size).reshape(shape)
-
-
 rng = np.random.default_rng(0)
 checked = 0
 for (width, out_width, channels), gathered in eval(sys.argv[1]):
     height = 9
-    image = flush_against_guard((height, width, channels))
+    image = flush_against_guard(height * width * channels).reshape(height, width, channels)
     image[...] = rng.integers(0, 256, image.shape, dtype=np.uint8)
     for backend in Backend:
         for vertical, axis in ((False, axis_plan(width, out_width, Filter.BICUBIC, backend)),
@@ -779,7 +764,7 @@ for (width, out_width, channels), gathered in eval(sys.argv[1]):
                 if not vertical:
                     window = _C.horizontal_gather_window(fields, channels)
                     assert window == gathered.get(level, 0), (width, backend, level)
-                out = flush_against_guard(expected.shape)
+                out = flush_against_guard(expected.size).reshape(expected.shape)
                 _C.resample_axis(image, fields, vertical, out)
                 assert np.array_equal(out, expected), (width, out_width, channels, backend, vertical, level)
                 checked += 1
@@ -797,9 +782,7 @@ def test_passes_touch_nothing_past_their_buffers():
             plan = axis_plan(width, out_width, Filter.BICUBIC, backend)
             windows = {level: gather_window(plan, channels, level) for level in GATHER_SHAPES}
             assert {level: window for level, window in windows.items() if window} == gathered, (width, backend)
-    child = subprocess.run(
-        [sys.executable, "-c", GUARDED_PASSES, repr(GUARDED_WIDTHS)], capture_output=True, text=True, timeout=300
-    )
+    child = run_child(GUARDED_PASSES, repr(GUARDED_WIDTHS))
     assert child.returncode == 0, child.stderr[-2000:]
     assert int(child.stdout) == len(GUARDED_WIDTHS) * 2 * 2 * len(_C.simd_levels())
 

@@ -12,8 +12,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from guard_pages import run_child
 from kernel_cases import make_image
 from simd_levels import LEVELS, simd_level
+from skimage import data
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil
 
 import vlfast
@@ -130,11 +132,12 @@ def test_the_pillow_release_read_frees_exports_and_refuses_padded_rows() -> None
 @pytest.mark.parametrize("backend", ["torchvision", "pil"])
 def test_pil_images_equal_the_stock_at_every_level(level: str, backend: str) -> None:
     """PIL RGB images of widths around the packing steps, resized (up from below min_pixels, or down) or already
-    at the model's size (no pass: rows packed into place), each SIMD level against the stock processor on the
-    same images, float32 and bfloat16."""
+    at the model's size (no pass: rows packed into place), and real photos, each SIMD level against the stock
+    processor on the same images, float32 and bfloat16."""
     rng = np.random.default_rng(2)
     images = [PIL.Image.fromarray(make_image(rng, 30, width)) for width in WIDTHS]
     images += [PIL.Image.fromarray(make_image(rng, 56, 84)), PIL.Image.fromarray(make_image(rng, 300, 451))]
+    images += [PIL.Image.fromarray(data.chelsea()), PIL.Image.fromarray(data.astronaut())]  # real photos
     assert all(rgbx_view(image) is not None for image in images)
     expected = STOCK[backend](**QWEN25_VL)(images=images, return_tensors="pt")
     with simd_level(level):
@@ -173,28 +176,19 @@ def test_decoded_copies_are_interleaved(tmp_path) -> None:
 
 
 GUARDED_RGBX = """
-import ctypes, mmap, sys
+import sys
 import numpy as np
 import torch
+from guard_pages import flush_against_guard
 from vlfast import _C, normalization_table
 from vlfast.engines import cpp as cpu_kernel
 from vlfast.plans import Backend, Filter, ResamplePlan, axis_plan
 
-libc = ctypes.CDLL(None, use_errno=True)
-page = mmap.PAGESIZE
-keep = []
-
 
 def rgb_of_rgbx_against_guard(height, width):
     \"\"\"(H, W, 3) uint8 with strides (4W, 4, 1), the last pixel's third byte followed by a PROT_NONE page.\"\"\"
-    size = 4 * height * width - 1
-    pages = -(-size // page) + 1
-    memory = mmap.mmap(-1, pages * page)
-    guard = ctypes.addressof(ctypes.c_char.from_buffer(memory, (pages - 1) * page))
-    assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0, ctypes.get_errno()
-    keep.append(memory)
-    flat = np.frombuffer(memory, np.uint8, size, (pages - 1) * page - size)
-    flat[...] = np.random.default_rng(width).integers(0, 256, size, dtype=np.uint8)
+    flat = flush_against_guard(4 * height * width - 1)
+    flat[...] = np.random.default_rng(width).integers(0, 256, flat.size, dtype=np.uint8)
     return np.lib.stride_tricks.as_strided(flat, (height, width, 3), (4 * width, 4, 1))
 
 
@@ -233,9 +227,7 @@ def test_rgbx_rows_are_read_to_their_last_rgb_byte_only() -> None:
     from vlfast import _C
 
     widths = [28, 56, 84, 112, 140, 168, 9, 17, 33, 65]
-    child = subprocess.run(
-        [sys.executable, "-c", GUARDED_RGBX, repr(widths)], capture_output=True, text=True, timeout=300
-    )
+    child = run_child(GUARDED_RGBX, repr(widths))
     assert child.returncode == 0, child.stderr[-2000:]
     frames = sum(len({(h, w) for h in (56, 28) for w in (width, 56) if w % 28 == 0}) for width in widths)
     assert frames == 6 * 4 - 2 + 4 * 2  # 56 wide: 2 frames; other multiples of 28: 4; the rest: 2
